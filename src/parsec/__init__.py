@@ -1,0 +1,34 @@
+"""Parsec: a realtime messaging engine for Python, wire-compatible with Centrifugo."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from parsec._facade import Parsec
+from parsec.channels.options import ChannelOptions, Namespace
+from parsec.engine.codes import ClientError, Disconnect
+from parsec.engine.types import ClientInfo, Publication, StreamPosition
+from parsec.options import (
+    ApiOptions,
+    AuthOptions,
+    ClientOptions,
+    Options,
+    ServerOptions,
+)
+
+__all__ = [
+    "ApiOptions",
+    "AuthOptions",
+    "ChannelOptions",
+    "ClientError",
+    "ClientInfo",
+    "ClientOptions",
+    "Disconnect",
+    "Namespace",
+    "Options",
+    "Parsec",
+    "Publication",
+    "ServerOptions",
+    "StreamPosition",
+    "__version__",
+]

@@ -1,0 +1,193 @@
+"""In-memory Broker, PresenceManager and Controller: one process, no I/O.
+
+They keep the same guarantees as the distributed backends (``tests/conformance``), in
+the scope of one process: a restart loses every stream, so the next publication
+starts a new epoch and clients fall back to ``recovered: false``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from parsec.engine.broker import (
+    DEFAULT_HISTORY_META_TTL,
+    Broker,
+    BrokerEventHandler,
+    HistoryFilter,
+    HistoryResult,
+    PublishOptions,
+)
+from parsec.engine.controller import ControlCommand, ControlEventHandler, Controller, NodeInfo
+from parsec.engine.presence import PresenceManager, PresenceStats
+from parsec.engine.types import ClientInfo, Publication, StreamPosition
+
+__all__ = ["MemoryBroker", "MemoryController", "MemoryPresenceManager", "new_epoch"]
+
+Clock = Callable[[], float]
+_EPOCH_ALPHABET = string.ascii_letters
+
+
+def new_epoch() -> str:
+    """A random stream generation name (8 ASCII letters)."""
+    return "".join(secrets.choice(_EPOCH_ALPHABET) for _ in range(8))
+
+
+class _Stream:
+    __slots__ = ("epoch", "expire_at", "meta_expire_at", "pubs", "top")
+
+    def __init__(self, meta_expire_at: float) -> None:
+        self.epoch = new_epoch()
+        self.top = 0
+        self.pubs: deque[Publication] = deque()
+        self.expire_at = 0.0
+        self.meta_expire_at = meta_expire_at
+
+
+class MemoryBroker:
+    """Broker for one process. ``publish`` appends and delivers without awaiting."""
+
+    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._handler: BrokerEventHandler | None = None
+        self._streams: dict[str, _Stream] = {}
+        self._idempotent: OrderedDict[tuple[str, str], tuple[StreamPosition, float]] = OrderedDict()
+
+    async def start(self, handler: BrokerEventHandler) -> None:
+        self._handler = handler
+
+    async def subscribe(self, channel: str) -> None:
+        """Every publication reaches this process's handler; nothing to do."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Every publication reaches this process's handler; nothing to do."""
+
+    async def publish(self, channel: str, pub: Publication, opts: PublishOptions) -> StreamPosition:
+        now = self._clock()
+        if opts.idempotency_key:
+            seen = self._seen(channel, opts.idempotency_key, now)
+            if seen is not None:
+                return seen
+        position = StreamPosition()
+        if opts.keeps_history:
+            stream = self._stream(channel, now, opts.history_meta_ttl)
+            stream.top += 1
+            pub.offset = stream.top
+            if stream.expire_at and stream.expire_at <= now:
+                stream.pubs.clear()
+            stream.pubs.append(pub)
+            while len(stream.pubs) > opts.history_size:
+                stream.pubs.popleft()
+            stream.expire_at = now + opts.history_ttl
+            stream.meta_expire_at = now + opts.history_meta_ttl
+            position = StreamPosition(stream.top, stream.epoch)
+        if opts.idempotency_key:
+            expires = now + opts.idempotent_result_ttl
+            self._idempotent[(channel, opts.idempotency_key)] = (position, expires)
+        if self._handler is not None:
+            self._handler.handle_publication(channel, pub, position)
+        return position
+
+    async def publish_join(self, channel: str, info: ClientInfo) -> None:
+        if self._handler is not None:
+            self._handler.handle_join(channel, info)
+
+    async def publish_leave(self, channel: str, info: ClientInfo) -> None:
+        if self._handler is not None:
+            self._handler.handle_leave(channel, info)
+
+    async def history(
+        self, channel: str, flt: HistoryFilter, meta_ttl: float = DEFAULT_HISTORY_META_TTL
+    ) -> HistoryResult:
+        now = self._clock()
+        stream = self._stream(channel, now, meta_ttl)
+        position = StreamPosition(stream.top, stream.epoch)
+        if flt.limit == 0 or (stream.expire_at and stream.expire_at <= now):
+            return HistoryResult([], position)
+        pubs = list(stream.pubs)
+        if flt.since is not None:
+            after = flt.since.offset
+            pubs = [p for p in pubs if p.offset > after]
+        if flt.reverse:
+            pubs.reverse()
+        if flt.limit > 0:
+            pubs = pubs[: flt.limit]
+        return HistoryResult(pubs, position)
+
+    async def remove_history(self, channel: str) -> None:
+        stream = self._streams.get(channel)
+        if stream is not None:
+            stream.pubs.clear()
+
+    async def aclose(self) -> None:
+        self._handler = None
+
+    def _stream(self, channel: str, now: float, meta_ttl: float) -> _Stream:
+        stream = self._streams.get(channel)
+        if stream is None or stream.meta_expire_at <= now:
+            stream = self._streams[channel] = _Stream(now + meta_ttl)
+        return stream
+
+    def _seen(self, channel: str, key: str, now: float) -> StreamPosition | None:
+        while self._idempotent:
+            oldest = next(iter(self._idempotent.values()))
+            if oldest[1] > now:
+                break
+            self._idempotent.popitem(last=False)
+        hit = self._idempotent.get((channel, key))
+        return hit[0] if hit is not None else None
+
+
+class MemoryPresenceManager:
+    """Presence for one process. Entries live until removed (the process owns every
+    session, so none can be orphaned)."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, dict[str, ClientInfo]] = {}
+
+    async def add_presence(
+        self, channel: str, client_id: str, info: ClientInfo, ttl: float
+    ) -> None:
+        self._channels.setdefault(channel, {})[client_id] = info
+
+    async def remove_presence(self, channel: str, client_id: str, user: str) -> None:
+        clients = self._channels.get(channel)
+        if clients is None:
+            return
+        clients.pop(client_id, None)
+        if not clients:
+            del self._channels[channel]
+
+    async def presence(self, channel: str) -> dict[str, ClientInfo]:
+        return dict(self._channels.get(channel, {}))
+
+    async def presence_stats(self, channel: str) -> PresenceStats:
+        clients = self._channels.get(channel, {})
+        return PresenceStats(len(clients), len({i.user for i in clients.values()}))
+
+    async def aclose(self) -> None:
+        self._channels.clear()
+
+
+class MemoryController:
+    """Controller for a cluster of one: there are no other nodes to tell."""
+
+    async def start(self, handler: ControlEventHandler) -> None:
+        """Nothing to receive in a one-node cluster."""
+
+    async def broadcast(self, command: ControlCommand) -> None:
+        """No other node exists; the sender has already applied the command."""
+
+    async def nodes(self) -> list[NodeInfo]:
+        return []
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+_broker: type[Broker] = MemoryBroker
+_presence: type[PresenceManager] = MemoryPresenceManager
+_controller: type[Controller] = MemoryController

@@ -1,0 +1,1 @@
+"""The realtime engine: Node, Hub, Session, the protocol codec and backend contracts."""

@@ -1,0 +1,112 @@
+"""The Controller contract: commands between nodes of one cluster.
+
+Server API calls that act on users (disconnect, unsubscribe, subscribe, refresh) may
+reach any node, while the user's sessions live on others. The receiving node applies
+the command to its own sessions and hands it to the Controller, which delivers it to
+every *other* live node exactly as sent; each node applies it to its own sessions.
+
+Guarantees:
+
+* ``broadcast`` never delivers a command back to the node that sent it.
+* Delivery is at-most-once: a node that is down when a command is sent never gets it.
+* ``nodes`` lists every live node other than this one, with its last reported info;
+  a node that stops reporting drops out within a few seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from parsec.engine.types import EMPTY_RAW
+
+__all__ = [
+    "ControlCommand",
+    "ControlEventHandler",
+    "Controller",
+    "DisconnectCommand",
+    "NodeInfo",
+    "RefreshCommand",
+    "SubscribeCommand",
+    "UnsubscribeCommand",
+]
+
+
+class NodeInfo(msgspec.Struct, omit_defaults=True):
+    """One node's statistics, as the server API ``info`` method reports them."""
+
+    uid: str
+    name: str
+    version: str
+    num_clients: int
+    num_users: int
+    num_channels: int
+    num_subs: int
+    uptime: int = 0
+
+
+class DisconnectCommand(msgspec.Struct, tag="disconnect"):
+    user: str
+    code: int
+    reason: str
+    client: str = ""
+    session: str = ""
+    whitelist: list[str] = []
+
+
+class UnsubscribeCommand(msgspec.Struct, tag="unsubscribe"):
+    user: str
+    channel: str
+    client: str = ""
+    session: str = ""
+
+
+class SubscribeCommand(msgspec.Struct, tag="subscribe"):
+    user: str
+    channel: str
+    client: str = ""
+    session: str = ""
+    info: msgspec.Raw = EMPTY_RAW
+    data: msgspec.Raw = EMPTY_RAW
+    expire_at: int = 0
+    recover_offset: int = 0
+    recover_epoch: str = ""
+    recover: bool = False
+
+
+class RefreshCommand(msgspec.Struct, tag="refresh"):
+    user: str
+    client: str = ""
+    session: str = ""
+    expired: bool = False
+    expire_at: int = 0
+    info: msgspec.Raw = EMPTY_RAW
+
+
+ControlCommand = DisconnectCommand | UnsubscribeCommand | SubscribeCommand | RefreshCommand
+
+
+class ControlEventHandler(Protocol):
+    """What a Node implements to receive commands from other nodes."""
+
+    async def handle_control(self, command: ControlCommand) -> None:
+        """Apply a command sent by another node to this node's sessions."""
+
+    def node_info(self) -> NodeInfo:
+        """This node's statistics, for the controller to report to other nodes."""
+
+
+@runtime_checkable
+class Controller(Protocol):
+    async def start(self, handler: ControlEventHandler) -> None:
+        """Begin receiving commands and reporting this node. Called once."""
+
+    async def broadcast(self, command: ControlCommand) -> None:
+        """Deliver a command to every other live node."""
+
+    async def nodes(self) -> list[NodeInfo]:
+        """Every other live node, with its last reported info."""
+
+    async def aclose(self) -> None:
+        """Stop. Idempotent."""

@@ -1,0 +1,344 @@
+"""Node: the heart of a Parsec process.
+
+A Node owns the Hub (local sessions and subscriptions), the Broker (pub/sub and
+history), the PresenceManager and the Controller (commands between nodes), and
+implements the publish path: resolve the channel's options, let the broker append
+to history and assign the position, fan out to local subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from parsec import __version__
+from parsec.auth.tokens import TokenVerifier
+from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
+from parsec.channels.namespaces import ChannelRules, ResolvedChannel
+from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
+from parsec.engine.codes import Disconnect, disconnects, errors
+from parsec.engine.codes import unsubscribes as unsub
+from parsec.engine.controller import (
+    ControlCommand,
+    Controller,
+    DisconnectCommand,
+    NodeInfo,
+    RefreshCommand,
+    SubscribeCommand,
+    UnsubscribeCommand,
+)
+from parsec.engine.hub import Hub
+from parsec.engine.presence import PresenceManager, PresenceStats
+from parsec.engine.session import RPCCall, Session
+from parsec.engine.subscription import Subscription
+from parsec.engine.types import ClientInfo, Publication, StreamPosition
+from parsec.options import Options
+
+__all__ = ["Node", "RPCHandler"]
+
+log = logging.getLogger("parsec.node")
+
+RPCHandler = Callable[[RPCCall], Awaitable[Any]]
+_B = TypeVar("_B", MemoryBroker, MemoryPresenceManager, MemoryController)
+
+
+class Node:
+    """One Parsec process's engine. Use as an async context manager, or call
+    ``start`` and ``aclose``; backends passed in are not closed by the node."""
+
+    def __init__(
+        self,
+        options: Options,
+        verifier: TokenVerifier,
+        *,
+        broker: Broker | None = None,
+        presence: PresenceManager | None = None,
+        controller: Controller | None = None,
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.options = options
+        self.verifier = verifier
+        self.version = __version__
+        self.rules = ChannelRules.from_options(options)
+        self.hub = Hub()
+        self._owned: list[Broker | PresenceManager | Controller] = []
+        self.broker: Broker = broker or self._own(MemoryBroker())
+        self.presence: PresenceManager = presence or self._own(MemoryPresenceManager())
+        self.controller: Controller = controller or self._own(MemoryController())
+        self.rpc_handlers: dict[str, RPCHandler] = {}
+        self.message_handler: RPCHandler | None = None
+        self._broker_channels: set[str] = set()
+        self._channel_locks: dict[str, _ChannelLock] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started_at = time.monotonic()
+        self._state = "new"
+
+    def _own(self, backend: _B) -> _B:
+        self._owned.append(backend)
+        return backend
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"a node can start once; this one is {self._state}")
+        self._state = "running"
+        await self.broker.start(self)
+        await self.controller.start(self)
+        self._tasks.append(asyncio.create_task(self._refresh_presence()))
+
+    async def aclose(self) -> None:
+        """Disconnect every session (3001 shutdown) and stop. Idempotent."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for session in self.hub.sessions():
+            await session.disconnect(disconnects.SHUTDOWN())
+        for backend in reversed(self._owned):
+            try:
+                await backend.aclose()
+            except Exception:
+                log.exception("closing %r failed", backend)
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def new_session(self, transport: Any) -> Session:
+        """A session for a newly accepted connection."""
+        return Session(self, transport)
+
+    # --- broker events (BrokerEventHandler) -------------------------------------
+
+    def handle_publication(self, channel: str, pub: Publication, position: StreamPosition) -> None:
+        self.hub.broadcast_publication(channel, pub, position)
+
+    def handle_join(self, channel: str, info: ClientInfo) -> None:
+        self.hub.broadcast_join_leave(channel, "join", info)
+
+    def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        self.hub.broadcast_join_leave(channel, "leave", info)
+
+    # --- subscriptions ----------------------------------------------------------
+
+    async def add_subscription(self, sub: Subscription) -> None:
+        """Register a subscription; subscribe the node on its channel's first one."""
+        self.hub.add_subscription(sub)
+        if sub.channel in self._broker_channels:
+            return
+        async with self._lock(sub.channel):
+            if sub.channel not in self._broker_channels and self.hub.has_subscribers(sub.channel):
+                await self.broker.subscribe(sub.channel)
+                self._broker_channels.add(sub.channel)
+
+    async def remove_subscription(self, sub: Subscription) -> None:
+        """Unregister a subscription; unsubscribe the node after its channel's last."""
+        if not self.hub.remove_subscription(sub):
+            return
+        async with self._lock(sub.channel):
+            if sub.channel in self._broker_channels and not self.hub.has_subscribers(sub.channel):
+                self._broker_channels.discard(sub.channel)
+                await self.broker.unsubscribe(sub.channel)
+
+    def _lock(self, channel: str) -> _ChannelLock:
+        lock = self._channel_locks.get(channel)
+        if lock is None:
+            lock = self._channel_locks[channel] = _ChannelLock(self._channel_locks, channel)
+        return lock
+
+    # --- publish, history, presence ---------------------------------------------
+
+    async def publish(
+        self,
+        channel: str,
+        data: bytes,
+        *,
+        info: ClientInfo | None = None,
+        tags: dict[str, str] | None = None,
+        skip_history: bool = False,
+        idempotency_key: str = "",
+        resolved: ResolvedChannel | None = None,
+    ) -> StreamPosition:
+        """Publish raw JSON ``data`` (compact, no raw newlines) to a channel.
+
+        Returns the publication's stream position when the channel keeps history.
+        Raises ClientError 102 / 107 for unknown or invalid channels.
+        """
+        opts = (resolved or self.rules.resolve(channel)).options
+        pub = Publication(data=msgspec.Raw(data), info=info, tags=tags or None)
+        if opts.history_enabled and not skip_history:
+            popts = PublishOptions(
+                history_size=opts.history_size,
+                history_ttl=opts.history_ttl,
+                history_meta_ttl=opts.history_meta_ttl,
+                idempotency_key=idempotency_key,
+            )
+        else:
+            popts = PublishOptions(idempotency_key=idempotency_key)
+        return await self.broker.publish(channel, pub, popts)
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        limit: int = 0,
+        since: StreamPosition | None = None,
+        reverse: bool = False,
+        resolved: ResolvedChannel | None = None,
+    ) -> HistoryResult:
+        """Read a channel's history. ``limit`` < 0 or above the configured maximum is
+        clamped to the maximum; 0 returns only the position. A ``since`` position in
+        another epoch raises 112."""
+        opts = (resolved or self.rules.resolve(channel)).options
+        if not opts.history_enabled:
+            raise errors.NOT_AVAILABLE
+        cap = self.options.client.history_max_publication_limit
+        if limit < 0 or limit > cap:
+            limit = cap
+        result = await self.broker.history(
+            channel, HistoryFilter(since=since, limit=limit, reverse=reverse), opts.history_meta_ttl
+        )
+        if since is not None and since.epoch and since.epoch != result.position.epoch:
+            raise errors.UNRECOVERABLE_POSITION
+        return result
+
+    async def remove_history(self, channel: str) -> None:
+        if not self.rules.resolve(channel).options.history_enabled:
+            raise errors.NOT_AVAILABLE
+        await self.broker.remove_history(channel)
+
+    async def presence_of(self, channel: str) -> dict[str, ClientInfo]:
+        if not self.rules.resolve(channel).options.presence:
+            raise errors.NOT_AVAILABLE
+        return await self.presence.presence(channel)
+
+    async def presence_stats_of(self, channel: str) -> PresenceStats:
+        if not self.rules.resolve(channel).options.presence:
+            raise errors.NOT_AVAILABLE
+        return await self.presence.presence_stats(channel)
+
+    def channels(self, pattern: str = "") -> dict[str, int]:
+        """Channels with subscribers on this node and their local subscriber counts;
+        ``pattern`` is a glob (``chat:*``)."""
+        return {
+            ch: n
+            for ch, n in self.hub.channels()
+            if not pattern or fnmatch.fnmatchcase(ch, pattern)
+        }
+
+    # --- user-level commands (applied here and on every other node) -------------
+
+    async def disconnect_user(self, cmd: DisconnectCommand) -> None:
+        await self._apply(cmd)
+        await self.controller.broadcast(cmd)
+
+    async def unsubscribe_user(self, cmd: UnsubscribeCommand) -> None:
+        await self._apply(cmd)
+        await self.controller.broadcast(cmd)
+
+    async def subscribe_user(self, cmd: SubscribeCommand) -> None:
+        self.rules.resolve(cmd.channel)  # 102 / 107 before anything is sent anywhere
+        await self._apply(cmd)
+        await self.controller.broadcast(cmd)
+
+    async def refresh_user(self, cmd: RefreshCommand) -> None:
+        await self._apply(cmd)
+        await self.controller.broadcast(cmd)
+
+    async def handle_control(self, command: ControlCommand) -> None:
+        await self._apply(command)
+
+    async def _apply(self, cmd: ControlCommand) -> None:
+        for session in self.hub.user_sessions(cmd.user):
+            if cmd.client and session.client_id != cmd.client:
+                continue
+            if isinstance(cmd, DisconnectCommand):
+                if session.client_id not in cmd.whitelist:
+                    await session.disconnect(Disconnect(cmd.code, cmd.reason))
+            elif isinstance(cmd, UnsubscribeCommand):
+                await session.unsubscribe_channel(cmd.channel, unsub.SERVER)
+            elif isinstance(cmd, SubscribeCommand):
+                await session.server_subscribe(cmd)
+            else:
+                await session.server_refresh(cmd)
+
+    # --- node info --------------------------------------------------------------
+
+    def node_info(self) -> NodeInfo:
+        hub = self.hub
+        return NodeInfo(
+            uid=self.id,
+            name=self.options.node_name,
+            version=self.version,
+            num_clients=hub.num_clients,
+            num_users=hub.num_users,
+            num_channels=hub.num_channels,
+            num_subs=hub.num_subs,
+            uptime=int(time.monotonic() - self._started_at),
+        )
+
+    async def info(self) -> list[NodeInfo]:
+        """This node and every other live node of the cluster."""
+        return [self.node_info(), *await self.controller.nodes()]
+
+    # --- background -------------------------------------------------------------
+
+    async def _refresh_presence(self) -> None:
+        copts = self.options.client
+        while True:
+            await asyncio.sleep(copts.presence_update_interval)
+            for session in self.hub.sessions():
+                for sub in list(session.subs.values()):
+                    if sub.pending is None and sub.resolved.options.presence:
+                        try:
+                            await self.presence.add_presence(
+                                sub.channel,
+                                session.client_id,
+                                session.client_info(sub),
+                                copts.presence_ttl,
+                            )
+                        except Exception:
+                            log.exception("presence refresh failed for %r", sub.channel)
+
+
+class _ChannelLock:
+    """A per-channel lock that exists only while someone holds or waits for it, so
+    that node-level broker subscribe / unsubscribe of one channel never interleave."""
+
+    __slots__ = ("_channel", "_lock", "_locks", "_users")
+
+    def __init__(self, locks: dict[str, _ChannelLock], channel: str) -> None:
+        self._locks = locks
+        self._channel = channel
+        self._lock = asyncio.Lock()
+        self._users = 0
+
+    async def __aenter__(self) -> None:
+        self._users += 1
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+        self._users -= 1
+        if self._users == 0:
+            self._locks.pop(self._channel, None)

@@ -1,0 +1,633 @@
+"""Session: one client connection — its state machine, commands and timers.
+
+States: CONNECTING (until a successful ``connect``) → CONNECTED → CLOSED. A command
+other than ``connect`` while CONNECTING, a second ``connect``, an unknown or malformed
+command close the connection with 3501. Commands of one frame are handled, and
+answered, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from parsec.auth.tokens import InvalidToken, TokenExpired
+from parsec.engine import access, protocol
+from parsec.engine.broker import HistoryFilter
+from parsec.engine.codes import ClientError, Disconnect, Unsubscribe, disconnects, errors
+from parsec.engine.codes import unsubscribes as unsub
+from parsec.engine.protocol import Command, MalformedCommand
+from parsec.engine.subscription import Subscription
+from parsec.engine.types import EMPTY_RAW, ClientInfo, StreamPosition
+
+if TYPE_CHECKING:
+    from parsec.auth.tokens import ServerSubscription
+    from parsec.engine.controller import RefreshCommand, SubscribeCommand
+    from parsec.engine.node import Node
+    from parsec.engine.transport import Transport
+
+__all__ = ["Session", "SessionState"]
+
+log = logging.getLogger("parsec.session")
+
+
+class SessionState(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class Session:
+    """One client connection. The transport feeds it frames (``handle_frame``) and it
+    writes replies and pushes back through ``Transport.write``."""
+
+    def __init__(self, node: Node, transport: Transport) -> None:
+        self.node = node
+        self.transport = transport
+        self.client_id = str(uuid.uuid4())
+        self.user = ""
+        self.state = SessionState.CONNECTING
+        self.conn_info = EMPTY_RAW
+        self.subs: dict[str, Subscription] = {}
+        self.expires_at: int | None = None
+        self.close_reason: Disconnect | None = None
+        self._connect_failed = False
+        self._awaiting_pong = False
+        self._loop = asyncio.get_running_loop()
+        copts = node.options.client
+        self._stale: asyncio.TimerHandle | None = self._loop.call_later(
+            copts.stale_close_delay, self._on_stale
+        )
+        self._ping: asyncio.TimerHandle | None = None
+        self._pong: asyncio.TimerHandle | None = None
+        self._expire: asyncio.TimerHandle | None = None
+        self._release: list[Subscription] = []
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is SessionState.CLOSED
+
+    # --- identity ---------------------------------------------------------------
+
+    def client_info(self, sub: Subscription | None = None) -> ClientInfo:
+        chan_info = sub.chan_info if sub is not None else EMPTY_RAW
+        return ClientInfo(self.user, self.client_id, self.conn_info, chan_info)
+
+    # --- reading ----------------------------------------------------------------
+
+    async def handle_frame(self, frame: bytes | str) -> None:
+        """Handle every command of one inbound frame, in order."""
+        if self.state is SessionState.CLOSED:
+            return
+        try:
+            for command in protocol.decode_frame(frame):
+                await self._dispatch(command)
+                if self.is_closed:
+                    return
+        except MalformedCommand as exc:
+            log.info("malformed command from %s: %s", self.client_id, exc)
+            await self.disconnect(disconnects.BAD_REQUEST())
+        except Disconnect as d:
+            await self.disconnect(d)
+
+    async def _dispatch(self, cmd: Command) -> None:
+        method = cmd.method
+        if method == "send" and self.state is SessionState.CONNECTED:
+            await self._send(cmd)
+            return
+        if cmd.id == 0:
+            if method != "":
+                raise disconnects.BAD_REQUEST
+            self._on_pong()
+            return
+        if method == "" or self._connect_failed:
+            raise disconnects.BAD_REQUEST
+        if (method == "connect") != (self.state is SessionState.CONNECTING):
+            raise disconnects.BAD_REQUEST
+        handler = _HANDLERS[method]
+        try:
+            result = await handler(self, getattr(cmd, method))
+        except ClientError as exc:
+            if method == "connect":
+                self._connect_failed = True
+            self.write(protocol.encode_error(cmd.id, exc.code, exc.message, exc.temporary))
+        except (Disconnect, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("command %s failed for client %s", method, self.client_id)
+            e = errors.INTERNAL
+            self.write(protocol.encode_error(cmd.id, e.code, e.message, e.temporary))
+        else:
+            self.write(protocol.encode_reply(cmd.id, method, result))
+        self._release_pending()
+
+    def _release_pending(self) -> None:
+        released, self._release = self._release, []
+        for sub in released:
+            if self.subs.get(sub.channel) is sub:
+                sub.release()
+
+    # --- writing ----------------------------------------------------------------
+
+    def write(self, message: bytes) -> None:
+        """Queue one message; a client whose queue overflows is disconnected (3008)."""
+        if self.state is SessionState.CLOSED:
+            return
+        if not self.transport.write(message):
+            self.schedule_disconnect(disconnects.SLOW())
+
+    def schedule_disconnect(self, d: Disconnect) -> None:
+        """Disconnect from a context that cannot await (timers, fan-out)."""
+        if self.state is not SessionState.CLOSED and self.close_reason is None:
+            self.close_reason = d
+            self._loop.create_task(self.disconnect(d))
+
+    # --- connect and refresh ----------------------------------------------------
+
+    async def _connect(self, req: protocol.ConnectRequest) -> protocol.ConnectResult:
+        node = self.node
+        subs_claims: tuple[ServerSubscription, ...] = ()
+        expires_at: int | None = None
+        if req.token:
+            try:
+                claims = node.verifier.verify_connection(req.token)
+            except TokenExpired:
+                raise errors.TOKEN_EXPIRED from None
+            except InvalidToken as exc:
+                log.info("invalid connection token: %s", exc)
+                raise disconnects.INVALID_TOKEN from None
+            self.user = claims.user
+            if claims.info:
+                self.conn_info = msgspec.Raw(claims.info)
+            expires_at = claims.expires_at
+            subs_claims = claims.subscriptions
+        elif not node.options.auth.allow_anonymous:
+            raise disconnects.BAD_REQUEST
+        if expires_at is not None and expires_at <= time.time():
+            raise errors.EXPIRED
+        self.state = SessionState.CONNECTED
+        self._cancel(self._stale)
+        self._stale = None
+        node.hub.add_session(self)
+        self._set_expiry(expires_at)
+        copts = node.options.client
+        if copts.ping_interval > 0:
+            self._ping = self._loop.call_later(copts.ping_interval, self._on_ping)
+        result = protocol.ConnectResult(
+            client=self.client_id,
+            version=node.version,
+            ping=round(copts.ping_interval),
+            pong=copts.ping_interval > 0 and copts.pong_timeout > 0,
+        )
+        if expires_at is not None:
+            result.expires, result.ttl = True, _ttl(expires_at)
+        if subs_claims:
+            result.subs = await self._server_side_subscribe(subs_claims, req.subs or {})
+        return result
+
+    async def _server_side_subscribe(
+        self,
+        claims: tuple[ServerSubscription, ...],
+        recover: dict[str, protocol.SubscribeRequest],
+    ) -> dict[str, protocol.SubscribeResult]:
+        results: dict[str, protocol.SubscribeResult] = {}
+        for sub_claim in claims:
+            channel = sub_claim.channel
+            hint = recover.get(channel) or protocol.SubscribeRequest(channel=channel)
+            req = protocol.SubscribeRequest(
+                channel=channel, recover=hint.recover, epoch=hint.epoch, offset=hint.offset
+            )
+            try:
+                results[channel] = await self.subscribe_channel(
+                    req, server_side=True, chan_info=sub_claim.info, data=sub_claim.data
+                )
+            except ClientError as exc:
+                log.warning("server-side subscription to %r refused: %s", channel, exc)
+        return results
+
+    async def _refresh(self, req: protocol.RefreshRequest) -> protocol.RefreshResult:
+        try:
+            claims = self.node.verifier.verify_connection(req.token)
+        except TokenExpired:
+            raise disconnects.EXPIRED from None
+        except InvalidToken:
+            raise disconnects.INVALID_TOKEN from None
+        if claims.user != self.user:
+            raise disconnects.INVALID_TOKEN
+        if claims.info:
+            self.conn_info = msgspec.Raw(claims.info)
+        expires_at = claims.expires_at
+        if expires_at is not None and expires_at <= time.time():
+            raise disconnects.EXPIRED
+        self._set_expiry(expires_at)
+        result = protocol.RefreshResult(client=self.client_id, version=self.node.version)
+        if expires_at is not None:
+            result.expires, result.ttl = True, _ttl(expires_at)
+        return result
+
+    def _set_expiry(self, expires_at: int | None) -> None:
+        self._cancel(self._expire)
+        self._expire = None
+        self.expires_at = expires_at
+        if expires_at is not None:
+            delay = expires_at - time.time() + self.node.options.client.expired_close_delay
+            self._expire = self._loop.call_later(max(delay, 0), self._on_expired)
+
+    def _on_expired(self) -> None:
+        if self.expires_at is not None and self.expires_at <= time.time():
+            self.schedule_disconnect(disconnects.EXPIRED())
+
+    # --- channels ---------------------------------------------------------------
+
+    async def _subscribe(self, req: protocol.SubscribeRequest) -> protocol.SubscribeResult:
+        return await self.subscribe_channel(req)
+
+    async def subscribe_channel(
+        self,
+        req: protocol.SubscribeRequest,
+        *,
+        server_side: bool = False,
+        chan_info: bytes | None = None,
+        data: bytes | None = None,
+        expires_at: int | None = None,
+    ) -> protocol.SubscribeResult:
+        """Subscribe this session to ``req.channel``; client or server side."""
+        node = self.node
+        channel = req.channel
+        if not channel:
+            raise errors.BAD_REQUEST
+        if channel in self.subs:
+            raise errors.ALREADY_SUBSCRIBED
+        if len(self.subs) >= node.options.client.channel_limit:
+            raise errors.LIMIT_EXCEEDED
+        resolved = node.rules.resolve(channel)
+        sub = Subscription(self, channel, resolved, server_side=server_side)
+        if not server_side:
+            chan_info, expires_at = self._authorize_subscribe(req, sub)
+        if chan_info:
+            sub.chan_info = msgspec.Raw(chan_info)
+        opts = resolved.options
+        if opts.history_enabled:
+            sub.recoverable = opts.force_recovery or (opts.allow_recovery and req.recoverable)
+            sub.positioned = (
+                sub.recoverable
+                or opts.force_positioning
+                or (opts.allow_positioning and req.positioned)
+            )
+        sub.push_join_leave = opts.join_leave and (opts.force_push_join_leave or req.join_leave)
+        self.subs[channel] = sub
+        try:
+            await node.add_subscription(sub)
+            result = await self._position(sub, req)
+        except BaseException:
+            await self._drop(sub)
+            raise
+        if data:
+            result.data = msgspec.Raw(data)
+        self._set_sub_expiry(sub, expires_at)
+        if expires_at is not None:
+            result.expires, result.ttl = True, _ttl(expires_at)
+        self._release.append(sub)
+        if opts.presence:
+            await node.presence.add_presence(
+                channel, self.client_id, self.client_info(sub), node.options.client.presence_ttl
+            )
+        if opts.join_leave:
+            await node.broker.publish_join(channel, self.client_info(sub))
+        return result
+
+    def _authorize_subscribe(
+        self, req: protocol.SubscribeRequest, sub: Subscription
+    ) -> tuple[bytes | None, int | None]:
+        """Check a client-side subscribe; return (chan_info, expires_at) from its token."""
+        if not req.token:
+            if access.may_subscribe_without_token(sub.resolved, self.user):
+                return None, None
+            raise errors.PERMISSION_DENIED
+        try:
+            claims = self.node.verifier.verify_subscription(req.token)
+        except TokenExpired:
+            raise errors.TOKEN_EXPIRED from None
+        except InvalidToken as exc:
+            log.info("invalid subscription token for %r: %s", req.channel, exc)
+            raise errors.PERMISSION_DENIED from None
+        if claims.channel != req.channel or claims.user != self.user:
+            raise disconnects.INVALID_TOKEN
+        if claims.client and claims.client != self.client_id:
+            raise disconnects.INVALID_TOKEN
+        expires_at = claims.expires_at
+        if expires_at is not None and expires_at <= time.time():
+            raise errors.TOKEN_EXPIRED
+        return claims.info, expires_at
+
+    async def _position(
+        self, sub: Subscription, req: protocol.SubscribeRequest
+    ) -> protocol.SubscribeResult:
+        """Read the stream position (and recover) for a positioned subscription."""
+        result = protocol.SubscribeResult()
+        if not sub.positioned:
+            return result
+        node = self.node
+        opts = sub.resolved.options
+        recovering = sub.recoverable and req.recover
+        limit = node.options.client.recovery_max_publication_limit if recovering else 0
+        since = StreamPosition(req.offset, req.epoch) if recovering else None
+        history = await node.broker.history(
+            sub.channel, HistoryFilter(since=since, limit=limit), opts.history_meta_ttl
+        )
+        top = history.position
+        sub.offset, sub.epoch = top.offset, top.epoch
+        result.positioned = True
+        result.recoverable = sub.recoverable
+        result.epoch, result.offset = top.epoch, top.offset
+        if recovering:
+            from parsec.engine.recovery import recovered_publications
+
+            pubs = recovered_publications(req.offset, req.epoch, history)
+            result.was_recovering = True
+            if pubs is None and req.flag & 2:
+                raise errors.UNRECOVERABLE_POSITION
+            result.recovered = pubs is not None
+            result.publications = pubs or []
+        return result
+
+    async def _unsubscribe(self, req: protocol.ChannelRequest) -> protocol.Empty:
+        sub = self.subs.get(req.channel)
+        if sub is not None:
+            await self._drop(sub)
+        return protocol.Empty()
+
+    async def unsubscribe_channel(self, channel: str, reason: Unsubscribe) -> None:
+        """Server-side unsubscribe: tell the client, then drop the subscription."""
+        sub = self.subs.get(channel)
+        if sub is None:
+            return
+        self.write(
+            protocol.encode_push(channel, "unsubscribe", protocol.UnsubscribePush(*_u(reason)))
+        )
+        await self._drop(sub)
+
+    async def _drop(self, sub: Subscription) -> None:
+        """Forget a subscription: hub, broker, presence, leave. Idempotent."""
+        if self.subs.get(sub.channel) is not sub:
+            return
+        del self.subs[sub.channel]
+        sub.cancel_expiry()
+        node = self.node
+        await node.remove_subscription(sub)
+        opts = sub.resolved.options
+        if sub.pending is None:  # the subscribe completed: presence and join were sent
+            if opts.presence:
+                await node.presence.remove_presence(sub.channel, self.client_id, self.user)
+            if opts.join_leave:
+                await node.broker.publish_leave(sub.channel, self.client_info(sub))
+
+    def lost_position(self, sub: Subscription) -> None:
+        """A publication did not follow the last one delivered: the client can no
+        longer trust its state. Client subscriptions are asked to resubscribe (2500);
+        server-side ones force a reconnect (3010)."""
+        if sub.server_side:
+            self.schedule_disconnect(disconnects.INSUFFICIENT_STATE())
+            return
+        sub.pending = []  # hold further messages: the subscription is going away
+        self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.INSUFFICIENT_STATE))
+
+    def _set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
+        sub.cancel_expiry()
+        sub.expires_at = expires_at
+        if expires_at is not None:
+            delay = expires_at - time.time() + self.node.options.client.expired_sub_close_delay
+            sub.expire_handle = self._loop.call_later(max(delay, 0), self._on_sub_expired, sub)
+
+    def _on_sub_expired(self, sub: Subscription) -> None:
+        if sub.expires_at is None or sub.expires_at > time.time():
+            return
+        if sub.server_side:
+            self.schedule_disconnect(disconnects.SUBSCRIPTION_EXPIRED())
+        else:
+            self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.EXPIRED))
+
+    async def _sub_refresh(self, req: protocol.SubRefreshRequest) -> protocol.SubRefreshResult:
+        sub = self.subs.get(req.channel)
+        if sub is None or sub.server_side:
+            raise errors.PERMISSION_DENIED
+        try:
+            claims = self.node.verifier.verify_subscription(req.token)
+        except TokenExpired:
+            raise disconnects.SUBSCRIPTION_EXPIRED from None
+        except InvalidToken:
+            raise disconnects.INVALID_TOKEN from None
+        if claims.channel != req.channel or claims.user != self.user:
+            raise disconnects.INVALID_TOKEN
+        expires_at = claims.expires_at
+        if expires_at is not None and expires_at <= time.time():
+            raise disconnects.SUBSCRIPTION_EXPIRED
+        if claims.info:
+            sub.chan_info = msgspec.Raw(claims.info)
+        self._set_sub_expiry(sub, expires_at)
+        result = protocol.SubRefreshResult()
+        if expires_at is not None:
+            result.expires, result.ttl = True, _ttl(expires_at)
+        return result
+
+    async def server_subscribe(self, cmd: SubscribeCommand) -> None:
+        """Subscribe on the server's initiative (server API ``subscribe``) and tell the
+        client with a ``subscribe`` push."""
+        req = protocol.SubscribeRequest(
+            channel=cmd.channel,
+            recover=cmd.recover,
+            offset=cmd.recover_offset,
+            epoch=cmd.recover_epoch,
+        )
+        try:
+            res = await self.subscribe_channel(
+                req,
+                server_side=True,
+                chan_info=bytes(cmd.info) or None,
+                data=bytes(cmd.data) or None,
+                expires_at=cmd.expire_at or None,
+            )
+        except ClientError as exc:
+            log.info("server subscribe of %s to %r refused: %s", self.client_id, cmd.channel, exc)
+            return
+        push = protocol.SubscribePush(
+            recoverable=res.recoverable,
+            epoch=res.epoch,
+            offset=res.offset,
+            positioned=res.positioned,
+            data=res.data,
+            expires=res.expires,
+            ttl=res.ttl,
+        )
+        self.write(protocol.encode_push(cmd.channel, "subscribe", push))
+        self._release_pending()
+
+    async def server_refresh(self, cmd: RefreshCommand) -> None:
+        """Refresh on the server's initiative (server API ``refresh``)."""
+        if cmd.expired:
+            await self.disconnect(disconnects.EXPIRED())
+            return
+        if cmd.info:
+            self.conn_info = cmd.info
+        if cmd.expire_at:
+            self._set_expiry(cmd.expire_at)
+
+    # --- channel commands -------------------------------------------------------
+
+    async def _publish(self, req: protocol.PublishRequest) -> protocol.Empty:
+        if not req.channel or not req.data:
+            raise errors.BAD_REQUEST
+        resolved = self.node.rules.resolve(req.channel)
+        sub = self.subs.get(req.channel)
+        if not access.may_publish(resolved, self.user, sub is not None):
+            raise errors.PERMISSION_DENIED
+        info = self.client_info(sub)
+        await self.node.publish(req.channel, bytes(req.data), info=info, resolved=resolved)
+        return protocol.Empty()
+
+    async def _presence(self, req: protocol.ChannelRequest) -> protocol.PresenceResult:
+        self._check_presence(req.channel)
+        return protocol.PresenceResult(await self.node.presence.presence(req.channel))
+
+    async def _presence_stats(self, req: protocol.ChannelRequest) -> protocol.PresenceStatsResult:
+        self._check_presence(req.channel)
+        stats = await self.node.presence.presence_stats(req.channel)
+        return protocol.PresenceStatsResult(stats.num_clients, stats.num_users)
+
+    def _check_presence(self, channel: str) -> None:
+        if not channel:
+            raise errors.BAD_REQUEST
+        resolved = self.node.rules.resolve(channel)
+        if not resolved.options.presence:
+            raise errors.NOT_AVAILABLE
+        if not access.may_read_presence(resolved, self.user, channel in self.subs):
+            raise errors.PERMISSION_DENIED
+
+    async def _history(self, req: protocol.HistoryRequest) -> protocol.HistoryResult:
+        if not req.channel:
+            raise errors.BAD_REQUEST
+        resolved = self.node.rules.resolve(req.channel)
+        if not resolved.options.history_enabled:
+            raise errors.NOT_AVAILABLE
+        if not access.may_read_history(resolved, self.user, req.channel in self.subs):
+            raise errors.PERMISSION_DENIED
+        since = StreamPosition(req.since.offset, req.since.epoch) if req.since else None
+        res = await self.node.history(
+            req.channel, limit=req.limit, since=since, reverse=req.reverse, resolved=resolved
+        )
+        return protocol.HistoryResult(res.publications, res.position.epoch, res.position.offset)
+
+    async def _rpc(self, req: protocol.RPCRequest) -> protocol.RPCResult:
+        handler = self.node.rpc_handlers.get(req.method)
+        if handler is None:
+            raise errors.METHOD_NOT_FOUND
+        data: Any = msgspec.json.decode(req.data) if req.data else None
+        out = await handler(RPCCall(self.user, self.client_id, req.method, data))
+        return protocol.RPCResult(data=msgspec.Raw(protocol.encode(out)))
+
+    async def _send(self, cmd: Command) -> None:
+        handler = self.node.message_handler
+        if handler is None or cmd.send is None or not cmd.send.data:
+            return
+        try:
+            await handler(
+                RPCCall(self.user, self.client_id, "", msgspec.json.decode(cmd.send.data))
+            )
+        except Exception:
+            log.exception("message handler failed for client %s", self.client_id)
+
+    async def _ping_cmd(self, req: dict[str, object]) -> protocol.Empty:
+        return protocol.Empty()
+
+    # --- ping / pong / stale ----------------------------------------------------
+
+    def _on_ping(self) -> None:
+        copts = self.node.options.client
+        self.write(protocol.PING)
+        if copts.pong_timeout > 0 and not self._awaiting_pong:
+            self._awaiting_pong = True
+            self._pong = self._loop.call_later(copts.pong_timeout, self._on_no_pong)
+        self._ping = self._loop.call_later(copts.ping_interval, self._on_ping)
+
+    def _on_pong(self) -> None:
+        if self.state is not SessionState.CONNECTED or not self._awaiting_pong:
+            raise disconnects.BAD_REQUEST
+        self._awaiting_pong = False
+        self._cancel(self._pong)
+        self._pong = None
+
+    def _on_no_pong(self) -> None:
+        self.schedule_disconnect(disconnects.NO_PONG())
+
+    def _on_stale(self) -> None:
+        if self.state is SessionState.CONNECTING:
+            self.schedule_disconnect(disconnects.STALE())
+
+    @staticmethod
+    def _cancel(handle: asyncio.TimerHandle | None) -> None:
+        if handle is not None:
+            handle.cancel()
+
+    # --- closing ----------------------------------------------------------------
+
+    async def disconnect(self, d: Disconnect) -> None:
+        """Close with ``d`` and release everything the session holds. Idempotent."""
+        if self.state is SessionState.CLOSED:
+            return
+        self.close_reason = self.close_reason or d
+        self.transport.close(d.code, d.reason)
+        await self.closed()
+
+    async def closed(self) -> None:
+        """The connection is gone (closed by us or by the peer): clean up. Idempotent."""
+        if self.state is SessionState.CLOSED:
+            return
+        was_connected = self.state is SessionState.CONNECTED
+        self.state = SessionState.CLOSED
+        for handle in (self._stale, self._ping, self._pong, self._expire):
+            self._cancel(handle)
+        if was_connected:
+            self.node.hub.remove_session(self)
+        for sub in list(self.subs.values()):
+            try:
+                await self._drop(sub)
+            except Exception:
+                log.exception("cleanup of %r failed for client %s", sub.channel, self.client_id)
+
+
+class RPCCall(msgspec.Struct, frozen=True):
+    """What an RPC or message handler receives: who called, the method and its data."""
+
+    user: str
+    client: str
+    method: str
+    data: Any
+
+
+def _ttl(expires_at: int) -> int:
+    return max(int(expires_at - time.time()), 1)
+
+
+def _u(reason: Unsubscribe) -> tuple[int, str]:
+    return reason.code, reason.reason
+
+
+_HANDLERS: dict[str, Any] = {
+    "connect": Session._connect,
+    "subscribe": Session._subscribe,
+    "unsubscribe": Session._unsubscribe,
+    "publish": Session._publish,
+    "presence": Session._presence,
+    "presence_stats": Session._presence_stats,
+    "history": Session._history,
+    "rpc": Session._rpc,
+    "refresh": Session._refresh,
+    "sub_refresh": Session._sub_refresh,
+    "ping": Session._ping_cmd,
+}

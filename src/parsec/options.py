@@ -1,0 +1,124 @@
+"""Options: everything a Parsec instance is configured with.
+
+``parsec.config`` builds these from a TOML file, ``PARSEC_*`` environment variables and
+command-line flags; an embedder builds them in code. Defaults follow the Go Parsec,
+then Centrifugo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parsec.channels.options import ChannelOptions, Namespace
+
+__all__ = [
+    "ApiOptions",
+    "AuthOptions",
+    "ClientOptions",
+    "Options",
+    "ServerOptions",
+]
+
+
+@dataclass(slots=True, kw_only=True)
+class ServerOptions:
+    addr: str = "127.0.0.1:8000"
+    """Where ``parsec serve`` listens, ``host:port``."""
+    allowed_origins: list[str] = field(default_factory=list)
+    """Origins allowed to open a WebSocket. A request without an Origin header is always
+    allowed; an empty list allows only same-host origins; ``"*"`` allows any."""
+    max_frame_size: int = 65536
+    """Largest inbound WebSocket message in bytes; larger closes with 1009."""
+
+    @property
+    def host(self) -> str:
+        return self.addr.rsplit(":", 1)[0] or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])
+
+
+@dataclass(slots=True, kw_only=True)
+class AuthOptions:
+    state_dir: Path | None = None
+    """Where ``keyring.json`` lives. None keeps an ephemeral keyring (with a warning)."""
+    token_hmac_secret: str | None = None
+    """Shared HS256 secret for tokens that carry no ``kid`` header."""
+    allow_anonymous: bool = False
+    """Accept connect commands without a token (user ``""``)."""
+    token_audience: str | None = None
+    """When set, connection and subscription tokens must carry this ``aud``."""
+    token_issuer: str | None = None
+    """When set, connection and subscription tokens must carry this ``iss``."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ApiOptions:
+    key: str | None = None
+    """Server API key (``X-API-Key`` or ``Authorization: apikey <key>``). None
+    disables ``/api`` unless ``insecure`` is set."""
+    insecure: bool = False
+    """Serve ``/api`` without a key. Only for trusted networks and tests."""
+
+
+@dataclass(slots=True, kw_only=True)
+class ClientOptions:
+    """Per-connection rules and limits (Centrifugo ``client.*``)."""
+
+    ping_interval: float = 25.0
+    pong_timeout: float = 10.0
+    stale_close_delay: float = 10.0
+    expired_close_delay: float = 25.0
+    expired_sub_close_delay: float = 25.0
+    channel_limit: int = 128
+    queue_max_size: int = 1024 * 1024
+    presence_update_interval: float = 25.0
+    presence_ttl: float = 60.0
+    history_max_publication_limit: int = 300
+    recovery_max_publication_limit: int = 300
+    channel_max_length: int = 255
+
+
+def _public() -> Namespace:
+    return Namespace(
+        name="public",
+        presence=True,
+        history_size=100,
+        history_ttl=300.0,
+        force_recovery=True,
+        allow_subscribe_for_client=True,
+        allow_subscribe_for_anonymous=True,
+    )
+
+
+def _private() -> Namespace:
+    return Namespace(
+        name="private",
+        presence=True,
+        history_size=100,
+        history_ttl=300.0,
+        force_recovery=True,
+        require_subscription_token=True,
+    )
+
+
+def builtin_namespaces() -> list[Namespace]:
+    """Parsec's two namespaces: ``public`` (anyone may subscribe) and ``private``
+    (a subscription token is always needed); both keep 100 publications for 5 min."""
+    return [_public(), _private()]
+
+
+@dataclass(slots=True, kw_only=True)
+class Options:
+    server: ServerOptions = field(default_factory=ServerOptions)
+    auth: AuthOptions = field(default_factory=AuthOptions)
+    api: ApiOptions = field(default_factory=ApiOptions)
+    client: ClientOptions = field(default_factory=ClientOptions)
+    namespaces: list[Namespace] = field(default_factory=list)
+    """Operator namespaces. A namespace named ``public`` or ``private`` replaces the
+    built-in options of that namespace; its name grammar stays enforced."""
+    without_namespace: ChannelOptions = field(default_factory=ChannelOptions)
+    """Options for channels with no ``:`` in their name."""
+    node_name: str = "parsec"

@@ -1,0 +1,1 @@
+"""Service layer: the Centrifugo server API (and, later, ParsecService)."""

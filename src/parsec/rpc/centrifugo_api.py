@@ -1,0 +1,431 @@
+"""The Centrifugo server HTTP API: ``POST /api/<method>``.
+
+Requests and results are shaped exactly as Centrifugo v5/v6 shapes them
+(centrifuge-protocol.md §5), so the ``cent`` client and framework integrations work
+unchanged. Errors are HTTP 200 with ``{"error": {"code", "message"}}``; a missing or
+wrong API key is 401; a body that is not a JSON object of the method's shape is 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from parsec.engine import protocol
+from parsec.engine.codes import ClientError, errors
+from parsec.engine.controller import (
+    DisconnectCommand,
+    RefreshCommand,
+    SubscribeCommand,
+    UnsubscribeCommand,
+)
+from parsec.engine.node import Node
+from parsec.engine.types import EMPTY_RAW, Publication, StreamPosition
+from parsec.options import ApiOptions
+
+__all__ = ["CentrifugoApi"]
+
+
+class _Req(msgspec.Struct, forbid_unknown_fields=False):
+    pass
+
+
+class Position(_Req):
+    offset: int = 0
+    epoch: str = ""
+
+
+class PublishReq(_Req):
+    channel: str = ""
+    data: msgspec.Raw = EMPTY_RAW
+    b64data: str = ""
+    skip_history: bool = False
+    tags: dict[str, str] | None = None
+    idempotency_key: str = ""
+
+
+class BroadcastReq(_Req):
+    channels: list[str] = []
+    data: msgspec.Raw = EMPTY_RAW
+    b64data: str = ""
+    skip_history: bool = False
+    tags: dict[str, str] | None = None
+    idempotency_key: str = ""
+
+
+class SubscribeReq(_Req):
+    user: str = ""
+    channel: str = ""
+    info: msgspec.Raw = EMPTY_RAW
+    b64info: str = ""
+    client: str = ""
+    session: str = ""
+    data: msgspec.Raw = EMPTY_RAW
+    b64data: str = ""
+    recover_since: Position | None = None
+    expire_at: int = 0
+
+
+class UnsubscribeReq(_Req):
+    user: str = ""
+    channel: str = ""
+    client: str = ""
+    session: str = ""
+
+
+class DisconnectBody(_Req):
+    code: int = 3503
+    reason: str = "force disconnect"
+
+
+class DisconnectReq(_Req):
+    user: str = ""
+    client: str = ""
+    session: str = ""
+    whitelist: list[str] = []
+    disconnect: DisconnectBody | None = None
+
+
+class ChannelReq(_Req):
+    channel: str = ""
+
+
+class HistoryReq(_Req):
+    channel: str = ""
+    limit: int = 0
+    since: Position | None = None
+    reverse: bool = False
+
+
+class ChannelsReq(_Req):
+    pattern: str = ""
+
+
+class InfoReq(_Req):
+    pass
+
+
+class RefreshReq(_Req):
+    user: str = ""
+    client: str = ""
+    session: str = ""
+    expired: bool = False
+    expire_at: int = 0
+    info: msgspec.Raw = EMPTY_RAW
+
+
+class BatchReq(_Req):
+    commands: list[dict[str, msgspec.Raw]] = []
+    parallel: bool = False
+
+
+class PublishRes(msgspec.Struct, omit_defaults=True):
+    offset: int = 0
+    epoch: str = ""
+
+
+class ChannelInfo(msgspec.Struct):
+    num_clients: int
+
+
+_Handler = Callable[["CentrifugoApi", Any], Awaitable[Any]]
+_encode = msgspec.json.encode
+
+
+class CentrifugoApi:
+    """The ``/api`` routes of one Node."""
+
+    def __init__(self, node: Node, options: ApiOptions) -> None:
+        self.node = node
+        self.options = options
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api", self._legacy, methods=["POST"]),
+            Route("/api/{method}", self._endpoint, methods=["POST"]),
+        ]
+
+    # --- HTTP -------------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        if self.options.insecure:
+            return True
+        key = self.options.key
+        if not key:
+            return False
+        given = request.headers.get("x-api-key")
+        if given is None:
+            auth = request.headers.get("authorization", "")
+            scheme, _, value = auth.partition(" ")
+            given = (
+                value.strip() if scheme.lower() == "apikey" else request.query_params.get("api_key")
+            )
+        return given is not None and hmac.compare_digest(given.encode(), key.encode())
+
+    async def _endpoint(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        method = request.path_params["method"]
+        body = await request.body()
+        try:
+            reply = await self.call(method, body or b"{}")
+        except msgspec.DecodeError as exc:
+            return Response(f"bad request: {exc}", status_code=400, media_type="text/plain")
+        return Response(reply, media_type="application/json")
+
+    async def _legacy(self, request: Request) -> Response:
+        """``POST /api`` with newline-delimited ``{"method", "params"}`` commands."""
+        if not self._authorized(request):
+            return Response(status_code=401)
+        out = []
+        for line in (await request.body()).split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                cmd = msgspec.json.decode(line, type=_LegacyCommand)
+                out.append(await self.call(cmd.method, bytes(cmd.params) or b"{}"))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return Response(f"bad request: {exc}", status_code=400, media_type="text/plain")
+        return Response(b"\n".join(out), media_type="application/json")
+
+    async def call(self, method: str, body: bytes) -> bytes:
+        """Run one API method on a JSON body; the encoded ``{"result"}`` or ``{"error"}``.
+
+        Raises msgspec.DecodeError when the body is not a JSON object of the method's
+        request shape."""
+        spec = _METHODS.get(method)
+        if spec is None:
+            return _error(errors.METHOD_NOT_FOUND())
+        req_type, handler = spec
+        try:
+            req = msgspec.json.decode(body, type=req_type)
+        except msgspec.ValidationError as exc:
+            raise msgspec.DecodeError(str(exc)) from None
+        try:
+            result = await handler(self, req)
+        except ClientError as exc:
+            return _error(exc)
+        return b'{"result":%s}' % _encode(result)
+
+    # --- methods ----------------------------------------------------------------
+
+    async def publish(self, req: PublishReq) -> PublishRes:
+        data = _payload(req.data, req.b64data)
+        return await self._publish_one(req.channel, data, req)
+
+    async def broadcast(self, req: BroadcastReq) -> dict[str, list[msgspec.Raw]]:
+        data = _payload(req.data, req.b64data)
+        if not req.channels:
+            raise errors.BAD_REQUEST
+        responses = []
+        for channel in req.channels:
+            try:
+                res = await self._publish_one(channel, data, req)
+            except ClientError as exc:
+                responses.append(msgspec.Raw(_error(exc)))
+            else:
+                responses.append(msgspec.Raw(b'{"result":%s}' % _encode(res)))
+        return {"responses": responses}
+
+    async def _publish_one(
+        self, channel: str, data: bytes, req: PublishReq | BroadcastReq
+    ) -> PublishRes:
+        if not channel:
+            raise errors.BAD_REQUEST
+        pos = await self.node.publish(
+            channel,
+            data,
+            tags=req.tags,
+            skip_history=req.skip_history,
+            idempotency_key=req.idempotency_key,
+        )
+        return PublishRes(pos.offset, pos.epoch)
+
+    async def subscribe(self, req: SubscribeReq) -> dict[str, Any]:
+        if not req.user or not req.channel:
+            raise errors.BAD_REQUEST
+        info = req.info if req.info else msgspec.Raw(_b64json(req.b64info))
+        data = req.data if req.data else msgspec.Raw(_b64json(req.b64data))
+        since = req.recover_since
+        await self.node.subscribe_user(
+            SubscribeCommand(
+                user=req.user,
+                channel=req.channel,
+                client=req.client,
+                session=req.session,
+                info=_compact(info),
+                data=_compact(data),
+                expire_at=req.expire_at,
+                recover=since is not None,
+                recover_offset=since.offset if since else 0,
+                recover_epoch=since.epoch if since else "",
+            )
+        )
+        return {}
+
+    async def unsubscribe(self, req: UnsubscribeReq) -> dict[str, Any]:
+        if not req.user or not req.channel:
+            raise errors.BAD_REQUEST
+        await self.node.unsubscribe_user(
+            UnsubscribeCommand(
+                user=req.user, channel=req.channel, client=req.client, session=req.session
+            )
+        )
+        return {}
+
+    async def disconnect(self, req: DisconnectReq) -> dict[str, Any]:
+        if not req.user:
+            raise errors.BAD_REQUEST
+        d = req.disconnect or DisconnectBody()
+        if not (3000 <= d.code <= 4999) or len(d.reason.encode()) > 123:
+            raise errors.BAD_REQUEST
+        await self.node.disconnect_user(
+            DisconnectCommand(
+                user=req.user,
+                code=d.code,
+                reason=d.reason,
+                client=req.client,
+                session=req.session,
+                whitelist=req.whitelist,
+            )
+        )
+        return {}
+
+    async def presence(self, req: ChannelReq) -> protocol.PresenceResult:
+        _need(req.channel)
+        return protocol.PresenceResult(await self.node.presence_of(req.channel))
+
+    async def presence_stats(self, req: ChannelReq) -> protocol.PresenceStatsResult:
+        _need(req.channel)
+        stats = await self.node.presence_stats_of(req.channel)
+        return protocol.PresenceStatsResult(stats.num_clients, stats.num_users)
+
+    async def history(self, req: HistoryReq) -> protocol.HistoryResult:
+        _need(req.channel)
+        since = StreamPosition(req.since.offset, req.since.epoch) if req.since else None
+        res = await self.node.history(
+            req.channel, limit=req.limit, since=since, reverse=req.reverse
+        )
+        pubs = [
+            Publication(data=p.data, offset=p.offset, info=p.info, tags=p.tags)
+            for p in res.publications
+        ]
+        return protocol.HistoryResult(pubs, res.position.epoch, res.position.offset)
+
+    async def history_remove(self, req: ChannelReq) -> dict[str, Any]:
+        _need(req.channel)
+        await self.node.remove_history(req.channel)
+        return {}
+
+    async def channels(self, req: ChannelsReq) -> dict[str, dict[str, ChannelInfo]]:
+        found = self.node.channels(req.pattern)
+        return {"channels": {ch: ChannelInfo(n) for ch, n in found.items()}}
+
+    async def info(self, req: InfoReq) -> dict[str, Any]:
+        return {"nodes": await self.node.info()}
+
+    async def refresh(self, req: RefreshReq) -> dict[str, Any]:
+        if not req.user:
+            raise errors.BAD_REQUEST
+        await self.node.refresh_user(
+            RefreshCommand(
+                user=req.user,
+                client=req.client,
+                session=req.session,
+                expired=req.expired,
+                expire_at=req.expire_at,
+                info=_compact(req.info),
+            )
+        )
+        return {}
+
+    async def batch(self, req: BatchReq) -> Any:
+        async def one(command: dict[str, msgspec.Raw]) -> msgspec.Raw:
+            if len(command) != 1:
+                return msgspec.Raw(_error(errors.BAD_REQUEST()))
+            ((method, body),) = command.items()
+            try:
+                reply = await self.call(method, bytes(body))
+            except msgspec.DecodeError:
+                return msgspec.Raw(_error(errors.BAD_REQUEST()))
+            if reply.startswith(b'{"result":'):
+                return msgspec.Raw(b'{"%s":%s' % (method.encode(), reply[len(b'{"result":') :]))
+            return msgspec.Raw(reply)
+
+        if req.parallel:
+            replies = await asyncio.gather(*(one(c) for c in req.commands))
+        else:
+            replies = [await one(c) for c in req.commands]
+        return _BatchReplies(list(replies))
+
+
+class _BatchReplies(msgspec.Struct):
+    replies: list[msgspec.Raw]
+
+
+class _LegacyCommand(msgspec.Struct):
+    method: str
+    params: msgspec.Raw = EMPTY_RAW
+
+
+def _error(exc: ClientError) -> bytes:
+    return b'{"error":%s}' % _encode({"code": exc.code, "message": exc.message})
+
+
+def _need(channel: str) -> None:
+    if not channel:
+        raise errors.BAD_REQUEST
+
+
+def _payload(data: msgspec.Raw, b64data: str) -> bytes:
+    """The publication payload: ``data`` as compact JSON, or ``b64data`` decoded and
+    required to be JSON (this server speaks the JSON protocol only)."""
+    if data:
+        return bytes(_compact(data))
+    if b64data:
+        return bytes(_compact(msgspec.Raw(_b64json(b64data))))
+    raise errors.BAD_REQUEST
+
+
+def _b64json(value: str) -> bytes:
+    if not value:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.BAD_REQUEST from None
+
+
+def _compact(raw: msgspec.Raw) -> msgspec.Raw:
+    if not raw:
+        return raw
+    try:
+        return protocol.compact_json(bytes(raw))
+    except protocol.MalformedCommand:
+        raise errors.BAD_REQUEST from None
+
+
+_METHODS: dict[str, tuple[type[Any], _Handler]] = {
+    "publish": (PublishReq, CentrifugoApi.publish),
+    "broadcast": (BroadcastReq, CentrifugoApi.broadcast),
+    "subscribe": (SubscribeReq, CentrifugoApi.subscribe),
+    "unsubscribe": (UnsubscribeReq, CentrifugoApi.unsubscribe),
+    "disconnect": (DisconnectReq, CentrifugoApi.disconnect),
+    "presence": (ChannelReq, CentrifugoApi.presence),
+    "presence_stats": (ChannelReq, CentrifugoApi.presence_stats),
+    "history": (HistoryReq, CentrifugoApi.history),
+    "history_remove": (ChannelReq, CentrifugoApi.history_remove),
+    "channels": (ChannelsReq, CentrifugoApi.channels),
+    "info": (InfoReq, CentrifugoApi.info),
+    "refresh": (RefreshReq, CentrifugoApi.refresh),
+    "batch": (BatchReq, CentrifugoApi.batch),
+}

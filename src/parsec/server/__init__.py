@@ -1,0 +1,1 @@
+"""ASGI assembly: routes and middleware."""

@@ -1,0 +1,1 @@
+"""Client transports: the WebSocket endpoint (ASGI)."""

@@ -1,0 +1,177 @@
+"""The WebSocket transport: an ASGI endpoint at ``/connection/websocket``.
+
+Inbound frames go to the Session in order, one at a time. Outbound messages are
+queued by ``WebSocketTransport.write`` and sent by one writer task per connection,
+which joins everything queued since its last send into one text frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from parsec.engine.node import Node
+from parsec.engine.session import SessionState
+
+__all__ = ["WebSocketEndpoint", "WebSocketTransport", "origin_allowed"]
+
+log = logging.getLogger("parsec.websocket")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+CLOSE_TOO_BIG = 1009
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
+
+
+class WebSocketTransport:
+    """Transport over an accepted ASGI WebSocket. See ``parsec.engine.transport``."""
+
+    __slots__ = ("_close", "_done", "_max", "_queue", "_send", "_size", "_wakeup", "_writer")
+
+    def __init__(self, send: Send, max_queue_size: int) -> None:
+        self._send = send
+        self._max = max_queue_size
+        self._queue: list[bytes] = []
+        self._size = 0
+        self._close: tuple[int, str] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._done = False
+        self._writer = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def name(self) -> str:
+        return "websocket"
+
+    def write(self, message: bytes) -> bool:
+        if self._close is not None or self._done:
+            return True
+        size = len(message) + 1
+        if self._size + size > self._max:
+            return False
+        self._queue.append(message)
+        self._size += size
+        self._wake()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if self._close is None and not self._done:
+            self._close = (code, reason)
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None:
+            self._wakeup = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self._queue:
+                    if self._close is not None:
+                        code, reason = self._close
+                        await self._send(
+                            {"type": "websocket.close", "code": code, "reason": reason}
+                        )
+                        return
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    continue
+                batch, self._queue, self._size = self._queue, [], 0
+                text = (batch[0] if len(batch) == 1 else b"\n".join(batch)).decode()
+                await self._send({"type": "websocket.send", "text": text})
+        except (OSError, RuntimeError) as exc:  # the peer went away mid-send
+            log.debug("websocket write failed: %s", exc)
+        finally:
+            self._done = True
+
+    async def finish(self) -> None:
+        """Wait (at most CLOSE_HANDSHAKE_TIMEOUT) for queued messages and the close
+        frame to be sent, then stop."""
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(CLOSE_HANDSHAKE_TIMEOUT):
+                await asyncio.shield(self._writer)
+        self.abort()
+
+    def abort(self) -> None:
+        """Stop writing at once (the connection is gone)."""
+        self._done = True
+        self._writer.cancel()
+
+
+def origin_allowed(origin: str, host: str, allowed: list[str]) -> bool:
+    """Whether a browser Origin may connect. An empty allow-list admits only the
+    server's own host; ``*`` admits any; entries are globs (``https://*.example.com``)."""
+    origin = origin.lower().rstrip("/")
+    if not allowed:
+        return urlsplit(origin).netloc == host.lower()
+    return any(p == "*" or fnmatch.fnmatchcase(origin, p.lower().rstrip("/")) for p in allowed)
+
+
+class WebSocketEndpoint:
+    """Raw ASGI endpoint: one Session per accepted WebSocket."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await _plain_response(send, 400, b"websocket only")
+            return
+        opts = self.node.options
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        if origin and not origin_allowed(
+            origin, headers.get("host", ""), opts.server.allowed_origins
+        ):
+            log.info("websocket from origin %r refused", origin)
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        transport = WebSocketTransport(send, opts.client.queue_max_size)
+        session = self.node.new_session(transport)
+        max_frame = opts.server.max_frame_size
+        peer_gone = False
+        try:
+            while session.state is not SessionState.CLOSED:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    peer_gone = True
+                    break
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                if len(data) > max_frame:
+                    transport.close(CLOSE_TOO_BIG, "message size limit exceeded")
+                    break
+                await session.handle_frame(data)
+        finally:
+            if peer_gone:
+                transport.abort()
+            await session.closed()
+            if not peer_gone:
+                await transport.finish()
+
+
+async def _plain_response(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
