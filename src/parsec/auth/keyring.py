@@ -1,0 +1,480 @@
+"""The KeyRing: the signing keys of connection and subscription tokens.
+
+A ring holds N keys, each named by a ``kid`` (``"k-"`` + 12 hex digits) and in one of three
+roles:
+
+- ``active``: signs new tokens and verifies. Exactly one key is active.
+- ``verify-only``: verifies tokens it signed earlier, signs nothing.
+- ``retired``: verifies nothing. A retired key is never active again.
+
+Rotation is ``generate()`` (the new key joins as verify-only, so every node can verify with it
+before anyone signs with it), then ``promote(kid)`` (the old active key becomes verify-only),
+then ``retire(old)`` once its tokens have expired.
+
+Persistence is ``<state_dir>/keyring.json`` in the Go Parsec's format 2 (format 1 is read
+too, its keys being HS256)::
+
+    {"format_version": "2", "active_key_id": "k-…",
+     "keys": [{"id", "secret_hex", "role", "created_at" (RFC 3339), "retired_at"?, "alg",
+               "private_pem"?}]}
+
+The directory is created 0700 and the file is written 0600, atomically (a temp file then
+``os.replace``), so a reader sees the old ring or the new one, never half of one. Without a
+state directory the ring lives in memory only, and a warning says so. Only HS256 is
+implemented; a file naming another ``alg`` is refused with a :class:`KeyRingError`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import dataclasses
+import logging
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+__all__ = [
+    "ACTIVE",
+    "RETIRED",
+    "ROLES",
+    "SUPPORTED_ALGORITHMS",
+    "VERIFY_ONLY",
+    "Key",
+    "KeyRing",
+    "KeyRingError",
+]
+
+ACTIVE: Final = "active"
+VERIFY_ONLY: Final = "verify-only"
+RETIRED: Final = "retired"
+ROLES: Final = frozenset({ACTIVE, VERIFY_ONLY, RETIRED})
+
+SUPPORTED_ALGORITHMS: Final = frozenset({"HS256"})
+"""The ``alg`` values this build can generate, load and verify with."""
+
+FILE_NAME: Final = "keyring.json"
+_FORMAT_VERSIONS: Final = frozenset({"1", "2"})
+_WRITTEN_FORMAT: Final = "2"
+_DEFAULT_ALG: Final = "HS256"
+_MIN_SECRET_BYTES: Final = 32
+_KID_HEX_DIGITS: Final = 12
+
+logger = logging.getLogger("parsec.auth")
+
+
+class KeyRingError(Exception):
+    """A keyring file that cannot be used, an unknown ``kid`` or an illegal role change.
+
+    The message names the file or key and says what is wrong; it never contains key material.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One signing key. ``secret`` is kept out of ``repr`` so a logged key leaks nothing."""
+
+    id: str
+    alg: str
+    secret: bytes = dataclasses.field(repr=False)
+    role: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class _KeyEntry(msgspec.Struct, omit_defaults=True):
+    id: str
+    secret_hex: str
+    role: str
+    created_at: str
+    retired_at: str | None = None
+    alg: str = ""
+    private_pem: str = ""
+
+
+class _KeyRingFile(msgspec.Struct):
+    format_version: str
+    active_key_id: str
+    keys: list[_KeyEntry]
+
+
+class _FormatProbe(msgspec.Struct):
+    format_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """An immutable snapshot of a ring; every change builds a new one."""
+
+    active_id: str
+    keys: dict[str, Key]
+
+
+class KeyRing:
+    """The ring of HS256 keys, persisted in ``<state_dir>/keyring.json`` or kept in memory.
+
+    Reads (``active``, ``get``, ``keys``) see one consistent snapshot. A change is written to
+    disk before it is visible in memory, so a failed write (raised as :class:`KeyRingError`)
+    leaves both as they were. A change re-reads the file first, so it does not overwrite
+    what another process (``parsec keys …``) wrote since this ring last read it.
+    """
+
+    def __init__(self, path: Path | None, state: _State) -> None:
+        self._path = path
+        self._state = state
+
+    @classmethod
+    def open(cls, state_dir: Path | None) -> KeyRing:
+        """Load <state_dir>/keyring.json, creating dir (0700) + file (0600) with one fresh
+        active HS256 key when absent.
+
+        ``state_dir`` None gives an ephemeral ring with one fresh key and a WARNING on the
+        ``parsec.auth`` logger: its tokens die with the process.
+
+        Raises:
+            KeyRingError: the directory cannot be created, or the file cannot be read or is
+                not a valid keyring (the message names the file and the problem).
+        """
+        if state_dir is None:
+            logger.warning(
+                "no state directory is set, so the keyring is ephemeral: tokens signed now "
+                "stop verifying when this process exits, and other processes cannot verify "
+                "them. Set a state directory (AuthOptions.state_dir) to keep keys in "
+                "<state_dir>/%s.",
+                FILE_NAME,
+            )
+            return cls(None, _fresh_state())
+        path = state_dir / FILE_NAME
+        _ensure_directory(state_dir)
+        try:
+            state = _read(path)
+        except FileNotFoundError:
+            state = _create(path)
+        return cls(path, state)
+
+    @property
+    def path(self) -> Path | None:
+        """The keyring file, or None for an ephemeral ring."""
+        return self._path
+
+    @property
+    def active(self) -> Key:
+        """The key that signs new tokens."""
+        state = self._state
+        return state.keys[state.active_id]
+
+    def get(self, kid: str) -> Key | None:
+        """The key named ``kid`` whatever its role (retired included), or None."""
+        return self._state.keys.get(kid)
+
+    def keys(self) -> list[Key]:
+        """Every key, retired ones included, oldest first."""
+        return list(self._state.keys.values())
+
+    def generate(self, alg: str = _DEFAULT_ALG) -> Key:
+        """Create a key with a fresh 32-byte secret; it joins verify-only, and persists.
+
+        Raises:
+            KeyRingError: ``alg`` is not supported, or the file cannot be read or written.
+        """
+        _check_alg(alg, "cannot generate a key")
+        state = self._latest()
+        key = _new_key(alg, VERIFY_ONLY, taken=state.keys.keys())
+        self._commit(_State(state.active_id, {**state.keys, key.id: key}))
+        return key
+
+    def promote(self, kid: str) -> None:
+        """Make ``kid`` the active key; the previous active key becomes verify-only.
+
+        Promoting the active key does nothing.
+
+        Raises:
+            KeyRingError: ``kid`` is unknown or retired, or the file cannot be read or
+                written.
+        """
+        state = self._latest()
+        key = _known(state, kid)
+        if key.role == RETIRED:
+            raise KeyRingError(f"cannot promote key {kid}: it is retired")
+        if key.role == ACTIVE:
+            return
+        previous = state.keys[state.active_id]
+        keys = {
+            **state.keys,
+            previous.id: dataclasses.replace(previous, role=VERIFY_ONLY),
+            kid: dataclasses.replace(key, role=ACTIVE),
+        }
+        self._commit(_State(kid, keys))
+
+    def retire(self, kid: str) -> None:
+        """Retire ``kid`` now: tokens it signed stop verifying. Retiring twice does nothing.
+
+        Raises:
+            KeyRingError: ``kid`` is unknown or active, or the file cannot be read or
+                written.
+        """
+        state = self._latest()
+        key = _known(state, kid)
+        if key.role == ACTIVE:
+            raise KeyRingError(
+                f"cannot retire key {kid}: it is the active key; promote another first"
+            )
+        if key.role == RETIRED:
+            return
+        retired = dataclasses.replace(key, role=RETIRED, retired_at=datetime.now(UTC))
+        self._commit(_State(state.active_id, {**state.keys, kid: retired}))
+
+    def reload(self) -> None:
+        """Re-read the file (no-op when ephemeral). On error the ring keeps its keys.
+
+        Raises:
+            KeyRingError: the file is missing, unreadable or not a valid keyring.
+        """
+        if self._path is None:
+            return
+        try:
+            self._state = _read(self._path)
+        except FileNotFoundError:
+            raise KeyRingError(f"keyring file {self._path} does not exist") from None
+
+    def _latest(self) -> _State:
+        if self._path is not None:
+            self.reload()
+        return self._state
+
+    def _commit(self, state: _State) -> None:
+        if self._path is not None:
+            _write(self._path, state)
+        self._state = state
+
+
+def _fresh_state() -> _State:
+    key = _new_key(_DEFAULT_ALG, ACTIVE, taken=())
+    return _State(key.id, {key.id: key})
+
+
+def _new_key(alg: str, role: str, *, taken: Collection[str]) -> Key:
+    kid = _new_kid()
+    while kid in taken:
+        kid = _new_kid()
+    return Key(
+        id=kid,
+        alg=alg,
+        secret=secrets.token_bytes(_MIN_SECRET_BYTES),
+        role=role,
+        created_at=datetime.now(UTC),
+        retired_at=None,
+    )
+
+
+def _new_kid() -> str:
+    return "k-" + secrets.token_hex(_KID_HEX_DIGITS // 2)
+
+
+def _known(state: _State, kid: str) -> Key:
+    key = state.keys.get(kid)
+    if key is None:
+        raise KeyRingError(f"no key {kid!r} in the keyring")
+    return key
+
+
+def _check_alg(alg: str, what: str) -> None:
+    if alg not in SUPPORTED_ALGORITHMS:
+        supported = ", ".join(sorted(SUPPORTED_ALGORITHMS))
+        raise KeyRingError(f"{what}: alg {alg!r} is not supported (supported: {supported})")
+
+
+# -- the file ---------------------------------------------------------------------------------
+
+
+def _ensure_directory(state_dir: Path) -> None:
+    if state_dir.is_dir():
+        return
+    try:
+        state_dir.mkdir(mode=0o700, parents=True)
+        state_dir.chmod(0o700)
+    except OSError as exc:
+        raise KeyRingError(f"cannot create state directory {state_dir}: {exc.strerror}") from None
+
+
+def _create(path: Path) -> _State:
+    """Write a fresh ring to ``path`` unless another process got there first.
+
+    The file appears whole (hard link of a complete temp file) or not at all; when two
+    processes race, both end up with the ring that won.
+    """
+    state = _fresh_state()
+    temp = _write_temp(path, state)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return _read(path)
+    except OSError as exc:
+        raise KeyRingError(f"cannot create keyring file {path}: {exc.strerror}") from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return state
+
+
+def _write(path: Path, state: _State) -> None:
+    temp = _write_temp(path, state)
+    try:
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise KeyRingError(f"cannot write keyring file {path}: {exc.strerror}") from None
+
+
+def _write_temp(path: Path, state: _State) -> Path:
+    """A complete 0600 copy of ``state`` beside ``path``, flushed to disk."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".keyring-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise KeyRingError(f"cannot write keyring file {path}: {exc.strerror}") from None
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(_encode(state))
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise KeyRingError(f"cannot write keyring file {path}: {exc.strerror}") from None
+    return temp
+
+
+def _encode(state: _State) -> bytes:
+    document = _KeyRingFile(
+        format_version=_WRITTEN_FORMAT,
+        active_key_id=state.active_id,
+        keys=[_entry(key) for key in state.keys.values()],
+    )
+    return msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n"
+
+
+def _entry(key: Key) -> _KeyEntry:
+    return _KeyEntry(
+        id=key.id,
+        secret_hex=key.secret.hex(),
+        role=key.role,
+        created_at=_format_time(key.created_at),
+        retired_at=None if key.retired_at is None else _format_time(key.retired_at),
+        alg=key.alg,
+    )
+
+
+def _read(path: Path) -> _State:
+    """Parse and validate ``path``.
+
+    Raises:
+        FileNotFoundError: there is no file (the caller decides whether that is an error).
+        KeyRingError: anything else that stops the file from being a usable ring.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise KeyRingError(f"cannot read keyring file {path}: {exc.strerror}") from None
+    try:
+        return _decode(data)
+    except (msgspec.DecodeError, _Invalid) as exc:
+        raise KeyRingError(f"keyring file {path} is not a valid keyring: {exc}") from None
+
+
+class _Invalid(Exception):
+    """A problem inside a keyring document; ``_read`` adds the file name."""
+
+
+def _decode(data: bytes) -> _State:
+    version = msgspec.json.decode(data, type=_FormatProbe).format_version
+    if version not in _FORMAT_VERSIONS:
+        supported = ", ".join(sorted(_FORMAT_VERSIONS))
+        raise _Invalid(f"format_version {version!r} is not supported (supported: {supported})")
+    document = msgspec.json.decode(data, type=_KeyRingFile)
+    keys: dict[str, Key] = {}
+    for entry in document.keys:
+        if entry.id in keys:
+            raise _Invalid(f"key {entry.id!r} appears twice")
+        keys[entry.id] = _key(entry)
+    _check_active(document.active_key_id, keys)
+    return _State(document.active_key_id, keys)
+
+
+def _key(entry: _KeyEntry) -> Key:
+    if not entry.id:
+        raise _Invalid("a key has an empty id")
+    where = f"key {entry.id!r}"
+    alg = entry.alg or _DEFAULT_ALG
+    if alg not in SUPPORTED_ALGORITHMS:
+        supported = ", ".join(sorted(SUPPORTED_ALGORITHMS))
+        raise _Invalid(
+            f"{where} uses alg {alg!r}, which this build does not support (supported: {supported})"
+        )
+    if entry.private_pem:
+        raise _Invalid(f"{where} is {alg} but has a private_pem; {alg} keys use secret_hex")
+    if entry.role not in ROLES:
+        raise _Invalid(
+            f"{where} has role {entry.role!r} (expected one of: {', '.join(sorted(ROLES))})"
+        )
+    return Key(
+        id=entry.id,
+        alg=alg,
+        secret=_secret(entry.secret_hex, where),
+        role=entry.role,
+        created_at=_parse_time(entry.created_at, f"{where} created_at"),
+        retired_at=_optional_time(entry.retired_at, f"{where} retired_at"),
+    )
+
+
+def _secret(secret_hex: str, where: str) -> bytes:
+    try:
+        secret = binascii.unhexlify(secret_hex)
+    except (binascii.Error, ValueError):
+        raise _Invalid(f"{where} secret_hex is not hexadecimal") from None
+    if len(secret) < _MIN_SECRET_BYTES:
+        raise _Invalid(
+            f"{where} secret is {len(secret)} bytes; at least {_MIN_SECRET_BYTES} are required"
+        )
+    return secret
+
+
+def _check_active(active_id: str, keys: dict[str, Key]) -> None:
+    if not keys:
+        raise _Invalid("it has no keys")
+    actives = [key.id for key in keys.values() if key.role == ACTIVE]
+    if len(actives) != 1:
+        raise _Invalid(f"exactly one key must have role active, found {len(actives)}")
+    if active_id != actives[0]:
+        raise _Invalid(
+            f"active_key_id {active_id!r} is not the key whose role is active ({actives[0]!r})"
+        )
+
+
+def _parse_time(text: str, what: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Invalid(f"{what} {text!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise _Invalid(f"{what} {text!r} has no UTC offset")
+    return moment
+
+
+def _optional_time(text: str | None, what: str) -> datetime | None:
+    return None if text is None else _parse_time(text, what)
+
+
+def _format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with ``Z`` and no trailing fractional zeros, as Go's RFC3339Nano."""
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{moment.microsecond:06d}".rstrip("0")
+    return f"{text}.{fraction}Z" if fraction else f"{text}Z"

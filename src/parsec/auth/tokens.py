@@ -1,0 +1,508 @@
+"""Connection and subscription JWTs with Centrifugo's claims (centrifuge-protocol.md §3).
+
+:class:`TokenIssuer` signs with the keyring's active key; the header is
+``{"alg", "kid", "typ": "JWT"}``. :class:`TokenVerifier` accepts:
+
+- a token with a ``kid`` header: signed by that key of the ring, with that key's ``alg``. An
+  unknown or retired ``kid`` is an invalid token; active and verify-only keys verify.
+- a token without ``kid``: signed with the shared ``hmac_secret`` (HS256, HS384 or HS512), so
+  any backend that signs Centrifugo tokens with a shared secret works unchanged.
+
+Checks run in Centrifugo's order: format and signature, then the claims' shape (``aud`` and
+``iss`` when configured, ``channel`` absent from connection tokens), then ``exp`` / ``nbf``
+against the injected clock. The first two raise :class:`InvalidToken` (the engine closes with
+3500); the last raises :class:`TokenExpired` (the engine replies 109). Every error carries a
+stable ``code`` for logs, and no message ever contains a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import math
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+import jwt
+import msgspec
+
+from parsec.auth.keyring import RETIRED, KeyRing
+
+__all__ = [
+    "ConnectionClaims",
+    "InvalidToken",
+    "ServerSubscription",
+    "SubscriptionClaims",
+    "SubscriptionOverride",
+    "TokenError",
+    "TokenExpired",
+    "TokenIssuer",
+    "TokenVerifier",
+]
+
+SHARED_SECRET_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
+"""What a token without ``kid`` may be signed with."""
+
+_JWS: Final = jwt.PyJWS()
+_OVERRIDE_FIELDS: Final = (
+    "presence",
+    "join_leave",
+    "force_push_join_leave",
+    "force_recovery",
+    "force_positioning",
+)
+_ISSUER_CLAIMS: Final = frozenset(
+    {"sub", "exp", "iat", "jti", "channels", "info", "expire_at", "channel"}
+)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+class TokenError(Exception):
+    """A token that cannot be accepted. ``code`` is a stable ``PARSEC_AUTH_*`` log code."""
+
+    default_code: ClassVar[str] = "PARSEC_AUTH_DENIED"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code or self.default_code
+
+
+class TokenExpired(TokenError):
+    """``exp`` or ``nbf`` says the token is not valid now: the engine answers 109."""
+
+    default_code = "PARSEC_AUTH_EXPIRED"
+
+
+class InvalidToken(TokenError):
+    """Bad signature, malformed, wrong alg, unknown or retired kid, aud/iss mismatch, missing
+    or ill-typed claim, or a token of the wrong kind: the engine closes with 3500."""
+
+    default_code = "PARSEC_AUTH_MALFORMED"
+
+
+_MALFORMED: Final = "PARSEC_AUTH_MALFORMED"
+_BAD_SIGNATURE: Final = "PARSEC_AUTH_INVALID_SIGNATURE"
+_BAD_ALG: Final = "PARSEC_AUTH_UNSUPPORTED_ALG"
+_DENIED: Final = "PARSEC_AUTH_DENIED"
+_WRONG_KIND: Final = "PARSEC_AUTH_TYPE_MISMATCH"
+_NOT_YET_VALID: Final = "PARSEC_AUTH_NOT_YET_VALID"
+
+
+# -- claims -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionOverride:
+    """Per-subscription option overrides; None leaves the namespace's option as it is.
+
+    Parsed from Centrifugo's ``{"presence": {"value": true}, …}`` shape.
+    """
+
+    presence: bool | None
+    join_leave: bool | None
+    force_push_join_leave: bool | None
+    force_recovery: bool | None
+    force_positioning: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSubscription:
+    """A server-side subscription a connection token asks for.
+
+    ``info`` and ``data`` are compact JSON bytes (no raw newlines) or None.
+    """
+
+    channel: str
+    info: bytes | None
+    data: bytes | None
+    override: SubscriptionOverride | None
+
+
+def _expires_at(exp: int | None, expire_at: int | None) -> int | None:
+    """``expire_at`` when present (0 means never: None), else ``exp``."""
+    return exp if expire_at is None else expire_at or None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClaims:
+    """The verified claims of a connection token. ``user`` "" is an anonymous token."""
+
+    user: str
+    exp: int | None
+    expire_at: int | None
+    info: bytes | None
+    meta: object | None
+    subscriptions: tuple[ServerSubscription, ...]
+    jti: str | None
+    iat: int | None
+
+    @property
+    def expires_at(self) -> int | None:
+        """When the connection expires: ``expire_at`` if the claim is present (0 => None,
+        never), else ``exp``."""
+        return _expires_at(self.exp, self.expire_at)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionClaims:
+    """The verified claims of a subscription token; ``client`` binds it to one client id."""
+
+    user: str
+    channel: str
+    exp: int | None
+    expire_at: int | None
+    info: bytes | None
+    override: SubscriptionOverride | None
+    client: str | None
+
+    @property
+    def expires_at(self) -> int | None:
+        """When the subscription expires: ``expire_at`` if present (0 => None), else ``exp``."""
+        return _expires_at(self.exp, self.expire_at)
+
+
+# -- verification -----------------------------------------------------------------------------
+
+
+class TokenVerifier:
+    """Verifies connection and subscription tokens; safe to share, it holds no mutable state.
+
+    ``clock`` gives the time (unix seconds) that ``exp`` and ``nbf`` are checked against,
+    each with ``leeway`` seconds of tolerance.
+
+    Raises:
+        ValueError: ``hmac_secret`` is empty or is key material that is not an HMAC secret
+            (a PEM, SSH, DER key or a JWK).
+    """
+
+    def __init__(
+        self,
+        keyring: KeyRing | None,
+        *,
+        hmac_secret: str | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keyring = keyring
+        self._shared_secret = None if hmac_secret is None else _shared_secret(hmac_secret)
+        self._audience = audience
+        self._issuer = issuer
+        self._leeway = leeway
+        self._clock = clock
+
+    def verify_connection(self, token: str) -> ConnectionClaims:
+        """Verify a connection token and return its claims.
+
+        Raises:
+            InvalidToken: see the class; also when the token carries a ``channel`` claim
+                (a subscription token presented as a connection token).
+            TokenExpired: ``exp`` has passed or ``nbf`` is still ahead.
+        """
+        payload = self._verified_payload(token)
+        if "channel" in payload:
+            raise InvalidToken("a connection token must not have a channel claim", code=_WRONG_KIND)
+        claims = ConnectionClaims(
+            user=_user(payload),
+            exp=_numeric_date(payload, "exp"),
+            expire_at=_numeric_date(payload, "expire_at"),
+            info=_raw_json(payload, "info"),
+            meta=payload.get("meta"),
+            subscriptions=_server_subscriptions(payload),
+            jti=_optional_str(payload, "jti"),
+            iat=_numeric_date(payload, "iat"),
+        )
+        self._check_time(payload)
+        return claims
+
+    def verify_subscription(self, token: str) -> SubscriptionClaims:
+        """Verify a subscription token and return its claims.
+
+        Raises:
+            InvalidToken: see the class; also when ``channel`` is missing or empty.
+            TokenExpired: ``exp`` has passed or ``nbf`` is still ahead.
+        """
+        payload = self._verified_payload(token)
+        channel = _optional_str(payload, "channel")
+        if not channel:
+            raise InvalidToken(
+                "a subscription token needs a non-empty channel claim", code=_WRONG_KIND
+            )
+        claims = SubscriptionClaims(
+            user=_user(payload),
+            channel=channel,
+            exp=_numeric_date(payload, "exp"),
+            expire_at=_numeric_date(payload, "expire_at"),
+            info=_raw_json(payload, "info"),
+            override=_override(payload.get("override"), "override"),
+            client=_optional_str(payload, "client"),
+        )
+        self._check_time(payload)
+        return claims
+
+    def _verified_payload(self, token: str) -> dict[str, Any]:
+        """The payload of a well-formed, correctly signed token whose aud/iss match."""
+        if not isinstance(token, str):
+            raise InvalidToken("token must be a string", code=_MALFORMED)
+        try:
+            parts = _JWS.decode_complete(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"malformed token: {exc}", code=_MALFORMED) from None
+        header: dict[str, Any] = parts["header"]
+        key, allowed = self._verification_key(header.get("kid"))
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in allowed:
+            raise InvalidToken(f"token alg is not one of {', '.join(allowed)}", code=_BAD_ALG)
+        algorithm = _JWS.get_algorithm_by_name(alg)
+        signing_input = token.encode().rsplit(b".", 1)[0]
+        if not algorithm.verify(signing_input, key, parts["signature"]):
+            raise InvalidToken("token signature does not verify", code=_BAD_SIGNATURE)
+        payload = _decode_payload(parts["payload"])
+        self._check_audience(payload)
+        self._check_issuer(payload)
+        return payload
+
+    def _verification_key(self, kid: str | None) -> tuple[bytes, tuple[str, ...]]:
+        """The key bytes and the algorithms a token with this ``kid`` header may use."""
+        if kid is None:
+            if self._shared_secret is None:
+                raise InvalidToken(
+                    "token has no kid and no shared secret is configured", code=_BAD_SIGNATURE
+                )
+            return self._shared_secret, SHARED_SECRET_ALGORITHMS
+        key = None if self._keyring is None else self._keyring.get(kid)
+        if key is None:
+            raise InvalidToken(f"token kid {kid[:40]!r} names no key", code=_BAD_SIGNATURE)
+        if key.role == RETIRED:
+            raise InvalidToken(f"token kid {kid!r} names a retired key", code=_BAD_SIGNATURE)
+        return _ring_secret(key.alg, key.secret), (key.alg,)
+
+    def _check_audience(self, payload: dict[str, Any]) -> None:
+        if self._audience is None:
+            return
+        aud = payload.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if self._audience not in audiences:
+            raise InvalidToken("token aud does not match the configured audience", code=_DENIED)
+
+    def _check_issuer(self, payload: dict[str, Any]) -> None:
+        if self._issuer is not None and payload.get("iss") != self._issuer:
+            raise InvalidToken("token iss does not match the configured issuer", code=_DENIED)
+
+    def _check_time(self, payload: dict[str, Any]) -> None:
+        now = self._clock()
+        exp = _numeric_date(payload, "exp")
+        if exp is not None and now >= exp + self._leeway:
+            raise TokenExpired("token has expired")
+        nbf = _numeric_date(payload, "nbf")
+        if nbf is not None and now + self._leeway < nbf:
+            raise TokenExpired("token is not valid yet (nbf)", code=_NOT_YET_VALID)
+
+
+def _shared_secret(hmac_secret: str) -> bytes:
+    if not hmac_secret:
+        raise ValueError("hmac_secret must not be empty")
+    try:
+        prepared: bytes = _JWS.get_algorithm_by_name("HS256").prepare_key(hmac_secret)
+    except jwt.InvalidKeyError:
+        raise ValueError(
+            "hmac_secret looks like an asymmetric key or a JWK, not an HMAC secret"
+        ) from None
+    return prepared
+
+
+@functools.lru_cache(maxsize=64)
+def _ring_secret(alg: str, secret: bytes) -> bytes:
+    """The ring key prepared for ``alg``; cached, as preparing probes the key's format."""
+    prepared: bytes = _JWS.get_algorithm_by_name(alg).prepare_key(secret)
+    return prepared
+
+
+def _decode_payload(raw: bytes) -> dict[str, Any]:
+    try:
+        payload = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        raise InvalidToken("token payload is not JSON", code=_MALFORMED) from None
+    if not isinstance(payload, dict):
+        raise InvalidToken("token payload is not a JSON object", code=_MALFORMED)
+    return payload
+
+
+def _user(payload: Mapping[str, Any]) -> str:
+    """``sub``; a missing ``sub`` reads as "" (anonymous), as in Centrifugo."""
+    return _optional_str(payload, "sub") or ""
+
+
+def _optional_str(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidToken(f"claim {name} must be a string", code=_MALFORMED)
+    return value
+
+
+def _numeric_date(payload: Mapping[str, Any], name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidToken(f"claim {name} must be a number of seconds", code=_MALFORMED)
+    return int(value)
+
+
+def _raw_json(obj: Mapping[str, Any], name: str) -> bytes | None:
+    """``name`` as compact JSON bytes; ``b64<name>`` (base64 of JSON) takes precedence."""
+    encoded = _optional_str(obj, f"b64{name}")
+    if encoded:
+        try:
+            value = msgspec.json.decode(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, msgspec.DecodeError, RecursionError):
+            raise InvalidToken(f"claim b64{name} is not base64 of JSON", code=_MALFORMED) from None
+        return msgspec.json.encode(value)
+    value = obj.get(name)
+    return None if value is None else msgspec.json.encode(value)
+
+
+def _override(value: object, where: str) -> SubscriptionOverride | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidToken(f"{where} must be an object", code=_MALFORMED)
+    flags = [_bool_value(value.get(name), f"{where}.{name}") for name in _OVERRIDE_FIELDS]
+    return SubscriptionOverride(*flags)
+
+
+def _bool_value(value: object, where: str) -> bool | None:
+    """Centrifugo's BoolValue ``{"value": bool}``; a missing ``value`` is false."""
+    if value is None:
+        return None
+    flag = value.get("value", False) if isinstance(value, dict) else None
+    if not isinstance(flag, bool):
+        raise InvalidToken(f'{where} must be {{"value": true|false}}', code=_MALFORMED)
+    return flag
+
+
+def _server_subscriptions(payload: Mapping[str, Any]) -> tuple[ServerSubscription, ...]:
+    """From ``subs`` when it is non-empty, else from ``channels``; order is kept."""
+    subs = payload.get("subs")
+    if subs is not None and not isinstance(subs, dict):
+        raise InvalidToken("claim subs must be an object", code=_MALFORMED)
+    if subs:
+        return tuple(_server_subscription(channel, opts) for channel, opts in subs.items())
+    channels = payload.get("channels")
+    if channels is None:
+        return ()
+    if not isinstance(channels, list) or not all(
+        isinstance(channel, str) and channel for channel in channels
+    ):
+        raise InvalidToken("claim channels must be a list of channel names", code=_MALFORMED)
+    return tuple(
+        ServerSubscription(channel, None, None, None) for channel in dict.fromkeys(channels)
+    )
+
+
+def _server_subscription(channel: str, opts: object) -> ServerSubscription:
+    where = f"subs[{channel!r}]"
+    if not channel:
+        raise InvalidToken("claim subs has an empty channel name", code=_MALFORMED)
+    if opts is None:
+        return ServerSubscription(channel, None, None, None)
+    if not isinstance(opts, dict):
+        raise InvalidToken(f"{where} must be an object", code=_MALFORMED)
+    return ServerSubscription(
+        channel=channel,
+        info=_raw_json(opts, "info"),
+        data=_raw_json(opts, "data"),
+        override=_override(opts.get("override"), f"{where}.override"),
+    )
+
+
+# -- issuing ----------------------------------------------------------------------------------
+
+
+class TokenIssuer:
+    """Signs connection and subscription tokens with the keyring's active key.
+
+    Every token has ``sub`` and ``iat``; ``exp`` is ``now + ttl`` (none when ``ttl`` is
+    None). A token minted here passes :class:`TokenVerifier`'s shape checks.
+    """
+
+    def __init__(self, keyring: KeyRing, clock: Callable[[], float] = time.time) -> None:
+        self._keyring = keyring
+        self._clock = clock
+
+    def connection_token(
+        self,
+        user: str,
+        *,
+        ttl: float | None = 3600,
+        channels: Sequence[str] = (),
+        info: object | None = None,
+        expire_at: int | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> str:
+        """A connection token for ``user`` ("" for anonymous) with a random ``jti``.
+
+        ``channels`` become server-side subscriptions; ``extra`` adds claims such as
+        ``meta``, ``subs``, ``aud``, ``iss`` or ``nbf``.
+
+        Raises:
+            ValueError: ``extra`` repeats a claim set by a parameter or has ``channel``,
+                ``ttl`` is not finite, or a value is not JSON-serialisable.
+        """
+        clashes = sorted(_ISSUER_CLAIMS.intersection(extra or {}))
+        if clashes:
+            raise ValueError(f"extra claims {clashes} are set by parameters or not allowed")
+        claims: dict[str, object] = {**self._base(user, ttl), "jti": secrets.token_hex(16)}
+        if channels:
+            claims["channels"] = list(channels)
+        _put_optional(claims, info=info, expire_at=expire_at)
+        return self._sign({**claims, **(extra or {})})
+
+    def subscription_token(
+        self,
+        user: str,
+        channel: str,
+        *,
+        ttl: float | None = 3600,
+        info: object | None = None,
+        expire_at: int | None = None,
+    ) -> str:
+        """A subscription token binding ``user`` to ``channel``.
+
+        Raises:
+            ValueError: ``channel`` is empty, ``ttl`` is not finite, or ``info`` is not
+                JSON-serialisable.
+        """
+        if not channel:
+            raise ValueError("a subscription token needs a non-empty channel")
+        claims: dict[str, object] = {**self._base(user, ttl), "channel": channel}
+        _put_optional(claims, info=info, expire_at=expire_at)
+        return self._sign(claims)
+
+    def _base(self, user: str, ttl: float | None) -> dict[str, object]:
+        now = self._clock()
+        claims: dict[str, object] = {"sub": user, "iat": int(now)}
+        if ttl is not None:
+            if not math.isfinite(ttl):
+                raise ValueError("ttl must be a finite number of seconds or None")
+            claims["exp"] = int(now + ttl)
+        return claims
+
+    def _sign(self, claims: Mapping[str, object]) -> str:
+        try:
+            payload = msgspec.json.encode(claims)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise ValueError(f"token claims are not JSON-serialisable: {exc}") from None
+        key = self._keyring.active
+        return _JWS.encode(payload, key.secret, algorithm=key.alg, headers={"kid": key.id})
+
+
+def _put_optional(claims: dict[str, object], **values: object) -> None:
+    claims.update({name: value for name, value in values.items() if value is not None})

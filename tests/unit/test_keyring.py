@@ -1,0 +1,469 @@
+"""KeyRing: persistence, permissions, rotation rules and refusal of bad keyring files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import stat
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parsec.auth import keyring as keyring_module
+from parsec.auth.keyring import Key, KeyRing, KeyRingError
+
+SECRET_HEX = "ab" * 32
+OTHER_SECRET_HEX = "cd" * 32
+
+
+def _keys(ring: KeyRing) -> list[Key]:
+    return ring.keys()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _document(**changes: Any) -> dict[str, Any]:
+    """A valid format-2 keyring document with one active and one verify-only key."""
+    document: dict[str, Any] = {
+        "format_version": "2",
+        "active_key_id": "k-000000000001",
+        "keys": [
+            {
+                "id": "k-000000000001",
+                "secret_hex": SECRET_HEX,
+                "role": "active",
+                "created_at": "2024-05-01T10:00:00.123456789Z",
+                "alg": "HS256",
+            },
+            {
+                "id": "k-000000000002",
+                "secret_hex": OTHER_SECRET_HEX,
+                "role": "verify-only",
+                "created_at": "2024-05-02T10:00:00Z",
+                "alg": "HS256",
+            },
+        ],
+    }
+    document.update(changes)
+    return document
+
+
+def _write(state_dir: Path, document: object) -> Path:
+    state_dir.mkdir(exist_ok=True)
+    path = state_dir / "keyring.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _with_key(**changes: Any) -> dict[str, Any]:
+    """The valid document with its first key changed."""
+    document = _document()
+    document["keys"][0].update(changes)
+    return document
+
+
+def test_open_creates_private_directory_and_file(tmp_path: Path) -> None:
+    """A missing state dir is created 0700 with a 0600 keyring.json holding one HS256 key."""
+    state_dir = tmp_path / "state" / "parsec"
+    ring = KeyRing.open(state_dir)
+    assert ring.path == state_dir / "keyring.json"
+    assert _mode(state_dir) == 0o700
+    assert _mode(state_dir / "keyring.json") == 0o600
+    assert [key.id for key in _keys(ring)] == [ring.active.id]
+    assert ring.active.alg == "HS256"
+    assert ring.active.role == "active"
+    assert re.fullmatch(r"k-[0-9a-f]{12}", ring.active.id)
+    assert len(ring.active.secret) == 32
+
+
+def test_open_writes_format_2(tmp_path: Path) -> None:
+    """The created file is the Go Parsec's format 2 with an RFC 3339 UTC created_at."""
+    ring = KeyRing.open(tmp_path)
+    document = json.loads((tmp_path / "keyring.json").read_text())
+    assert document["format_version"] == "2"
+    assert document["active_key_id"] == ring.active.id
+    [entry] = document["keys"]
+    assert entry["id"] == ring.active.id
+    assert entry["secret_hex"] == ring.active.secret.hex()
+    assert entry["role"] == "active"
+    assert entry["alg"] == "HS256"
+    assert entry["created_at"].endswith("Z")
+    assert datetime.fromisoformat(entry["created_at"]) == ring.active.created_at
+    assert "retired_at" not in entry
+
+
+def test_reopen_loads_the_same_keys(tmp_path: Path) -> None:
+    """Opening the same state dir again gives back the same keys and secrets."""
+    first = KeyRing.open(tmp_path)
+    first.generate()
+    second = KeyRing.open(tmp_path)
+    assert second.keys() == first.keys()
+    assert second.active == first.active
+
+
+def test_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
+    """An existing state directory is used as it is; the file is still 0600."""
+    tmp_path.chmod(0o750)
+    KeyRing.open(tmp_path)
+    assert _mode(tmp_path) == 0o750
+    assert _mode(tmp_path / "keyring.json") == 0o600
+
+
+def test_ephemeral_ring_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """Without a state dir the ring has one key, no path, and a WARNING explains the risk."""
+    with caplog.at_level(logging.WARNING, logger="parsec.auth"):
+        ring = KeyRing.open(None)
+    assert ring.path is None
+    assert [key.role for key in _keys(ring)] == ["active"]
+    [record] = [r for r in caplog.records if r.name == "parsec.auth"]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "ephemeral" in message
+    assert "exits" in message
+    assert "state_dir" in message
+
+
+def test_ephemeral_ring_rotates_in_memory() -> None:
+    """An ephemeral ring supports generate/promote/retire, and reload keeps its keys."""
+    ring = KeyRing.open(None)
+    old = ring.active
+    new = ring.generate()
+    ring.promote(new.id)
+    ring.retire(old.id)
+    ring.reload()
+    assert ring.active.id == new.id
+    assert [(key.id, key.role) for key in _keys(ring)] == [(old.id, "retired"), (new.id, "active")]
+
+
+def test_generate_joins_verify_only_and_persists(tmp_path: Path) -> None:
+    """A generated key is verify-only, the active key is unchanged, and the file has both."""
+    ring = KeyRing.open(tmp_path)
+    active = ring.active
+    key = ring.generate()
+    assert key.role == "verify-only"
+    assert key.alg == "HS256"
+    assert key.id != active.id
+    assert ring.active == active
+    assert ring.get(key.id) == key
+    assert KeyRing.open(tmp_path).get(key.id) == key
+    assert _mode(tmp_path / "keyring.json") == 0o600
+
+
+def test_generate_unsupported_alg(tmp_path: Path) -> None:
+    """Generating an alg other than HS256 is refused and changes nothing."""
+    ring = KeyRing.open(tmp_path)
+    with pytest.raises(KeyRingError, match="RS256"):
+        ring.generate("RS256")
+    assert len(KeyRing.open(tmp_path).keys()) == 1
+
+
+def test_promote_swaps_roles_and_persists(tmp_path: Path) -> None:
+    """Promote makes a key active and demotes the previous active key to verify-only."""
+    ring = KeyRing.open(tmp_path)
+    old = ring.active
+    new = ring.generate()
+    ring.promote(new.id)
+    assert ring.active.id == new.id
+    assert ring.get(old.id) == dataclasses.replace(old, role="verify-only")
+    reopened = KeyRing.open(tmp_path)
+    assert reopened.active.id == new.id
+    assert json.loads((tmp_path / "keyring.json").read_text())["active_key_id"] == new.id
+
+
+def test_promote_active_key_is_a_no_op(tmp_path: Path) -> None:
+    """Promoting the active key leaves the ring as it is."""
+    ring = KeyRing.open(tmp_path)
+    before = ring.keys()
+    ring.promote(ring.active.id)
+    assert ring.keys() == before
+
+
+def test_cannot_promote_retired_key(tmp_path: Path) -> None:
+    """A retired key is never active again."""
+    ring = KeyRing.open(tmp_path)
+    key = ring.generate()
+    ring.retire(key.id)
+    with pytest.raises(KeyRingError, match=f"cannot promote key {key.id}: it is retired"):
+        ring.promote(key.id)
+
+
+def test_retire_sets_role_and_time(tmp_path: Path) -> None:
+    """Retiring a verify-only key records retired_at, keeps the key and persists."""
+    ring = KeyRing.open(tmp_path)
+    key = ring.generate()
+    ring.retire(key.id)
+    retired = ring.get(key.id)
+    assert retired is not None
+    assert retired.role == "retired"
+    assert retired.retired_at is not None
+    assert retired.retired_at >= retired.created_at
+    assert KeyRing.open(tmp_path).get(key.id) == retired
+
+
+def test_retire_twice_keeps_first_time(tmp_path: Path) -> None:
+    """Retiring a retired key does nothing."""
+    ring = KeyRing.open(tmp_path)
+    key = ring.generate()
+    ring.retire(key.id)
+    first = ring.get(key.id)
+    ring.retire(key.id)
+    assert ring.get(key.id) == first
+
+
+def test_cannot_retire_active_key(tmp_path: Path) -> None:
+    """The active key cannot be retired; the message says to promote another first."""
+    ring = KeyRing.open(tmp_path)
+    with pytest.raises(KeyRingError, match="active key; promote another"):
+        ring.retire(ring.active.id)
+    assert ring.active.role == "active"
+
+
+@pytest.mark.parametrize("operation", ["promote", "retire"])
+def test_unknown_kid(tmp_path: Path, operation: str) -> None:
+    """Role changes on a kid the ring does not have name the kid."""
+    ring = KeyRing.open(tmp_path)
+    with pytest.raises(KeyRingError, match="no key 'k-ffffffffffff'"):
+        getattr(ring, operation)("k-ffffffffffff")
+
+
+def test_get_unknown_kid_is_none(tmp_path: Path) -> None:
+    """get() answers None for a kid the ring does not have."""
+    assert KeyRing.open(tmp_path).get("k-ffffffffffff") is None
+
+
+def test_loads_existing_file(tmp_path: Path) -> None:
+    """A valid format-2 file loads with its roles, secrets and nanosecond timestamps."""
+    _write(tmp_path, _document())
+    ring = KeyRing.open(tmp_path)
+    assert ring.active.id == "k-000000000001"
+    assert ring.active.secret == bytes.fromhex(SECRET_HEX)
+    assert ring.active.created_at.microsecond == 123456
+    assert [key.role for key in _keys(ring)] == ["active", "verify-only"]
+
+
+def test_format_1_reads_as_hs256_and_is_rewritten_as_2(tmp_path: Path) -> None:
+    """A format-1 file (no alg) loads as HS256 and the next change writes format 2."""
+    document = _document(format_version="1")
+    for entry in document["keys"]:
+        del entry["alg"]
+    _write(tmp_path, document)
+    ring = KeyRing.open(tmp_path)
+    assert {key.alg for key in _keys(ring)} == {"HS256"}
+    ring.generate()
+    written = json.loads((tmp_path / "keyring.json").read_text())
+    assert written["format_version"] == "2"
+    assert {entry["alg"] for entry in written["keys"]} == {"HS256"}
+
+
+def test_empty_alg_reads_as_hs256(tmp_path: Path) -> None:
+    """An empty alg in a format-2 file means HS256."""
+    _write(tmp_path, _with_key(alg=""))
+    assert KeyRing.open(tmp_path).active.alg == "HS256"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "truncated"),
+        (b"\x00\xffgarbage", "malformed"),
+        (b"{not json", "malformed"),
+        (b"[]", "Expected `object`"),
+        (b'{"format_version": 2}', "format_version"),
+        (b'{"format_version": "3", "keys": "whatever"}', "format_version '3' is not supported"),
+        (b'{"active_key_id": "k-1", "keys": []}', "format_version"),
+        (b'{"format_version": "2", "keys": []}', "active_key_id"),
+    ],
+)
+def test_unusable_file_contents(tmp_path: Path, content: bytes, problem: str) -> None:
+    """Garbage, non-objects and unsupported versions raise KeyRingError naming the file."""
+    path = tmp_path / "keyring.json"
+    path.write_bytes(content)
+    with pytest.raises(KeyRingError) as raised:
+        KeyRing.open(tmp_path)
+    assert str(path) in str(raised.value)
+    assert problem in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        (_document(keys=[]), "it has no keys"),
+        (_document(active_key_id="k-000000000002"), "is not the key whose role is active"),
+        (_with_key(role="verify-only"), "exactly one key must have role active, found 0"),
+        (_with_key(role="owner"), "role 'owner'"),
+        (_with_key(alg="RS256"), "alg 'RS256', which this build does not support"),
+        (_with_key(alg="EdDSA", private_pem="-----BEGIN PRIVATE KEY-----"), "alg 'EdDSA'"),
+        (_with_key(private_pem="-----BEGIN PRIVATE KEY-----"), "has a private_pem"),
+        (_with_key(secret_hex="zz" * 32), "secret_hex is not hexadecimal"),
+        (_with_key(secret_hex="abc"), "secret_hex is not hexadecimal"),
+        (_with_key(secret_hex="ab" * 16), "secret is 16 bytes; at least 32"),
+        (_with_key(secret_hex=12), "Expected `str`, got `int`"),
+        (_with_key(id=""), "empty id"),
+        (_with_key(id="k-000000000002"), "appears twice"),
+        (_with_key(created_at="yesterday"), "created_at 'yesterday' is not an RFC 3339 time"),
+        (_with_key(created_at="2024-05-01T10:00:00"), "has no UTC offset"),
+        (_with_key(retired_at="soon"), "retired_at 'soon'"),
+    ],
+)
+def test_invalid_keyring_documents(tmp_path: Path, document: object, problem: str) -> None:
+    """Each broken document raises KeyRingError naming the file and the problem."""
+    path = _write(tmp_path, document)
+    with pytest.raises(KeyRingError) as raised:
+        KeyRing.open(tmp_path)
+    message = str(raised.value)
+    assert str(path) in message
+    assert problem in message
+
+
+def test_errors_never_show_secrets(tmp_path: Path) -> None:
+    """A rejected file's message does not contain any secret_hex from it."""
+    _write(tmp_path, _with_key(role="owner"))
+    with pytest.raises(KeyRingError) as raised:
+        KeyRing.open(tmp_path)
+    assert SECRET_HEX not in str(raised.value)
+    assert OTHER_SECRET_HEX not in str(raised.value)
+
+
+def test_key_repr_hides_secret(tmp_path: Path) -> None:
+    """repr(Key), as a log line would show it, does not contain the secret."""
+    key = KeyRing.open(tmp_path).active
+    assert isinstance(key, Key)
+    assert key.secret.hex() not in repr(key)
+    assert repr(key.secret) not in repr(key)
+
+
+def test_state_dir_that_is_a_file(tmp_path: Path) -> None:
+    """A state dir path that is a regular file raises KeyRingError naming it."""
+    target = tmp_path / "state"
+    target.write_text("not a directory")
+    with pytest.raises(KeyRingError, match=f"cannot create state directory {target}"):
+        KeyRing.open(target)
+
+
+def test_unreadable_keyring_path(tmp_path: Path) -> None:
+    """A keyring.json that is a directory raises KeyRingError, not OSError."""
+    (tmp_path / "keyring.json").mkdir()
+    with pytest.raises(KeyRingError, match="cannot read keyring file"):
+        KeyRing.open(tmp_path)
+
+
+def test_reload_sees_other_process_changes(tmp_path: Path) -> None:
+    """reload() picks up a key that another ring on the same dir generated and promoted."""
+    server = KeyRing.open(tmp_path)
+    operator = KeyRing.open(tmp_path)
+    key = operator.generate()
+    operator.promote(key.id)
+    assert server.get(key.id) is None
+    server.reload()
+    assert server.active.id == key.id
+
+
+def test_changes_do_not_overwrite_other_process_changes(tmp_path: Path) -> None:
+    """A change re-reads the file first, so two rings' generated keys both survive."""
+    first = KeyRing.open(tmp_path)
+    second = KeyRing.open(tmp_path)
+    a = first.generate()
+    b = second.generate()
+    ids = {key.id for key in _keys(KeyRing.open(tmp_path))}
+    assert {a.id, b.id} <= ids
+    assert {a.id, b.id} <= {key.id for key in _keys(second)}
+
+
+def test_reload_of_corrupt_file_keeps_keys(tmp_path: Path) -> None:
+    """A failed reload raises and leaves the ring's keys usable."""
+    ring = KeyRing.open(tmp_path)
+    before = ring.keys()
+    (tmp_path / "keyring.json").write_text("{")
+    with pytest.raises(KeyRingError, match="is not a valid keyring"):
+        ring.reload()
+    assert ring.keys() == before
+
+
+def test_reload_of_missing_file(tmp_path: Path) -> None:
+    """reload() after the file was deleted says the file does not exist."""
+    ring = KeyRing.open(tmp_path)
+    (tmp_path / "keyring.json").unlink()
+    with pytest.raises(KeyRingError, match="does not exist"):
+        ring.reload()
+
+
+def test_failed_write_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the atomic replace fails the ring and the file keep the old keys, no temp remains."""
+    ring = KeyRing.open(tmp_path)
+    before = ring.keys()
+    on_disk = (tmp_path / "keyring.json").read_bytes()
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(KeyRingError, match=r"cannot write keyring file .*No space left"):
+        ring.generate()
+    assert ring.keys() == before
+    assert (tmp_path / "keyring.json").read_bytes() == on_disk
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyring.json"]
+
+
+def test_writes_leave_no_temp_files(tmp_path: Path) -> None:
+    """After creation and a rotation the directory holds only keyring.json."""
+    ring = KeyRing.open(tmp_path)
+    ring.promote(ring.generate().id)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyring.json"]
+
+
+def test_creation_race_adopts_the_winner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When another process creates keyring.json first, open() uses that ring, not its own."""
+    winner = KeyRing.open(tmp_path)
+    real_read = keyring_module._read
+    calls = []
+
+    def read_as_if_absent_once(path: Path) -> object:
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileNotFoundError(path)
+        return real_read(path)
+
+    monkeypatch.setattr(keyring_module, "_read", read_as_if_absent_once)
+    loser = KeyRing.open(tmp_path)
+    assert loser.active == winner.active
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyring.json"]
+
+
+def _fail(*args: object, **kwargs: object) -> None:
+    raise OSError(5, "Input/output error")
+
+
+@pytest.mark.parametrize("target", ["mkstemp", "fsync"])
+def test_temp_file_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """A failure while writing the temp file is a KeyRingError and leaves no temp file."""
+    ring = KeyRing.open(tmp_path)
+    monkeypatch.setattr(tempfile if target == "mkstemp" else os, target, _fail)
+    with pytest.raises(KeyRingError, match=r"cannot write keyring file .*Input/output error"):
+        ring.generate()
+    assert len(ring.keys()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyring.json"]
+
+
+def test_create_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the new file cannot be put in place, open() says so and leaves no temp file."""
+    monkeypatch.setattr(os, "link", _fail)
+    with pytest.raises(KeyRingError, match=r"cannot create keyring file .*Input/output error"):
+        KeyRing.open(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generated_kid_never_collides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a random kid is already taken, another one is drawn."""
+    ring = KeyRing.open(tmp_path)
+    kids = iter([ring.active.id, "k-aaaaaaaaaaaa"])
+    monkeypatch.setattr(keyring_module, "_new_kid", lambda: next(kids))
+    assert ring.generate().id == "k-aaaaaaaaaaaa"
