@@ -48,11 +48,13 @@ class _Stream:
 
 
 class MemoryBroker:
-    """Broker for one process. ``publish`` appends and delivers without awaiting."""
+    """Broker for one process. ``publish`` appends and delivers without awaiting, to
+    the handler only for channels this node subscribed to."""
 
     def __init__(self, *, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._handler: BrokerEventHandler | None = None
+        self._subscribed: set[str] = set()
         self._streams: dict[str, _Stream] = {}
         self._idempotent: OrderedDict[tuple[str, str], tuple[StreamPosition, float]] = OrderedDict()
 
@@ -60,10 +62,10 @@ class MemoryBroker:
         self._handler = handler
 
     async def subscribe(self, channel: str) -> None:
-        """Every publication reaches this process's handler; nothing to do."""
+        self._subscribed.add(channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        """Every publication reaches this process's handler; nothing to do."""
+        self._subscribed.discard(channel)
 
     async def publish(self, channel: str, pub: Publication, opts: PublishOptions) -> StreamPosition:
         now = self._clock()
@@ -87,16 +89,16 @@ class MemoryBroker:
         if opts.idempotency_key:
             expires = now + opts.idempotent_result_ttl
             self._idempotent[(channel, opts.idempotency_key)] = (position, expires)
-        if self._handler is not None:
+        if self._handler is not None and channel in self._subscribed:
             self._handler.handle_publication(channel, pub, position)
         return position
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
-        if self._handler is not None:
+        if self._handler is not None and channel in self._subscribed:
             self._handler.handle_join(channel, info)
 
     async def publish_leave(self, channel: str, info: ClientInfo) -> None:
-        if self._handler is not None:
+        if self._handler is not None and channel in self._subscribed:
             self._handler.handle_leave(channel, info)
 
     async def history(
@@ -109,8 +111,11 @@ class MemoryBroker:
             return HistoryResult([], position)
         pubs = list(stream.pubs)
         if flt.since is not None:
-            after = flt.since.offset
-            pubs = [p for p in pubs if p.offset > after]
+            mark = flt.since.offset
+            if flt.reverse:
+                pubs = [p for p in pubs if p.offset < mark]
+            else:
+                pubs = [p for p in pubs if p.offset > mark]
         if flt.reverse:
             pubs.reverse()
         if flt.limit > 0:
@@ -138,7 +143,7 @@ class MemoryBroker:
                 break
             self._idempotent.popitem(last=False)
         hit = self._idempotent.get((channel, key))
-        return hit[0] if hit is not None else None
+        return hit[0] if hit is not None and hit[1] > now else None
 
 
 class MemoryPresenceManager:

@@ -59,8 +59,10 @@ class HistoryFilter:
     """Which publications to read.
 
     ``limit`` 0 reads only the stream position, a negative limit reads all kept
-    publications. ``since`` reads publications strictly after that position (and must
-    be in the stream's current epoch). ``reverse`` reads newest first.
+    publications. ``reverse`` reads newest first. ``since`` reads publications
+    strictly after that position, oldest first — or, with ``reverse``, strictly before
+    it, newest first (paging backwards, as Centrifugo does). The caller checks that
+    ``since.epoch`` is the stream's current epoch.
     """
 
     since: StreamPosition | None = None

@@ -160,20 +160,26 @@ def decode_frame(frame: bytes | str) -> Iterator[Command]:
             continue
         try:
             yield _command_decoder.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise MalformedCommand(str(exc)) from None
+        except RecursionError:
+            raise MalformedCommand("JSON nested too deeply") from None
 
 
 def compact_json(data: bytes) -> msgspec.Raw:
     """Validate ``data`` as JSON and return it as Raw without raw newlines.
 
-    Raises MalformedCommand if ``data`` is not one JSON value. A raw newline can only
-    be insignificant whitespace in valid JSON, so removing it keeps the value intact.
+    Raises MalformedCommand if ``data`` is not one JSON value in valid UTF-8 (it goes
+    out in WebSocket text frames). A raw newline can only be insignificant whitespace
+    in valid JSON, so removing it keeps the value intact.
     """
     try:
+        data.decode("utf-8")
         _raw_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MalformedCommand(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedCommand("invalid JSON: nested too deeply") from None
     if b"\n" in data or b"\r" in data:
         data = data.replace(b"\r", b"").replace(b"\n", b"")
     return msgspec.Raw(data)

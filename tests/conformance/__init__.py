@@ -1,0 +1,1 @@
+"""One conformance suite for every backend of the engine's contracts."""

@@ -1,0 +1,97 @@
+"""Backend factories: how the conformance suite makes instances of one backend.
+
+A factory makes fresh Broker, PresenceManager and Controller instances for one test,
+moves the backend's time forward on request, and closes everything it made. Each
+backend has one factory class; ``conftest.BACKENDS`` lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
+from parsec.engine.broker import Broker
+from parsec.engine.controller import Controller
+from parsec.engine.presence import PresenceManager
+
+__all__ = ["BackendFactory", "ManualClock", "MemoryBackend"]
+
+
+class ManualClock:
+    """A monotonic clock that moves only when ``advance`` is called."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self._now = start
+
+    def __call__(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward. Raises ValueError for a negative step."""
+        if seconds < 0:
+            raise ValueError("a monotonic clock never goes back")
+        self._now += seconds
+
+
+class BackendFactory(Protocol):
+    """Makes one test's backend instances and closes them afterwards.
+
+    ``prefix`` passed to a factory's constructor is unique per test: a backend that
+    keeps state outside the process stores it under that prefix only.
+    """
+
+    def broker(self) -> Broker:
+        """A new, not yet started broker (one node's)."""
+
+    def presence(self) -> PresenceManager:
+        """A new presence manager (one node's)."""
+
+    def controller(self) -> Controller:
+        """A new, not yet started controller (one node's)."""
+
+    async def advance(self, seconds: float) -> None:
+        """Make every instance observe ``seconds`` of time passing (TTLs run down)."""
+
+    async def settle(self) -> None:
+        """Return once everything the instances sent so far has reached its receivers."""
+
+    async def aclose(self) -> None:
+        """Close every instance this factory made. Idempotent."""
+
+
+class MemoryBackend:
+    """The in-process backends, all on one ManualClock.
+
+    Delivery is synchronous, so ``settle`` has nothing to wait for. ``prefix`` is
+    unused: memory instances share no state with each other.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._clock = ManualClock()
+        self._made: list[Broker | PresenceManager | Controller] = []
+
+    def broker(self) -> Broker:
+        broker = MemoryBroker(clock=self._clock)
+        self._made.append(broker)
+        return broker
+
+    def presence(self) -> PresenceManager:
+        presence = MemoryPresenceManager()
+        self._made.append(presence)
+        return presence
+
+    def controller(self) -> Controller:
+        controller = MemoryController()
+        self._made.append(controller)
+        return controller
+
+    async def advance(self, seconds: float) -> None:
+        self._clock.advance(seconds)
+
+    async def settle(self) -> None:
+        """Memory backends deliver before their calls return."""
+
+    async def aclose(self) -> None:
+        made, self._made = self._made, []
+        for instance in reversed(made):
+            await instance.aclose()

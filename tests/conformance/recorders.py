@@ -1,0 +1,110 @@
+"""Event handlers that record what a backend delivers, for tests to await and inspect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from parsec.engine.controller import ControlCommand, NodeInfo
+from parsec.engine.types import ClientInfo, Publication, StreamPosition
+
+__all__ = [
+    "BrokerRecorder",
+    "ControlRecorder",
+    "Delivered",
+    "JoinLeave",
+    "payload",
+    "publication",
+]
+
+WAIT_SECONDS = 5.0
+"""How long ``BrokerRecorder.take`` waits for an event before failing the test."""
+
+
+def publication(value: object) -> Publication:
+    """A fresh Publication whose data is ``value`` as compact JSON."""
+    return Publication(data=msgspec.Raw(json.dumps(value, separators=(",", ":")).encode()))
+
+
+def payload(pub: Publication) -> object:
+    """The JSON value a publication carries."""
+    return json.loads(bytes(pub.data))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A publication the broker handed to the node."""
+
+    channel: str
+    pub: Publication
+    position: StreamPosition
+
+
+@dataclass(frozen=True, slots=True)
+class JoinLeave:
+    """A join or leave the broker handed to the node."""
+
+    kind: Literal["join", "leave"]
+    channel: str
+    info: ClientInfo
+
+
+Event = Delivered | JoinLeave
+
+
+class BrokerRecorder:
+    """A BrokerEventHandler that queues every event in arrival order."""
+
+    def __init__(self) -> None:
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+
+    def handle_publication(self, channel: str, pub: Publication, position: StreamPosition) -> None:
+        self._events.put_nowait(Delivered(channel, pub, position))
+
+    def handle_join(self, channel: str, info: ClientInfo) -> None:
+        self._events.put_nowait(JoinLeave("join", channel, info))
+
+    def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        self._events.put_nowait(JoinLeave("leave", channel, info))
+
+    async def take(self, count: int) -> list[Event]:
+        """The next ``count`` events, awaited; TimeoutError if they do not arrive."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            return [await self._events.get() for _ in range(count)]
+
+    async def publications(self, count: int) -> list[Delivered]:
+        """The next ``count`` events, which must all be publications."""
+        events = await self.take(count)
+        delivered = [e for e in events if isinstance(e, Delivered)]
+        assert delivered == events, f"expected only publications, got {events}"
+        return delivered
+
+    def pending(self) -> int:
+        """How many received events no ``take`` has returned yet."""
+        return self._events.qsize()
+
+
+class ControlRecorder:
+    """A ControlEventHandler that keeps every command it receives."""
+
+    def __init__(self, name: str = "conformance") -> None:
+        self.commands: list[ControlCommand] = []
+        self._info = NodeInfo(
+            uid=f"{name}-uid",
+            name=name,
+            version="0.0.0",
+            num_clients=0,
+            num_users=0,
+            num_channels=0,
+            num_subs=0,
+        )
+
+    async def handle_control(self, command: ControlCommand) -> None:
+        self.commands.append(command)
+
+    def node_info(self) -> NodeInfo:
+        return self._info
