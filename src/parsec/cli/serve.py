@@ -1,0 +1,165 @@
+"""``parsec serve``: run a Parsec server until SIGINT or SIGTERM.
+
+Configuration precedence: flags > ``PARSEC_*`` environment > TOML file > defaults. The
+CLI keeps keys in ``.parsec`` unless a state directory is configured, so ``parsec tokens``
+run from the same directory mints tokens this server accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+import signal
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from parsec.auth.keyring import KeyRingError
+from parsec.cli._common import fail, load_config, run_async, state_dir_of
+from parsec.options import Options
+
+__all__ = ["LogLevel", "banner", "serve"]
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", metavar="FILE", help="TOML config file (env PARSEC_CONFIG)."
+        ),
+    ] = None,
+    addr: Annotated[
+        str | None,
+        typer.Option(
+            "--addr",
+            "-a",
+            metavar="HOST:PORT",
+            help="Where to listen (env PARSEC_ADDR; default 127.0.0.1:8000).",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Keyring directory (env PARSEC_STATE_DIR). Default: .parsec in the current "
+            "directory, the one `parsec tokens` uses.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", metavar="KEY", help="Server API key for /api (env PARSEC_API_KEY)."
+        ),
+    ] = None,
+    allow_anonymous: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-anonymous/--no-allow-anonymous",
+            help="Accept connections without a token (env PARSEC_ALLOW_ANONYMOUS).",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option("--log-level", help="Logging level.")] = (
+        LogLevel.INFO
+    ),
+) -> None:
+    """Serve the client protocol at /connection/websocket and the server API at /api."""
+    options = load_config(
+        config,
+        {
+            "server.addr": addr,
+            "auth.state_dir": state_dir,
+            "api.key": api_key,
+            "auth.allow_anonymous": allow_anonymous,
+        },
+    )
+    options.auth.state_dir = state_dir_of(options)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        run_async(_serve(options))
+    except KeyboardInterrupt:
+        pass
+    except KeyRingError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot serve on {options.server.addr}: {e.strerror or e}")
+    except SystemExit as e:  # uvicorn exits 1 when it cannot bind; it logged why
+        if e.code not in (None, 0):
+            fail(f"cannot serve on {options.server.addr} (see the error above)")
+
+
+async def _serve(options: Options) -> None:
+    """Serve until SIGINT or SIGTERM, then close Parsec fully before returning.
+
+    uvicorn handles the signals while it serves and re-raises them when it returns; the
+    handlers installed here receive those re-raised signals (and any that arrive while
+    Parsec starts or closes) so that they stop the server instead of killing the process
+    midway through its cleanup.
+    """
+    from parsec import Parsec  # the whole server stack loads only for `serve`
+
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):
+        async with Parsec(options) as parsec:
+            serving = asyncio.create_task(parsec.run(ready=lambda: _print_banner(options)))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            serving.cancel()  # no-op once uvicorn returned; else it had not started yet
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _print_banner(options: Options) -> None:
+    print(banner(options), file=sys.stderr, flush=True)
+
+
+def banner(options: Options) -> str:
+    """What ``serve`` prints once it accepts connections: where, and how to get a token."""
+    where = f"{options.server.host}:{options.server.port}"
+    state_dir = shlex.quote(str(state_dir_of(options)))
+    if options.api.key:
+        api = "server API: POST /api/<method> with header X-API-Key"
+    elif options.api.insecure:
+        api = "server API: POST /api/<method> WITHOUT a key (insecure)"
+    else:
+        api = "server API: disabled (set [api] key, PARSEC_API_KEY or --api-key)"
+    return "\n".join(
+        [
+            f"parsec listening on http://{where} (websocket ws://{where}/connection/websocket)",
+            f"  mint a token: parsec tokens connect --sub USER --state-dir {state_dir}",
+            f"  {api}",
+        ]
+    )

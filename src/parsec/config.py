@@ -1,0 +1,388 @@
+"""Build :class:`parsec.options.Options` from a TOML file, ``PARSEC_*`` variables and flags.
+
+Precedence, highest first: ``overrides`` (command-line flags) > environment > file >
+the defaults of :mod:`parsec.options`. Every field of ``ServerOptions`` (``[server]``),
+``AuthOptions`` (``[auth]``), ``ApiOptions`` (``[api]``), ``ClientOptions`` (``[client]``),
+``ChannelOptions`` (``[[namespaces]]`` with ``name``, and ``[without_namespace]``) and the
+top-level ``node_name`` is settable under its own name.
+
+Guarantees: a value either converts exactly to its field's type or loading fails with a
+:class:`ConfigError` naming the key path (``namespaces[0].history_ttl``, an environment
+variable name, or a dotted override key) and the problem. Nothing is coerced silently:
+a float is never truncated to an integer and a string is never read as a boolean in a
+file. Loading never raises anything but ``ConfigError`` for bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from parsec.channels.namespaces import validate_namespace_name
+from parsec.channels.options import ChannelOptions, Namespace
+from parsec.options import ApiOptions, AuthOptions, ClientOptions, Options, ServerOptions
+
+__all__ = ["ENV_VARS", "ConfigError", "load_options", "parse_duration"]
+
+
+class ConfigError(Exception):
+    """Bad configuration. ``key`` names where (a key path, an environment variable or a
+    dotted override key), ``code`` is a stable identifier of the problem and ``problem``
+    says what is wrong in words."""
+
+    def __init__(self, key: str, problem: str, *, code: str = "invalid_value") -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key
+        self.problem = problem
+        self.code = code
+
+
+ENV_VARS: Final[Mapping[str, str]] = {
+    "PARSEC_ADDR": "server.addr",
+    "PARSEC_ALLOWED_ORIGINS": "server.allowed_origins",
+    "PARSEC_STATE_DIR": "auth.state_dir",
+    "PARSEC_TOKEN_HMAC_SECRET": "auth.token_hmac_secret",
+    "PARSEC_ALLOW_ANONYMOUS": "auth.allow_anonymous",
+    "PARSEC_API_KEY": "api.key",
+    "PARSEC_API_INSECURE": "api.insecure",
+}
+"""Environment variables and the option each one sets. ``PARSEC_CONFIG`` names the file."""
+
+_SECTIONS: Final[Mapping[str, type[Any]]] = {
+    "server": ServerOptions,
+    "auth": AuthOptions,
+    "api": ApiOptions,
+    "client": ClientOptions,
+    "without_namespace": ChannelOptions,
+}
+_TOP_LEVEL: Final = (*_SECTIONS, "namespaces", "node_name")
+
+_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|h|m|s)")
+_DURATION_UNITS: Final[Mapping[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_HINT: Final = 'use e.g. "300s", "5m", "1h30m", "250ms" or a number of seconds'
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def parse_duration(value: object, key: str) -> float:
+    """Seconds in ``value``: a non-negative number, or a string of ``<number><unit>``
+    parts with units ``ms``, ``s``, ``m``, ``h`` (``"1h30m"``), or a plain number string.
+
+    Raises ``ConfigError(key, …)`` with code ``bad_duration`` for anything else,
+    including negative, infinite and NaN values and booleans.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(
+            key,
+            f"expected a duration, got {_type_name(value)} ({_DURATION_HINT})",
+            code="bad_duration",
+        )
+    seconds = _duration_seconds(value.strip()) if isinstance(value, str) else float(value)
+    if seconds is None or math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        raise ConfigError(
+            key, f"invalid duration {value!r} ({_DURATION_HINT})", code="bad_duration"
+        )
+    return seconds
+
+
+def _duration_seconds(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        pass
+    matches = list(_DURATION_RE.finditer(text))
+    if not matches or "".join(m.group(0) for m in matches) != text:
+        return None
+    return sum(float(m.group(1)) * _DURATION_UNITS[m.group(2)] for m in matches)
+
+
+def load_options(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Options:
+    """Options from the TOML file at ``path`` (else ``$PARSEC_CONFIG``, else none), the
+    ``PARSEC_*`` variables of ``env`` (default ``os.environ``; empty values count as
+    unset) and ``overrides``: dotted keys such as ``"server.addr"`` whose ``None`` values
+    count as unset. Raises :class:`ConfigError` for any bad file, key or value."""
+    environ = os.environ if env is None else env
+    if path is None and environ.get("PARSEC_CONFIG"):
+        path = Path(environ["PARSEC_CONFIG"])
+    raw: dict[str, Any] = _read_file(path) if path is not None else {}
+    labels: dict[str, str] = {}
+    for name, dotted in ENV_VARS.items():
+        text = environ.get(name, "")
+        if text:
+            _assign(raw, dotted, _from_env(name, dotted, text))
+            labels[dotted] = name
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _check_override_key(dotted)
+            _assign(raw, dotted, value)
+            labels[dotted] = dotted
+    return _build(raw, labels)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(str(path), "config file not found", code="file_not_found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), f"invalid TOML: {e}", code="bad_toml") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), f"cannot read config file: {e}", code="unreadable") from None
+
+
+def _from_env(name: str, dotted: str, text: str) -> object:
+    if dotted == "server.allowed_origins":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if dotted in ("auth.allow_anonymous", "api.insecure"):
+        lowered = text.strip().lower()
+        if lowered in _TRUE | _FALSE:
+            return lowered in _TRUE
+        raise ConfigError(
+            name,
+            f"expected a boolean (true/false, 1/0, yes/no, on/off), got {text!r}",
+            code="wrong_type",
+        )
+    return text
+
+
+def _check_override_key(dotted: str) -> None:
+    section, _, field = dotted.partition(".")
+    if section == "node_name" and not field:
+        return
+    cls = _SECTIONS.get(section)
+    if cls is None or field not in _field_types(cls):
+        raise ConfigError(dotted, "unknown option", code="unknown_key")
+
+
+def _assign(raw: dict[str, Any], dotted: str, value: object) -> None:
+    *tables, last = dotted.split(".")
+    node = raw
+    for table in tables:
+        child = node.setdefault(table, {})
+        if not isinstance(child, dict):
+            return  # the file's bad value for ``table`` is reported when building
+        node = child
+    node[last] = value
+
+
+def _build(raw: Mapping[str, Any], labels: Mapping[str, str]) -> Options:
+    _reject_unknown(raw, _TOP_LEVEL, "")
+    kwargs: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        if section in raw:
+            table = _expect_table(raw[section], section)
+            kwargs[section] = _build_struct(cls, table, section, labels)
+    if "namespaces" in raw:
+        kwargs["namespaces"] = _build_namespaces(raw["namespaces"], labels)
+    if "node_name" in raw:
+        kwargs["node_name"] = _non_empty_str(raw["node_name"], labels.get("node_name", "node_name"))
+    options = Options(**kwargs)
+    _check_client(options.client, labels)
+    return options
+
+
+def _build_namespaces(value: object, labels: Mapping[str, str]) -> list[Namespace]:
+    if not isinstance(value, list):
+        raise ConfigError(
+            "namespaces",
+            f"expected an array of tables ([[namespaces]]), got {_type_name(value)}",
+            code="wrong_type",
+        )
+    namespaces: list[Namespace] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        path = f"namespaces[{index}]"
+        table = _expect_table(item, path)
+        if "name" not in table:
+            raise ConfigError(f"{path}.name", "missing required key", code="missing_key")
+        namespace = _build_struct(Namespace, table, path, labels)
+        if namespace.name in seen:
+            raise ConfigError(
+                f"{path}.name", f"duplicate namespace {namespace.name!r}", code="duplicate"
+            )
+        seen.add(namespace.name)
+        namespaces.append(namespace)
+    return namespaces
+
+
+def _build_struct(
+    cls: type[Any], table: Mapping[str, Any], path: str, labels: Mapping[str, str]
+) -> Any:
+    hints = _field_types(cls)
+    _reject_unknown(table, tuple(hints), path)
+    kwargs: dict[str, Any] = {}
+    for name, value in table.items():
+        key = labels.get(f"{path}.{name}", f"{path}.{name}")
+        converted = _convert(hints[name], value, key)
+        check = _FIELD_CHECKS.get(name)
+        kwargs[name] = check(converted, key) if check else converted
+    return cls(**kwargs)
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _reject_unknown(table: Mapping[str, Any], known: tuple[str, ...], path: str) -> None:
+    for name in table:
+        if name not in known:
+            key = f"{path}.{name}" if path else name
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(key, f"unknown key{hint}", code="unknown_key")
+
+
+def _convert(hint: Any, value: object, key: str) -> object:
+    """``value`` as the field type ``hint``, or ConfigError(key, …)."""
+    if isinstance(hint, types.UnionType):
+        (inner,) = (arg for arg in typing.get_args(hint) if arg is not type(None))
+        return _non_empty_str(value, key) if inner is str else _convert(inner, value, key)
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise _wrong_type(key, "an array of strings", value)
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise _wrong_type(f"{key}[{index}]", "a string", item)
+        return list(value)
+    if hint is float:
+        return parse_duration(value, key)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _wrong_type(key, "a boolean (true or false)", value)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong_type(key, "an integer", value)
+        return _at_least(0)(value, key)
+    if hint is Path:
+        return _path(_non_empty_str(value, key), key)
+    if isinstance(value, Path):
+        raise _wrong_type(key, "a string", value)
+    if not isinstance(value, str):
+        raise _wrong_type(key, "a string", value)
+    return value
+
+
+def _path(text: str, key: str) -> Path:
+    if "\0" in text:
+        raise ConfigError(key, "a path must not contain NUL characters", code="invalid_value")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as e:  # ~user that does not exist, or no home directory
+        raise ConfigError(key, f"cannot expand {text!r}: {e}", code="invalid_value") from None
+
+
+def _check_addr(value: object, key: str) -> object:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(
+            key,
+            f'expected "host:port" with a port from 1 to 65535, got {value!r}',
+            code="bad_addr",
+        )
+    if host.startswith("[") != host.endswith("]"):
+        raise ConfigError(key, f"unbalanced brackets in IPv6 host {host!r}", code="bad_addr")
+    return value
+
+
+def _check_namespace_name(value: object, key: str) -> object:
+    try:
+        validate_namespace_name(str(value))
+    except ValueError as e:
+        raise ConfigError(key, str(e), code="bad_name") from None
+    return value
+
+
+def _check_regex(value: object, key: str) -> object:
+    try:
+        re.compile(str(value))
+    except re.error as e:
+        raise ConfigError(key, f"invalid regular expression: {e}", code="bad_regex") from None
+    return value
+
+
+def _check_origins(value: object, key: str) -> object:
+    for index, origin in enumerate(typing.cast(list[str], value)):
+        if not origin.strip():
+            raise ConfigError(f"{key}[{index}]", "empty origin", code="invalid_value")
+    return value
+
+
+def _at_least(least: int) -> Callable[[object, str], object]:
+    def check(value: object, key: str) -> object:
+        if typing.cast(int, value) < least:
+            raise ConfigError(key, f"must be at least {least}, got {value}", code="out_of_range")
+        return value
+
+    return check
+
+
+_FIELD_CHECKS: Final[Mapping[str, Callable[[object, str], object]]] = {
+    "max_frame_size": _at_least(1),
+    "channel_max_length": _at_least(1),
+    "addr": _check_addr,
+    "name": _check_namespace_name,
+    "channel_regex": _check_regex,
+    "allowed_origins": _check_origins,
+}
+
+
+def _check_client(client: ClientOptions, labels: Mapping[str, str]) -> None:
+    if 0 < client.ping_interval <= client.pong_timeout:
+        raise ConfigError(
+            labels.get("client.pong_timeout", "client.pong_timeout"),
+            f"must be less than client.ping_interval ({client.ping_interval:g}s), "
+            f"got {client.pong_timeout:g}s",
+            code="out_of_range",
+        )
+
+
+def _expect_table(value: object, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong_type(key, "a table", value)
+    return value
+
+
+def _non_empty_str(value: object, key: str) -> str:
+    if isinstance(value, Path):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _wrong_type(key, "a string", value)
+    if not value.strip():
+        raise ConfigError(key, "must not be empty", code="invalid_value")
+    return value
+
+
+def _wrong_type(key: str, expected: str, value: object) -> ConfigError:
+    return ConfigError(key, f"expected {expected}, got {_type_name(value)}", code="wrong_type")
+
+
+def _type_name(value: object) -> str:
+    names = {
+        bool: "boolean",
+        int: "integer",
+        float: "float",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }
+    for cls, name in names.items():
+        if isinstance(value, cls):
+            return name
+    return type(value).__name__

@@ -1,0 +1,829 @@
+"""The ``parsec`` command line: exit codes, stdout/stderr contents and end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+from websockets.sync.server import ServerConnection
+from websockets.sync.server import serve as ws_serve
+
+import parsec.cli
+from parsec.auth.keyring import KeyRing
+from parsec.auth.tokens import TokenVerifier
+from parsec.cli import app
+from parsec.cli.serve import banner
+from parsec.cli.subscribe import websocket_url
+from parsec.options import ApiOptions, AuthOptions, Options, ServerOptions
+
+SRC = Path(parsec.cli.__file__).resolve().parents[2]
+
+CHAT_CONFIG = """
+[api]
+key = "test-key"
+[[namespaces]]
+name = "chat"
+history_size = 100
+history_ttl = "300s"
+force_recovery = true
+allow_subscribe_for_client = true
+"""
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own directory with no PARSEC_* variables set."""
+    for name in list(os.environ):
+        if name.startswith("PARSEC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    """Run the CLI in-process; fail the test on any exception other than an exit."""
+    result = CliRunner().invoke(app, list(args), input=input, env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def assert_clean_error(result: Result, code: int, *words: str) -> None:
+    """The command exited with ``code`` and its last stderr line is an error message
+    holding ``words``."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    message = result.stderr.splitlines()[-1]
+    assert message.startswith("parsec: error: "), result.stderr
+    for word in words:
+        assert word in message
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- subprocesses ---------------------------------------------------------------------------
+
+
+class Proc:
+    """``python -m parsec ARGS`` with its output lines readable as they come."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARSEC_")}
+        env |= {"PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "parsec", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: dict[str, queue.Queue[str | None]] = {
+            "out": queue.Queue(),
+            "err": queue.Queue(),
+        }
+        self.seen: list[str] = []
+        assert self.popen.stdout is not None
+        assert self.popen.stderr is not None
+        for name, pipe in (("out", self.popen.stdout), ("err", self.popen.stderr)):
+            threading.Thread(target=self._pump, args=(pipe, self.lines[name]), daemon=True).start()
+
+    @staticmethod
+    def _pump(pipe: Any, into: queue.Queue[str | None]) -> None:
+        for line in pipe:
+            into.put(line.rstrip("\n"))
+        into.put(None)
+
+    def wait_for(self, stream: str, text: str, timeout: float = 30.0) -> str:
+        """The first next line of ``stream`` containing ``text``; fails the test when the
+        stream ends or nothing matches within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines[stream].get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {timeout}s; saw {self.seen}") from None
+            if line is None:
+                self.lines[stream].put(None)
+                raise AssertionError(f"{stream} ended before {text!r}; saw {self.seen}")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and return the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        return self.popen.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=30)
+        for pipe in (self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Proc]]:
+    """Start ``python -m parsec`` processes that are killed after the test."""
+    procs: list[Proc] = []
+
+    def start(*args: str, cwd: Path) -> Proc:
+        procs.append(Proc(*args, cwd=cwd))
+        return procs[-1]
+
+    yield start
+    for proc in procs:
+        proc.close()
+
+
+# -- fake servers ---------------------------------------------------------------------------
+
+
+class FakeApi:
+    """A stand-in for ``/api``: records requests and answers with a fixed response."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body = b'{"result": {"offset": 1, "epoch": "ep"}}'
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
+
+@pytest.fixture
+def fake_api() -> Iterator[tuple[str, FakeApi]]:
+    """A local HTTP server playing the server API; yields its base URL."""
+    api = FakeApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            api.requests.append((self.path, dict(self.headers.items()), body))
+            self.send_response(api.status)
+            self.send_header("Content-Length", str(len(api.body)))
+            self.end_headers()
+            self.wfile.write(api.body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", api
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+class FakeCentrifugo:
+    """A scripted client-protocol server: replies to connect and subscribe, sends
+    ``pushes``, then closes with ``close`` or waits for the client to leave."""
+
+    def __init__(self) -> None:
+        self.subscribe_reply: dict[str, Any] = {"subscribe": {"epoch": "ep", "offset": 2}}
+        self.pushes: list[dict[str, Any]] = []
+        self.close: tuple[int, str] | None = (3001, "shutdown")
+        self.commands: list[dict[str, Any]] = []
+
+    def handler(self, ws: ServerConnection) -> None:
+        connect = json.loads(ws.recv())
+        self.commands.append(connect)
+        ws.send(json.dumps({"id": connect["id"], "connect": {"client": "c-1", "ping": 25}}))
+        subscribe = json.loads(ws.recv())
+        self.commands.append(subscribe)
+        ws.send(json.dumps({"id": subscribe["id"], **self.subscribe_reply}))
+        if self.pushes:
+            ws.send("\n".join(json.dumps(push) for push in self.pushes))
+        if self.close is None:
+            for _ in ws:
+                pass
+        else:
+            ws.close(*self.close)
+
+
+@pytest.fixture
+def fake_ws() -> Iterator[tuple[str, FakeCentrifugo]]:
+    """A FakeCentrifugo on a loopback port; yields its http:// base URL."""
+    fake = FakeCentrifugo()
+    server = ws_serve(fake.handler, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.socket.getsockname()[1]}", fake
+    server.shutdown()
+    thread.join()
+
+
+def pub(offset: int, data: object, channel: str = "chat:a") -> dict[str, Any]:
+    return {"push": {"channel": channel, "pub": {"data": data, "offset": offset}}}
+
+
+# -- parsec serve ---------------------------------------------------------------------------
+
+
+def test_serve_with_a_bad_config_file_names_the_key(tmp_path: Path) -> None:
+    """A bad value in the file exits 2 with a message naming its key path."""
+    config = tmp_path / "bad.toml"
+    config.write_text('[[namespaces]]\nname = "chat"\nhistory_ttl = "soon"')
+    result = invoke("serve", "--config", str(config))
+    assert_clean_error(result, 2, "namespaces[0].history_ttl", "invalid duration 'soon'")
+
+
+def test_serve_reads_parsec_config(tmp_path: Path) -> None:
+    """The file named by PARSEC_CONFIG is read, and its errors reported."""
+    config = tmp_path / "bad.toml"
+    config.write_text("[server]\nport = 1")
+    result = invoke("serve", env={"PARSEC_CONFIG": str(config)})
+    assert_clean_error(result, 2, "server.port", "unknown key")
+
+
+def test_serve_with_a_missing_config_file_exits_2(tmp_path: Path) -> None:
+    """A config path that does not exist exits 2."""
+    result = invoke("serve", "-c", str(tmp_path / "absent.toml"))
+    assert_clean_error(result, 2, "config file not found")
+
+
+def test_serve_with_invalid_toml_exits_2(tmp_path: Path) -> None:
+    """A TOML syntax error exits 2 naming the file."""
+    config = tmp_path / "broken.toml"
+    config.write_text("[server\n")
+    assert_clean_error(invoke("serve", "-c", str(config)), 2, "invalid TOML", str(config))
+
+
+def test_serve_with_a_bad_environment_value_names_the_variable() -> None:
+    """A bad PARSEC_ADDR exits 2 naming the variable."""
+    result = invoke("serve", env={"PARSEC_ADDR": "nowhere"})
+    assert_clean_error(result, 2, "PARSEC_ADDR", "host:port")
+
+
+def test_serve_with_a_bad_addr_flag_exits_2() -> None:
+    """A bad --addr exits 2 naming server.addr."""
+    assert_clean_error(invoke("serve", "--addr", "localhost"), 2, "server.addr")
+
+
+def test_serve_with_an_unusable_keyring_exits_1(tmp_path: Path) -> None:
+    """A corrupt keyring.json in the state directory exits 1 naming the file."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "keyring.json").write_text("{not json")
+    result = invoke("serve", "--state-dir", str(state), "--addr", f"127.0.0.1:{free_port()}")
+    assert_clean_error(result, 1, "keyring.json")
+
+
+def test_serve_help_documents_the_default_state_dir() -> None:
+    """serve --help says the state directory defaults to .parsec and lists every flag."""
+    result = invoke("serve", "--help")
+    assert result.exit_code == 0
+    for flag in (
+        "--config",
+        "-c",
+        "--addr",
+        "-a",
+        "--state-dir",
+        "--api-key",
+        "--allow-anonymous",
+        "--log-level",
+        ".parsec",
+    ):
+        assert flag in result.stdout
+
+
+def test_top_level_help_lists_the_commands() -> None:
+    """parsec --help lists serve, tokens, publish and subscribe."""
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("serve", "tokens", "publish", "subscribe"):
+        assert command in result.stdout
+
+
+def test_banner_says_where_and_how_to_mint_a_token() -> None:
+    """The banner names the HTTP and WebSocket URLs and the tokens command."""
+    options = Options(
+        server=ServerOptions(addr="0.0.0.0:9001"),
+        auth=AuthOptions(state_dir=Path("/var/lib/my parsec")),
+        api=ApiOptions(key="k"),
+    )
+    text = banner(options)
+    assert text.splitlines()[0] == (
+        "parsec listening on http://0.0.0.0:9001 (websocket ws://0.0.0.0:9001/connection/websocket)"
+    )
+    assert "parsec tokens connect --sub USER --state-dir '/var/lib/my parsec'" in text
+    assert "X-API-Key" in text
+
+
+@pytest.mark.parametrize(
+    ("api", "words"),
+    [(ApiOptions(), "disabled"), (ApiOptions(insecure=True), "WITHOUT a key")],
+)
+def test_banner_says_whether_the_api_is_open(api: ApiOptions, words: str) -> None:
+    """The banner warns when /api is disabled or open without a key."""
+    assert words in banner(Options(api=api))
+
+
+# -- parsec tokens --------------------------------------------------------------------------
+
+
+def verifier(state_dir: Path) -> TokenVerifier:
+    return TokenVerifier(KeyRing.open(state_dir))
+
+
+def test_connect_token_is_the_only_output_and_verifies(tmp_path: Path) -> None:
+    """tokens connect prints one token, signed by the .parsec keyring, with the claims."""
+    result = invoke(
+        "tokens",
+        "connect",
+        "--sub",
+        "alice",
+        "--channel",
+        "chat:a",
+        "--channel",
+        "chat:b",
+        "--info",
+        '{"name": "Alice"}',
+    )
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"
+    claims = verifier(tmp_path / ".parsec").verify_connection(token)
+    assert claims.user == "alice"
+    assert [s.channel for s in claims.subscriptions] == ["chat:a", "chat:b"]
+    assert json.loads(claims.info or b"") == {"name": "Alice"}
+    assert claims.exp is not None
+    assert claims.iat is not None
+    assert claims.exp - claims.iat == 3600
+
+
+@pytest.mark.parametrize(("ttl", "lifetime"), [("90s", 90), ("1h30m", 5400), ("0", None)])
+def test_connect_token_ttl(tmp_path: Path, ttl: str, lifetime: int | None) -> None:
+    """--ttl sets the lifetime; 0 mints a token that never expires."""
+    result = invoke("tokens", "connect", "--sub", "bob", "--ttl", ttl)
+    claims = verifier(tmp_path / ".parsec").verify_connection(result.stdout.strip())
+    lived = None if claims.exp is None else claims.exp - (claims.iat or 0)
+    assert lived == lifetime
+
+
+def test_subscription_token_verifies(tmp_path: Path) -> None:
+    """tokens subscription prints a token for the user and channel."""
+    result = invoke("tokens", "subscription", "--sub", "alice", "--channel", "private:x")
+    assert result.exit_code == 0, result.output
+    claims = verifier(tmp_path / ".parsec").verify_subscription(result.stdout.strip())
+    assert (claims.user, claims.channel) == ("alice", "private:x")
+
+
+def test_state_dir_precedence_flag_env_file(tmp_path: Path) -> None:
+    """The keyring comes from --state-dir, else PARSEC_STATE_DIR, else the config file."""
+    config = tmp_path / "parsec.toml"
+    config.write_text('[auth]\nstate_dir = "from-file"')
+    invoke("tokens", "connect", "--sub", "u", "-c", str(config))
+    assert (tmp_path / "from-file" / "keyring.json").is_file()
+    env = {"PARSEC_STATE_DIR": str(tmp_path / "from-env")}
+    invoke("tokens", "connect", "--sub", "u", "-c", str(config), env=env)
+    assert (tmp_path / "from-env" / "keyring.json").is_file()
+    flag = str(tmp_path / "from-flag")
+    invoke("tokens", "connect", "--sub", "u", "-c", str(config), "--state-dir", flag, env=env)
+    assert (tmp_path / "from-flag" / "keyring.json").is_file()
+    assert not (tmp_path / ".parsec").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["connect", "--sub", "u", "--ttl", "forever"], "--ttl: invalid duration"),
+        (["connect", "--sub", "u", "--ttl", "-5s"], "--ttl: invalid duration"),
+        (["connect", "--sub", "u", "--info", "{oops"], "--info is not valid JSON"),
+        (["connect", "--sub", " "], "--sub must not be empty"),
+        (["subscription", "--sub", "u", "--channel", ""], "--channel must not be empty"),
+    ],
+)
+def test_bad_token_flags_exit_2(args: list[str], words: str) -> None:
+    """Bad --ttl, --info, --sub or --channel values exit 2 with a message."""
+    assert_clean_error(invoke("tokens", *args), 2, words)
+
+
+@pytest.mark.parametrize("args", [["connect"], ["subscription", "--sub", "u"]])
+def test_missing_required_token_flags_exit_2(args: list[str]) -> None:
+    """A missing --sub or --channel is a usage error (exit 2)."""
+    result = invoke("tokens", *args)
+    assert result.exit_code == 2
+    assert "Missing option" in result.stderr
+
+
+def test_tokens_with_a_corrupt_keyring_exit_1(tmp_path: Path) -> None:
+    """A keyring file that is not a keyring exits 1 naming the file."""
+    (tmp_path / ".parsec").mkdir()
+    (tmp_path / ".parsec" / "keyring.json").write_text("[]")
+    assert_clean_error(invoke("tokens", "connect", "--sub", "u"), 1, "keyring.json")
+
+
+def test_tokens_with_a_bad_config_exit_2(tmp_path: Path) -> None:
+    """A bad config file exits 2 before any keyring is touched."""
+    config = tmp_path / "parsec.toml"
+    config.write_text("[auth]\nstate_dir = 5")
+    result = invoke("tokens", "connect", "--sub", "u", "-c", str(config))
+    assert_clean_error(result, 2, "auth.state_dir", "expected a string")
+    assert not (tmp_path / ".parsec").exists()
+
+
+# -- parsec publish -------------------------------------------------------------------------
+
+
+def test_publish_posts_to_the_api_and_prints_the_result(fake_api: tuple[str, FakeApi]) -> None:
+    """--data is sent to /api/publish with X-API-Key; the result is printed as JSON."""
+    url, api = fake_api
+    result = invoke("publish", "chat:a", "-d", '{"text": "hi"}', "--server", url, "--api-key", "k1")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"offset": 1, "epoch": "ep"}
+    ((path, headers, body),) = api.requests
+    assert path == "/api/publish"
+    assert headers["X-API-Key"] == "k1"
+    assert json.loads(body) == {"channel": "chat:a", "data": {"text": "hi"}}
+
+
+def test_publish_reads_a_file(fake_api: tuple[str, FakeApi], tmp_path: Path) -> None:
+    """--file sends the file's JSON."""
+    url, api = fake_api
+    data = tmp_path / "data.json"
+    data.write_text('{\n  "multi": ["line"]\n}\n')
+    result = invoke("publish", "c", "--file", str(data), "--server", url)
+    assert result.exit_code == 0, result.output
+    assert json.loads(api.requests[0][2])["data"] == {"multi": ["line"]}
+    assert "X-API-Key" not in api.requests[0][1]
+
+
+def test_publish_reads_stdin_and_environment(fake_api: tuple[str, FakeApi]) -> None:
+    """Without --data or --file the JSON comes from stdin; server and key from env."""
+    url, api = fake_api
+    env = {"PARSEC_SERVER": url + "/", "PARSEC_API_KEY": "env-key"}
+    result = invoke("publish", "c", input="[1, 2, 3]", env=env)
+    assert result.exit_code == 0, result.output
+    path, headers, body = api.requests[0]
+    assert (path, headers["X-API-Key"]) == ("/api/publish", "env-key")
+    assert json.loads(body)["data"] == [1, 2, 3]
+
+
+def test_publish_without_result_prints_an_empty_object(fake_api: tuple[str, FakeApi]) -> None:
+    """A reply without result (a channel without history) prints {}."""
+    url, api = fake_api
+    api.body = b"{}"
+    result = invoke("publish", "c", "-d", "1", "--server", url)
+    assert (result.exit_code, result.stdout) == (0, "{}\n")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "words"),
+    [
+        (
+            200,
+            b'{"error": {"code": 102, "message": "unknown channel"}}',
+            "error 102: unknown channel",
+        ),
+        (401, b"", "rejected the API key (HTTP 401)"),
+        (500, b"boom", "HTTP 500"),
+        (200, b"<html>", "not JSON"),
+        (200, b"[1]", "unexpected reply"),
+    ],
+)
+def test_publish_api_failures_exit_1(
+    fake_api: tuple[str, FakeApi], status: int, body: bytes, words: str
+) -> None:
+    """Error replies, rejected keys and garbage replies exit 1 with a message."""
+    url, api = fake_api
+    api.status, api.body = status, body
+    assert_clean_error(invoke("publish", "c", "-d", "1", "--server", url), 1, words)
+
+
+def test_publish_to_an_unreachable_server_exits_1() -> None:
+    """Nothing listening exits 1 with a clear message."""
+    server = f"http://127.0.0.1:{free_port()}"
+    result = invoke("publish", "c", "-d", "1", "--server", server)
+    assert_clean_error(result, 1, f"cannot reach the server at {server}")
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "words"),
+    [
+        (["-d", "{not json"], None, "not valid JSON"),
+        (["-d", "   "], None, "empty"),
+        ([], "", "empty"),
+        (["-d", "1", "-f", "x.json"], None, "either --data or --file"),
+        (["-f", "missing.json"], None, "cannot read --file missing.json"),
+    ],
+)
+def test_publish_bad_data_exits_2(args: list[str], stdin: str | None, words: str) -> None:
+    """Data that is missing, unreadable or not JSON exits 2 before anything is sent."""
+    result = invoke("publish", "c", *args, "--server", "http://127.0.0.1:1", input=stdin)
+    assert_clean_error(result, 2, words)
+
+
+def test_publish_to_an_empty_channel_exits_2() -> None:
+    """An empty channel name exits 2."""
+    assert_clean_error(invoke("publish", "", "-d", "1"), 2, "channel must not be empty")
+
+
+# -- parsec subscribe -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server", "url"),
+    [
+        ("http://127.0.0.1:8000", "ws://127.0.0.1:8000/connection/websocket"),
+        ("https://rt.example/", "wss://rt.example/connection/websocket"),
+        ("https://rt.example/parsec", "wss://rt.example/parsec/connection/websocket"),
+        ("ws://h:1", "ws://h:1/connection/websocket"),
+        ("wss://h:1/custom/ws", "wss://h:1/custom/ws"),
+    ],
+)
+def test_websocket_url(server: str, url: str) -> None:
+    """--server URLs map to the client-protocol endpoint."""
+    assert websocket_url(server) == url
+
+
+@pytest.mark.parametrize("server", ["ftp://h", "127.0.0.1:8000", "http://"])
+def test_subscribe_with_a_bad_server_url_exits_2(server: str) -> None:
+    """A --server that is not an http(s) or ws(s) URL exits 2."""
+    result = invoke("subscribe", "c", "--server", server, "--token", "t")
+    assert_clean_error(result, 2, "--server must be")
+
+
+def test_since_offset_needs_an_epoch() -> None:
+    """--since-offset without --epoch exits 2."""
+    result = invoke("subscribe", "c", "--since-offset", "3", "--token", "t")
+    assert_clean_error(result, 2, "--since-offset and --epoch")
+
+
+def test_subscribe_prints_publications_as_ndjson(fake_ws: tuple[str, FakeCentrifugo]) -> None:
+    """Each publication is one JSON line with channel, offset, epoch and data."""
+    url, fake = fake_ws
+    fake.pushes = [pub(3, {"n": 3}), pub(4, "four")]
+    result = invoke("subscribe", "chat:a", "--server", url, "--token", "tok")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [
+        {"channel": "chat:a", "offset": 3, "epoch": "ep", "data": {"n": 3}},
+        {"channel": "chat:a", "offset": 4, "epoch": "ep", "data": "four"},
+    ]
+    assert "subscribed to chat:a (epoch ep, offset 2)" in result.stderr
+    assert_clean_error(result, 1, "disconnected: 3001 shutdown")
+    assert fake.commands[0]["connect"]["token"] == "tok"
+    assert fake.commands[1]["subscribe"] == {"channel": "chat:a"}
+
+
+def test_subscribe_without_epoch_omits_it(fake_ws: tuple[str, FakeCentrifugo]) -> None:
+    """Publications of a channel without a stream position have no epoch key."""
+    url, fake = fake_ws
+    fake.subscribe_reply = {"subscribe": {}}
+    fake.pushes = [{"push": {"channel": "news", "pub": {"data": True}}}]
+    result = invoke("subscribe", "news", "--server", url, "--token", "tok")
+    assert json.loads(result.stdout) == {"channel": "news", "offset": 0, "data": True}
+
+
+def test_subscribe_recovers_since_an_offset(fake_ws: tuple[str, FakeCentrifugo]) -> None:
+    """--since-offset/--epoch ask for recovery and print the replayed publications first."""
+    url, fake = fake_ws
+    replayed = [{"data": "a", "offset": 6}, {"data": "b", "offset": 7}]
+    fake.subscribe_reply = {
+        "subscribe": {"epoch": "ep", "offset": 7, "recovered": True, "publications": replayed}
+    }
+    fake.pushes = [pub(8, "c")]
+    result = invoke(
+        "subscribe",
+        "chat:a",
+        "--server",
+        url,
+        "--token",
+        "t",
+        "--since-offset",
+        "5",
+        "--epoch",
+        "ep",
+        "--sub-token",
+        "st",
+    )
+    assert [json.loads(line)["data"] for line in result.stdout.splitlines()] == ["a", "b", "c"]
+    assert fake.commands[1]["subscribe"] == {
+        "channel": "chat:a",
+        "token": "st",
+        "recover": True,
+        "offset": 5,
+        "epoch": "ep",
+    }
+    assert "lost" not in result.stderr
+
+
+def test_subscribe_warns_when_recovery_fails(fake_ws: tuple[str, FakeCentrifugo]) -> None:
+    """When the server cannot recover, a warning says publications were lost."""
+    url, fake = fake_ws
+    fake.subscribe_reply = {"subscribe": {"epoch": "new", "recovered": False}}
+    result = invoke(
+        "subscribe",
+        "chat:a",
+        "--server",
+        url,
+        "--token",
+        "t",
+        "--since-offset",
+        "5",
+        "--epoch",
+        "old",
+    )
+    assert "publications since --since-offset are lost" in result.stderr
+
+
+def test_subscribe_error_reply_exits_1(fake_ws: tuple[str, FakeCentrifugo]) -> None:
+    """A subscribe error reply exits 1 printing its code and message."""
+    url, fake = fake_ws
+    fake.subscribe_reply = {"error": {"code": 103, "message": "permission denied"}}
+    fake.close = None
+    result = invoke("subscribe", "secret", "--server", url, "--token", "t")
+    assert_clean_error(result, 1, "error 103: permission denied")
+
+
+def test_subscribe_unsubscribe_push_exits_1(fake_ws: tuple[str, FakeCentrifugo]) -> None:
+    """A server unsubscribe ends the command with exit 1 and its code."""
+    url, fake = fake_ws
+    fake.pushes = [
+        {"push": {"channel": "c", "unsubscribe": {"code": 2000, "reason": "server unsubscribe"}}}
+    ]
+    fake.close = None
+    result = invoke("subscribe", "c", "--server", url, "--token", "t")
+    assert_clean_error(result, 1, "unsubscribed from c: 2000 server unsubscribe")
+
+
+def test_subscribe_to_an_unreachable_server_exits_1() -> None:
+    """Nothing listening exits 1 with a clear message."""
+    result = invoke("subscribe", "c", "--server", f"http://127.0.0.1:{free_port()}", "--token", "t")
+    assert_clean_error(result, 1, "cannot connect to ws://127.0.0.1:")
+
+
+def test_subscribe_mints_a_token_for_sub(
+    fake_ws: tuple[str, FakeCentrifugo], tmp_path: Path
+) -> None:
+    """Without --token, a token for --sub is minted from the state directory's keyring."""
+    url, fake = fake_ws
+    invoke("subscribe", "c", "--server", url, "--sub", "robot", "--state-dir", "keys")
+    token = fake.commands[0]["connect"]["token"]
+    assert verifier(tmp_path / "keys").verify_connection(token).user == "robot"
+
+
+def test_subscribe_defaults_to_user_cli(
+    fake_ws: tuple[str, FakeCentrifugo], tmp_path: Path
+) -> None:
+    """The minted token's user defaults to "cli" and the keyring to .parsec."""
+    url, fake = fake_ws
+    invoke("subscribe", "c", "--server", url)
+    token = fake.commands[0]["connect"]["token"]
+    assert verifier(tmp_path / ".parsec").verify_connection(token).user == "cli"
+
+
+def test_subscribe_takes_the_token_from_the_environment(
+    fake_ws: tuple[str, FakeCentrifugo],
+) -> None:
+    """PARSEC_TOKEN is used as the connection token."""
+    url, fake = fake_ws
+    invoke("subscribe", "c", "--server", url, env={"PARSEC_TOKEN": "env-token"})
+    assert fake.commands[0]["connect"]["token"] == "env-token"
+
+
+def test_subscribe_exits_0_on_ctrl_c(
+    fake_ws: tuple[str, FakeCentrifugo], spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """SIGINT ends a running subscribe with exit code 0 after printing what arrived."""
+    url, fake = fake_ws
+    fake.pushes = [pub(3, "x")]
+    fake.close = None
+    proc = spawn("subscribe", "chat:a", "--server", url, "--token", "t", cwd=tmp_path)
+    proc.wait_for("out", '"data":"x"')
+    assert proc.stop(signal.SIGINT) == 0
+
+
+# -- python -m parsec and end to end -------------------------------------------------------
+
+
+def test_python_dash_m_parsec_runs_the_cli(spawn: Callable[..., Proc], tmp_path: Path) -> None:
+    """python -m parsec --help shows the parsec usage."""
+    proc = spawn("--help", cwd=tmp_path)
+    proc.wait_for("out", "Usage: parsec")
+    assert proc.popen.wait(timeout=30) == 0
+
+
+@pytest.fixture
+def server(spawn: Callable[..., Proc], tmp_path: Path) -> tuple[Proc, str]:
+    """A real `parsec serve` with the chat namespace and API key "test-key"."""
+    config = tmp_path / "parsec.toml"
+    config.write_text(CHAT_CONFIG)
+    port = free_port()
+    proc = spawn("serve", "-c", str(config), "--addr", f"127.0.0.1:{port}", cwd=tmp_path)
+    proc.wait_for("err", "parsec listening on")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_serve_prints_the_banner(server: tuple[Proc, str]) -> None:
+    """The banner names the URLs and the token command with the state directory."""
+    proc, url = server
+    ws = url.replace("http://", "ws://")
+    assert f"parsec listening on {url} (websocket {ws}/connection/websocket)" in proc.seen
+    proc.wait_for("err", "parsec tokens connect --sub USER --state-dir .parsec")
+
+
+def test_publish_reaches_subscribe_end_to_end(
+    server: tuple[Proc, str], spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """A publication made with `parsec publish` is printed by `parsec subscribe`, and a
+    later subscribe recovers it from history."""
+    _, url = server
+    sub = spawn("subscribe", "chat:room", "--server", url, cwd=tmp_path)
+    sub.wait_for("err", "subscribed to chat:room")
+    result = invoke(
+        "publish", "chat:room", "-d", '{"text": "hello"}', "--server", url, "--api-key", "test-key"
+    )
+    assert result.exit_code == 0, result.output
+    position = json.loads(result.stdout)
+    line = json.loads(sub.wait_for("out", "hello"))
+    assert line == {
+        "channel": "chat:room",
+        "offset": position["offset"],
+        "epoch": position["epoch"],
+        "data": {"text": "hello"},
+    }
+    assert sub.stop(signal.SIGINT) == 0
+
+    late = spawn(
+        "subscribe",
+        "chat:room",
+        "--server",
+        url,
+        "--since-offset",
+        "0",
+        "--epoch",
+        position["epoch"],
+        cwd=tmp_path,
+    )
+    assert json.loads(late.wait_for("out", "hello")) == line
+    assert late.stop(signal.SIGINT) == 0
+
+
+def test_minted_tokens_work_with_the_server(
+    server: tuple[Proc, str], spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """A token from `parsec tokens connect` is accepted by the server it shares .parsec with."""
+    _, url = server
+    token = invoke("tokens", "connect", "--sub", "alice").stdout.strip()
+    sub = spawn("subscribe", "chat:x", "--server", url, "--token", token, cwd=tmp_path)
+    sub.wait_for("err", "subscribed to chat:x")
+    assert sub.stop(signal.SIGINT) == 0
+
+
+def test_subscribe_to_an_unknown_namespace_exits_1(server: tuple[Proc, str]) -> None:
+    """The server's 102 error reply is printed and the command exits 1."""
+    _, url = server
+    assert_clean_error(invoke("subscribe", "nope:x", "--server", url), 1, "error 102")
+
+
+def test_subscribe_with_a_bad_token_exits_1(server: tuple[Proc, str]) -> None:
+    """The server's 3500 close for a bad token is printed and the command exits 1."""
+    _, url = server
+    result = invoke("subscribe", "chat:x", "--server", url, "--token", "not-a-jwt")
+    assert_clean_error(result, 1, "disconnected: 3500")
+
+
+def test_publish_with_a_wrong_api_key_exits_1(server: tuple[Proc, str]) -> None:
+    """The real server rejects a wrong API key and publish exits 1."""
+    _, url = server
+    result = invoke("publish", "chat:x", "-d", "1", "--server", url, "--api-key", "wrong")
+    assert_clean_error(result, 1, "rejected the API key")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_cleanly_on_signals(server: tuple[Proc, str], sig: int) -> None:
+    """SIGTERM and SIGINT stop the server with exit code 0."""
+    proc, _ = server
+    assert proc.stop(sig) == 0
+
+
+def test_serve_on_a_busy_port_exits_1(
+    server: tuple[Proc, str], spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """A second server on the same port exits 1 saying it cannot serve there."""
+    _, url = server
+    other = tmp_path / "other"
+    other.mkdir()
+    proc = spawn("serve", "--addr", url.removeprefix("http://"), cwd=other)
+    proc.wait_for("err", "parsec: error: cannot serve on")
+    assert proc.popen.wait(timeout=30) == 1
