@@ -214,6 +214,8 @@ class CentrifugoApi:
             result = await handler(self, req)
         except ClientError as exc:
             return _error(exc)
+        if method == "batch":  # Centrifugo answers batch with top-level "replies"
+            return _encode(result)
         return b'{"result":%s}' % _encode(result)
 
     # --- methods ----------------------------------------------------------------

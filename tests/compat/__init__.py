@@ -1,0 +1,1 @@
+"""Compatibility tests: the official SDKs against a real ``parsec serve`` process."""
