@@ -304,21 +304,15 @@ class Node:
     # --- background -------------------------------------------------------------
 
     async def _refresh_presence(self) -> None:
-        copts = self.options.client
+        """Keep every presence entry of this node's sessions from expiring."""
         while True:
-            await asyncio.sleep(copts.presence_update_interval)
+            await asyncio.sleep(self.options.client.presence_update_interval)
             for session in self.hub.sessions():
                 for sub in list(session.subs.values()):
-                    if sub.pending is None and sub.resolved.options.presence:
-                        try:
-                            await self.presence.add_presence(
-                                sub.channel,
-                                session.client_id,
-                                session.client_info(sub),
-                                copts.presence_ttl,
-                            )
-                        except Exception:
-                            log.exception("presence refresh failed for %r", sub.channel)
+                    try:
+                        await session.update_presence(sub)
+                    except Exception:
+                        log.exception("presence refresh failed for %r", sub.channel)
 
 
 class _ChannelLock:

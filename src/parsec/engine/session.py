@@ -36,6 +36,9 @@ __all__ = ["Session", "SessionState"]
 
 log = logging.getLogger("parsec.session")
 
+_MAX_COMMAND_ID = 2**32 - 1
+"""Command ids are uint32 on the wire; anything outside that range is a bad request."""
+
 
 class SessionState(enum.Enum):
     CONNECTING = "connecting"
@@ -98,6 +101,8 @@ class Session:
 
     async def _dispatch(self, cmd: Command) -> None:
         method = cmd.method
+        if not 0 <= cmd.id <= _MAX_COMMAND_ID:
+            raise disconnects.BAD_REQUEST
         if method == "send" and self.state is SessionState.CONNECTED:
             await self._send(cmd)
             return
@@ -220,12 +225,14 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if claims.user != self.user:
             raise disconnects.INVALID_TOKEN
-        if claims.info:
-            self.conn_info = msgspec.Raw(claims.info)
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise disconnects.EXPIRED
         self._set_expiry(expires_at)
+        if claims.info:
+            self.conn_info = msgspec.Raw(claims.info)
+            for sub in list(self.subs.values()):
+                await self.update_presence(sub)
         result = protocol.RefreshResult(client=self.client_id, version=self.node.version)
         if expires_at is not None:
             result.expires, result.ttl = True, _ttl(expires_at)
@@ -272,15 +279,7 @@ class Session:
             chan_info, expires_at = self._authorize_subscribe(req, sub)
         if chan_info:
             sub.chan_info = msgspec.Raw(chan_info)
-        opts = resolved.options
-        if opts.history_enabled:
-            sub.recoverable = opts.force_recovery or (opts.allow_recovery and req.recoverable)
-            sub.positioned = (
-                sub.recoverable
-                or opts.force_positioning
-                or (opts.allow_positioning and req.positioned)
-            )
-        sub.push_join_leave = opts.join_leave and (opts.force_push_join_leave or req.join_leave)
+        self._choose_modes(sub, req)
         self.subs[channel] = sub
         try:
             await node.add_subscription(sub)
@@ -288,19 +287,72 @@ class Session:
         except BaseException:
             await self._drop(sub)
             raise
+        if self.subs.get(channel) is not sub:
+            return result  # the session closed meanwhile: record no presence, no join
         if data:
             result.data = msgspec.Raw(data)
         self._set_sub_expiry(sub, expires_at)
         if expires_at is not None:
             result.expires, result.ttl = True, _ttl(expires_at)
         self._release.append(sub)
-        if opts.presence:
-            await node.presence.add_presence(
-                channel, self.client_id, self.client_info(sub), node.options.client.presence_ttl
-            )
-        if opts.join_leave:
-            await node.broker.publish_join(channel, self.client_info(sub))
+        await self._announce(sub)
         return result
+
+    def _choose_modes(self, sub: Subscription, req: protocol.SubscribeRequest) -> None:
+        """Positioning, recovery and join/leave pushes for a new subscription.
+
+        As in Centrifugo, a client may opt into positioning / recovery where the
+        namespace allows it or where it may read history, and into join/leave pushes
+        where it may read presence (as the subscriber it is about to be).
+        """
+        opts, resolved = sub.resolved.options, sub.resolved
+        if opts.history_enabled:
+            history_ok = access.may_read_history(resolved, self.user, True)
+            sub.recoverable = opts.force_recovery or (
+                req.recoverable and (opts.allow_recovery or history_ok)
+            )
+            sub.positioned = (
+                sub.recoverable
+                or opts.force_positioning
+                or (req.positioned and (opts.allow_positioning or history_ok))
+            )
+        sub.push_join_leave = opts.join_leave and (
+            opts.force_push_join_leave
+            or (req.join_leave and access.may_read_presence(resolved, self.user, True))
+        )
+
+    async def _announce(self, sub: Subscription) -> None:
+        """Record presence and send the join. If the subscription was dropped while
+        that was under way (the session closed), undo both: nothing may outlive it."""
+        opts, node = sub.resolved.options, self.node
+        if opts.presence:
+            await self._add_presence(sub)
+        if opts.join_leave:
+            await node.broker.publish_join(sub.channel, self.client_info(sub))
+        if self.subs.get(sub.channel) is sub:
+            sub.announced = True
+        else:
+            await self._unannounce(sub)
+
+    async def update_presence(self, sub: Subscription) -> None:
+        """Refresh a subscription's presence entry (its TTL and its ClientInfo)."""
+        if sub.announced and sub.resolved.options.presence:
+            await self._add_presence(sub)
+
+    async def _add_presence(self, sub: Subscription) -> None:
+        await self.node.presence.add_presence(
+            sub.channel,
+            self.client_id,
+            self.client_info(sub),
+            self.node.options.client.presence_ttl,
+        )
+
+    async def _unannounce(self, sub: Subscription) -> None:
+        opts, node = sub.resolved.options, self.node
+        if opts.presence:
+            await node.presence.remove_presence(sub.channel, self.client_id, self.user)
+        if opts.join_leave:
+            await node.broker.publish_leave(sub.channel, self.client_info(sub))
 
     def _authorize_subscribe(
         self, req: protocol.SubscribeRequest, sub: Subscription
@@ -381,12 +433,9 @@ class Session:
         sub.cancel_expiry()
         node = self.node
         await node.remove_subscription(sub)
-        opts = sub.resolved.options
-        if sub.pending is None:  # the subscribe completed: presence and join were sent
-            if opts.presence:
-                await node.presence.remove_presence(sub.channel, self.client_id, self.user)
-            if opts.join_leave:
-                await node.broker.publish_leave(sub.channel, self.client_info(sub))
+        if sub.announced:
+            sub.announced = False
+            await self._unannounce(sub)
 
     def lost_position(self, sub: Subscription) -> None:
         """A publication did not follow the last one delivered: the client can no
@@ -395,7 +444,7 @@ class Session:
         if sub.server_side:
             self.schedule_disconnect(disconnects.INSUFFICIENT_STATE())
             return
-        sub.pending = []  # hold further messages: the subscription is going away
+        sub.lost = True  # deliver nothing more: the subscription is going away
         self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.INSUFFICIENT_STATE))
 
     def _set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
@@ -430,6 +479,7 @@ class Session:
             raise disconnects.SUBSCRIPTION_EXPIRED
         if claims.info:
             sub.chan_info = msgspec.Raw(claims.info)
+            await self.update_presence(sub)  # presence shows the new chan_info at once
         self._set_sub_expiry(sub, expires_at)
         result = protocol.SubRefreshResult()
         if expires_at is not None:
@@ -475,6 +525,8 @@ class Session:
             return
         if cmd.info:
             self.conn_info = cmd.info
+            for sub in list(self.subs.values()):
+                await self.update_presence(sub)
         if cmd.expire_at:
             self._set_expiry(cmd.expire_at)
 

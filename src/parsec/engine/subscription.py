@@ -21,15 +21,18 @@ class Subscription:
     for the channel are held there and delivered, in order and de-duplicated, right
     after the reply (``release``). For positioned subscriptions, ``offset`` / ``epoch``
     track the last publication delivered; a publication that does not follow it
-    directly means the client's state can no longer be trusted (insufficient state).
+    directly means the client's state can no longer be trusted (insufficient state):
+    the subscription is marked ``lost`` and delivers nothing more while it is removed.
     """
 
     __slots__ = (
+        "announced",
         "chan_info",
         "channel",
         "epoch",
         "expire_handle",
         "expires_at",
+        "lost",
         "offset",
         "pending",
         "positioned",
@@ -60,10 +63,15 @@ class Subscription:
         self.epoch = ""
         self.expires_at: int | None = None
         self.expire_handle: asyncio.TimerHandle | None = None
+        self.lost = False
+        self.announced = False
+        """Presence was recorded and the join sent; dropping must undo them."""
         self.pending: list[tuple[bytes, int, str]] | None = []
 
     def deliver(self, message: bytes, offset: int, epoch: str) -> None:
         """Hand one encoded publication push to the session (hot path: no awaits)."""
+        if self.lost:
+            return
         if self.pending is not None:
             self.pending.append((message, offset, epoch))
             return
@@ -78,6 +86,8 @@ class Subscription:
 
     def deliver_event(self, message: bytes) -> None:
         """Hand a join/leave push to the session."""
+        if self.lost:
+            return
         if self.pending is not None:
             self.pending.append((message, 0, ""))
         else:

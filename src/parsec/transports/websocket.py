@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from parsec.engine.node import Node
-from parsec.engine.session import SessionState
 
 __all__ = ["WebSocketEndpoint", "WebSocketTransport", "origin_allowed"]
 
@@ -34,7 +33,17 @@ CLOSE_HANDSHAKE_TIMEOUT = 5.0
 class WebSocketTransport:
     """Transport over an accepted ASGI WebSocket. See ``parsec.engine.transport``."""
 
-    __slots__ = ("_close", "_done", "_max", "_queue", "_send", "_size", "_wakeup", "_writer")
+    __slots__ = (
+        "_close",
+        "_done",
+        "_max",
+        "_queue",
+        "_send",
+        "_size",
+        "_wakeup",
+        "_writer",
+        "closing",
+    )
 
     def __init__(self, send: Send, max_queue_size: int) -> None:
         self._send = send
@@ -44,7 +53,10 @@ class WebSocketTransport:
         self._close: tuple[int, str] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._done = False
-        self._writer = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self.closing: asyncio.Future[None] = loop.create_future()
+        """Resolved once ``close`` was called: the reader stops waiting for the peer."""
+        self._writer = loop.create_task(self._run())
 
     @property
     def name(self) -> str:
@@ -65,6 +77,8 @@ class WebSocketTransport:
         if self._close is None and not self._done:
             self._close = (code, reason)
             self._wake()
+        if not self.closing.done():
+            self.closing.set_result(None)
 
     def _wake(self) -> None:
         waiter = self._wakeup
@@ -146,15 +160,17 @@ class WebSocketEndpoint:
         max_frame = opts.server.max_frame_size
         peer_gone = False
         try:
-            while session.state is not SessionState.CLOSED:
-                message = await receive()
+            while not session.is_closed:
+                message = await _receive_unless(receive, transport.closing)
+                if message is None:  # the session closed while the peer was silent
+                    break
                 if message["type"] != "websocket.receive":
                     peer_gone = True
                     break
                 data = message.get("text")
                 if data is None:
                     data = message.get("bytes") or b""
-                if len(data) > max_frame:
+                if _too_big(data, max_frame):
                     transport.close(CLOSE_TOO_BIG, "message size limit exceeded")
                     break
                 await session.handle_frame(data)
@@ -164,6 +180,25 @@ class WebSocketEndpoint:
             await session.closed()
             if not peer_gone:
                 await transport.finish()
+
+
+async def _receive_unless(receive: Receive, closing: asyncio.Future[None]) -> Message | None:
+    """The next ASGI message, or None if ``closing`` resolves first (a session closed by
+    a timer or a slow-consumer disconnect must not wait for a peer that never speaks)."""
+    receiving = asyncio.ensure_future(receive())
+    await asyncio.wait((receiving, closing), return_when=asyncio.FIRST_COMPLETED)
+    if receiving.done():
+        return receiving.result()
+    receiving.cancel()
+    return None
+
+
+def _too_big(data: str | bytes, limit: int) -> bool:
+    """Whether a frame is over ``limit`` bytes. A text frame counts in UTF-8 bytes (up
+    to 4 per character), encoded only when its character count cannot decide."""
+    if len(data) > limit:
+        return True
+    return isinstance(data, str) and len(data) * 4 > limit and len(data.encode()) > limit
 
 
 async def _plain_response(send: Send, status: int, body: bytes) -> None:
