@@ -474,3 +474,16 @@ def test_encode_error_is_one_line_of_json(
     if temporary:
         error["temporary"] = True
     assert decoded == {"id": command_id, "error": error}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id":1,"subscribe":{"channel":"c","recover":true,"offset":-1}}',
+        b'{"id":1,"history":{"channel":"c","since":{"offset":-5,"epoch":"e"}}}',
+    ],
+)
+def test_negative_offsets_are_malformed(line: bytes) -> None:
+    """Offsets are unsigned on the wire: a negative one makes the command malformed."""
+    with pytest.raises(MalformedCommand):
+        list(decode_frame(line))

@@ -12,6 +12,7 @@ and raw payloads (``data``, ``info``) are compacted before they are stored.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 import msgspec
 
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 
+Offset = Annotated[int, msgspec.Meta(ge=0)]
+"""A uint64 stream offset: negative values make the command malformed."""
+
+
 class MalformedCommand(ValueError):
     """A message that is not a valid command (bad JSON or a wrongly typed field)."""
 
@@ -40,7 +45,7 @@ class _Req(msgspec.Struct, omit_defaults=True):
 
 
 class StreamPositionRequest(_Req):
-    offset: int = 0
+    offset: Offset = 0
     epoch: str = ""
 
 
@@ -49,7 +54,7 @@ class SubscribeRequest(_Req):
     token: str = ""
     recover: bool = False
     epoch: str = ""
-    offset: int = 0
+    offset: Offset = 0
     data: msgspec.Raw = EMPTY_RAW
     positioned: bool = False
     recoverable: bool = False
