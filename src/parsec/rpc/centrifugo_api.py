@@ -44,22 +44,22 @@ class Position(_Req):
     epoch: str = ""
 
 
-class PublishReq(_Req):
+class _Publication(_Req):
+    """What publish and broadcast share: the payload and how it is kept."""
+
+    data: msgspec.Raw = EMPTY_RAW
+    b64data: str = ""
+    skip_history: bool = False
+    tags: dict[str, str] | None = None
+    idempotency_key: str = ""
+
+
+class PublishReq(_Publication):
     channel: str = ""
-    data: msgspec.Raw = EMPTY_RAW
-    b64data: str = ""
-    skip_history: bool = False
-    tags: dict[str, str] | None = None
-    idempotency_key: str = ""
 
 
-class BroadcastReq(_Req):
+class BroadcastReq(_Publication):
     channels: list[str] = []
-    data: msgspec.Raw = EMPTY_RAW
-    b64data: str = ""
-    skip_history: bool = False
-    tags: dict[str, str] | None = None
-    idempotency_key: str = ""
 
 
 class SubscribeReq(_Req):
@@ -238,9 +238,7 @@ class CentrifugoApi:
                 responses.append(msgspec.Raw(b'{"result":%s}' % _encode(res)))
         return {"responses": responses}
 
-    async def _publish_one(
-        self, channel: str, data: bytes, req: PublishReq | BroadcastReq
-    ) -> PublishRes:
+    async def _publish_one(self, channel: str, data: bytes, req: _Publication) -> PublishRes:
         if not channel:
             raise errors.BAD_REQUEST
         pos = await self.node.publish(
