@@ -68,6 +68,9 @@ class Hub:
         del self._channels[sub.channel]
         return True
 
+    def subscribers(self, channel: str) -> list[Subscription]:
+        return list(self._channels.get(channel, {}).values())
+
     def has_subscribers(self, channel: str) -> bool:
         return channel in self._channels
 

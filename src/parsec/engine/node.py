@@ -23,6 +23,7 @@ from parsec import __version__
 from parsec.auth.tokens import TokenVerifier
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.namespaces import ChannelRules, ResolvedChannel
+from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
 from parsec.engine.codes import Disconnect, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
@@ -62,8 +63,10 @@ class Node:
         broker: Broker | None = None,
         presence: PresenceManager | None = None,
         controller: Controller | None = None,
+        authority: ChannelAuthority | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
+        self.authority = authority
         self.options = options
         self.verifier = verifier
         self.version = __version__
@@ -184,7 +187,10 @@ class Node:
         Returns the publication's stream position when the channel keeps history.
         Raises ClientError 102 / 107 for unknown or invalid channels.
         """
-        opts = (resolved or self.rules.resolve(channel)).options
+        resolved = resolved or self.rules.resolve(channel)
+        if self.authority is not None and self.authority.manages(resolved):
+            await self.authority.check_publish(channel)
+        opts = resolved.options
         pub = Publication(data=msgspec.Raw(data), info=info, tags=tags or None)
         if opts.history_enabled and not skip_history:
             popts = PublishOptions(
@@ -264,6 +270,11 @@ class Node:
     async def refresh_user(self, cmd: RefreshCommand) -> None:
         await self._apply(cmd)
         await self.controller.broadcast(cmd)
+
+    async def unsubscribe_channel(self, channel: str) -> None:
+        """Unsubscribe every local subscriber of a channel (2000): the channel is gone."""
+        for sub in self.hub.subscribers(channel):
+            await sub.session.unsubscribe_channel(channel, unsub.SERVER)
 
     async def handle_control(self, command: ControlCommand) -> None:
         await self._apply(command)

@@ -274,9 +274,12 @@ class Session:
         if len(self.subs) >= node.options.client.channel_limit:
             raise errors.LIMIT_EXCEEDED
         resolved = node.rules.resolve(channel)
+        authority = node.authority
+        if authority is not None and authority.manages(resolved):
+            await authority.check_subscribe(channel)
         sub = Subscription(self, channel, resolved, server_side=server_side)
         if not server_side:
-            chan_info, expires_at = self._authorize_subscribe(req, sub)
+            chan_info, expires_at = await self._authorize_subscribe(req, sub)
         if chan_info:
             sub.chan_info = msgspec.Raw(chan_info)
         self._choose_modes(sub, req)
@@ -354,7 +357,7 @@ class Session:
         if opts.join_leave:
             await node.broker.publish_leave(sub.channel, self.client_info(sub))
 
-    def _authorize_subscribe(
+    async def _authorize_subscribe(
         self, req: protocol.SubscribeRequest, sub: Subscription
     ) -> tuple[bytes | None, int | None]:
         """Check a client-side subscribe; return (chan_info, expires_at) from its token."""
@@ -362,6 +365,12 @@ class Session:
             if access.may_subscribe_without_token(sub.resolved, self.user):
                 return None, None
             raise errors.PERMISSION_DENIED
+        authority = self.node.authority
+        if authority is not None:
+            grant = await authority.grant(req.token, req.channel)
+            if grant is not None:
+                sub.grant = grant
+                return None, grant.expires_at
         try:
             claims = self.node.verifier.verify_subscription(req.token)
         except TokenExpired:
@@ -466,6 +475,8 @@ class Session:
         sub = self.subs.get(req.channel)
         if sub is None or sub.server_side:
             raise errors.PERMISSION_DENIED
+        if sub.grant is not None:
+            return await self._refresh_grant(sub, req.token)
         try:
             claims = self.node.verifier.verify_subscription(req.token)
         except TokenExpired:
@@ -484,6 +495,25 @@ class Session:
         result = protocol.SubRefreshResult()
         if expires_at is not None:
             result.expires, result.ttl = True, _ttl(expires_at)
+        return result
+
+    async def _refresh_grant(self, sub: Subscription, token: str) -> protocol.SubRefreshResult:
+        """sub_refresh of a subscription made with a bearer access token: the new token
+        must be one too, for the same channel."""
+        assert self.node.authority is not None
+        try:
+            grant = await self.node.authority.grant(token, sub.channel)
+        except ClientError as exc:
+            if exc.code == errors.TOKEN_EXPIRED.code:
+                raise disconnects.SUBSCRIPTION_EXPIRED from None
+            raise disconnects.INVALID_TOKEN from None
+        if grant is None:
+            raise disconnects.INVALID_TOKEN
+        sub.grant = grant
+        self._set_sub_expiry(sub, grant.expires_at)
+        result = protocol.SubRefreshResult()
+        if grant.expires_at is not None:
+            result.expires, result.ttl = True, _ttl(grant.expires_at)
         return result
 
     async def server_subscribe(self, cmd: SubscribeCommand) -> None:
@@ -537,7 +567,8 @@ class Session:
             raise errors.BAD_REQUEST
         resolved = self.node.rules.resolve(req.channel)
         sub = self.subs.get(req.channel)
-        if not access.may_publish(resolved, self.user, sub is not None):
+        granted = sub is not None and sub.grant is not None and sub.grant.publish
+        if not granted and not access.may_publish(resolved, self.user, sub is not None):
             raise errors.PERMISSION_DENIED
         info = self.client_info(sub)
         await self.node.publish(req.channel, bytes(req.data), info=info, resolved=resolved)

@@ -9,6 +9,7 @@ from parsec.engine.types import EMPTY_RAW
 
 if TYPE_CHECKING:
     from parsec.channels.namespaces import ResolvedChannel
+    from parsec.engine.authority import Grant
     from parsec.engine.session import Session
 
 __all__ = ["Subscription"]
@@ -32,6 +33,7 @@ class Subscription:
         "epoch",
         "expire_handle",
         "expires_at",
+        "grant",
         "lost",
         "offset",
         "pending",
@@ -65,6 +67,8 @@ class Subscription:
         self.expire_handle: asyncio.TimerHandle | None = None
         self.lost = False
         self.announced = False
+        self.grant: Grant | None = None
+        """Set when a bearer access token authorised the subscription."""
         """Presence was recorded and the join sent; dropping must undo them."""
         self.pending: list[tuple[bytes, int, str]] | None = []
 
