@@ -17,7 +17,7 @@ from typing import Final
 
 from parsec.engine.codes import ClientError
 
-__all__ = ["CODES", "ParsecError"]
+__all__ = ["CODES", "ParsecClientError", "ParsecError"]
 
 # code -> (twirp code, HTTP status)
 CODES: Final[dict[str, tuple[str, int]]] = {
@@ -73,9 +73,18 @@ class ParsecError(Exception):
     def http_status(self) -> int:
         return CODES[self.code][1]
 
-    def client_error(self) -> ClientError:
+    def client_error(self) -> ParsecClientError:
         """The client-protocol error a command gets for this failure. Codes outside
         the library range (404, 412) are application codes: SDKs treat them as
         terminal for the subscription, as they should."""
-        number = _CLIENT_CODES.get(self.code, 100)
-        return ClientError(number, f"{self.code}: {self.message}", temporary=number in (100, 111))
+        return ParsecClientError(self)
+
+
+class ParsecClientError(ClientError):
+    """A client-protocol error that carries the ParsecError it stands for, so a layer
+    above the engine can raise the original again."""
+
+    def __init__(self, error: ParsecError) -> None:
+        number = _CLIENT_CODES.get(error.code, 100)
+        super().__init__(number, f"{error.code}: {error.message}", number in (100, 111))
+        self.parsec_error = error
