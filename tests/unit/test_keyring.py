@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from parsec.auth import keyring as keyring_module
 from parsec.auth.keyring import Key, KeyRing, KeyRingError
@@ -157,11 +159,13 @@ def test_generate_joins_verify_only_and_persists(tmp_path: Path) -> None:
     assert _mode(tmp_path / "keyring.json") == 0o600
 
 
-def test_generate_unsupported_alg(tmp_path: Path) -> None:
-    """Generating an alg other than HS256 is refused and changes nothing."""
+@pytest.mark.parametrize("alg", ["HS512", "PS256", "none", "", "hs256"])
+def test_generate_unsupported_alg(tmp_path: Path, alg: str) -> None:
+    """Generating an alg outside the supported five is refused, coded, and changes nothing."""
     ring = KeyRing.open(tmp_path)
-    with pytest.raises(KeyRingError, match="RS256"):
-        ring.generate("RS256")
+    with pytest.raises(KeyRingError, match="is not supported") as raised:
+        ring.generate(alg)
+    assert raised.value.code == "PARSEC_INVALID_ARGUMENT"
     assert len(KeyRing.open(tmp_path).keys()) == 1
 
 
@@ -299,8 +303,8 @@ def test_unusable_file_contents(tmp_path: Path, content: bytes, problem: str) ->
         (_document(active_key_id="k-000000000002"), "is not the key whose role is active"),
         (_with_key(role="verify-only"), "exactly one key must have role active, found 0"),
         (_with_key(role="owner"), "role 'owner'"),
-        (_with_key(alg="RS256"), "alg 'RS256', which this build does not support"),
-        (_with_key(alg="EdDSA", private_pem="-----BEGIN PRIVATE KEY-----"), "alg 'EdDSA'"),
+        (_with_key(alg="PS256"), "alg 'PS256', which this build does not support"),
+        (_with_key(alg="EdDSA"), "is EdDSA but has a secret_hex"),
         (_with_key(private_pem="-----BEGIN PRIVATE KEY-----"), "has a private_pem"),
         (_with_key(secret_hex="zz" * 32), "secret_hex is not hexadecimal"),
         (_with_key(secret_hex="abc"), "secret_hex is not hexadecimal"),
@@ -467,3 +471,373 @@ def test_generated_kid_never_collides(tmp_path: Path, monkeypatch: pytest.Monkey
     kids = iter([ring.active.id, "k-aaaaaaaaaaaa"])
     monkeypatch.setattr(keyring_module, "_new_kid", lambda: next(kids))
     assert ring.generate().id == "k-aaaaaaaaaaaa"
+
+
+# -- asymmetric keys --------------------------------------------------------------------------
+
+ALGS = ["HS256", "RS256", "ES256", "ES384", "EdDSA"]
+ASYMMETRIC = ["RS256", "ES256", "ES384", "EdDSA"]
+
+
+def _pkcs8(private: Any) -> str:
+    return str(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+    )
+
+
+def _asymmetric_document(alg: str, pem: str) -> dict[str, Any]:
+    """The valid document plus a verify-only key of ``alg`` holding ``pem``."""
+    document = _document()
+    entry = {
+        "id": "k-000000000003",
+        "role": "verify-only",
+        "created_at": "2024-05-03T10:00:00Z",
+        "alg": alg,
+        "private_pem": pem,
+    }
+    document["keys"].append(entry)
+    return document
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_generate_every_alg_persists(tmp_path: Path, alg: str) -> None:
+    """Each supported alg generates a verify-only key that another ring reads back equal."""
+    ring = KeyRing.open(tmp_path)
+    key = ring.generate(alg)
+    assert (key.alg, key.role) == (alg, "verify-only")
+    assert key.asymmetric is (alg != "HS256")
+    assert KeyRing.open(tmp_path).get(key.id) == key
+    entry = next(
+        entry
+        for entry in json.loads((tmp_path / "keyring.json").read_text())["keys"]
+        if entry["id"] == key.id
+    )
+    assert entry["alg"] == alg
+    if alg == "HS256":
+        assert "private_pem" not in entry
+        assert len(bytes.fromhex(entry["secret_hex"])) == 32
+    else:
+        assert "secret_hex" not in entry
+        assert entry["private_pem"].startswith("-----BEGIN PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize(
+    ("alg", "expected"),
+    [
+        ("RS256", lambda key: isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048),
+        ("ES256", lambda key: isinstance(key.curve, ec.SECP256R1)),
+        ("ES384", lambda key: isinstance(key.curve, ec.SECP384R1)),
+        ("EdDSA", lambda key: isinstance(key, ed25519.Ed25519PrivateKey)),
+    ],
+)
+def test_generated_key_types(alg: str, expected: Any) -> None:
+    """RS256 is RSA 2048, ES256 / ES384 are P-256 / P-384, EdDSA is Ed25519."""
+    key = KeyRing.open(None).generate(alg)
+    assert expected(serialization.load_pem_private_key(key.private_pem, password=None))
+
+
+@pytest.mark.parametrize("alg", ASYMMETRIC)
+def test_promote_asymmetric_key(tmp_path: Path, alg: str) -> None:
+    """An asymmetric key can be promoted to active and the old HMAC key retired."""
+    ring = KeyRing.open(tmp_path)
+    old = ring.active
+    key = ring.generate(alg)
+    ring.promote(key.id)
+    ring.retire(old.id)
+    reopened = KeyRing.open(tmp_path)
+    assert reopened.active == dataclasses.replace(key, role="active")
+    assert reopened.get(old.id) is not None
+    assert reopened.get(old.id).role == "retired"  # type: ignore[union-attr]
+
+
+def test_private_key_is_parsed_once() -> None:
+    """private_key() gives the parsed key, the same object each time; HMAC keys have none."""
+    ring = KeyRing.open(None)
+    key = ring.generate("ES384")
+    private = key.private_key()
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert key.private_key() is private
+    with pytest.raises(ValueError, match="has no private key"):
+        ring.active.private_key()
+
+
+def test_key_repr_hides_private_key() -> None:
+    """repr(Key) of an asymmetric key shows no part of its PEM."""
+    key = KeyRing.open(None).generate("ES256")
+    body = key.private_pem.decode().splitlines()[1]
+    assert body not in repr(key)
+
+
+def test_loads_hand_written_asymmetric_keys(tmp_path: Path) -> None:
+    """A file with PKCS#8 keys of every asymmetric alg loads with the right algs."""
+    document = _document()
+    privates = {
+        "RS256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ES256": ec.generate_private_key(ec.SECP256R1()),
+        "ES384": ec.generate_private_key(ec.SECP384R1()),
+        "EdDSA": ed25519.Ed25519PrivateKey.generate(),
+    }
+    for number, (alg, private) in enumerate(privates.items(), start=3):
+        document["keys"].append(
+            {
+                "id": f"k-00000000000{number}",
+                "secret_hex": "",
+                "role": "verify-only",
+                "created_at": "2024-05-03T10:00:00Z",
+                "alg": alg,
+                "private_pem": _pkcs8(private),
+            }
+        )
+    _write(tmp_path, document)
+    ring = KeyRing.open(tmp_path)
+    assert [key.alg for key in _keys(ring)] == ["HS256", "HS256", *privates]
+
+
+def _p256() -> str:
+    return _pkcs8(ec.generate_private_key(ec.SECP256R1()))
+
+
+@pytest.mark.parametrize(
+    ("alg", "pem", "problem"),
+    [
+        ("ES384", _p256(), "is ES384 but its private_pem is not an EC key on curve secp384r1"),
+        ("RS256", _p256(), "is RS256 but its private_pem is not an RSA key"),
+        ("EdDSA", _p256(), "is EdDSA but its private_pem is not an Ed25519 key"),
+        (
+            "ES256",
+            _pkcs8(ed25519.Ed25519PrivateKey.generate()),
+            "is ES256 but its private_pem is not an EC key on curve secp256r1",
+        ),
+        (
+            "RS256",
+            _pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+            "not an RSA key of at least 2048 bits",
+        ),
+        ("ES256", "", "is ES256 but has no private_pem"),
+        ("ES256", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not an "),
+        (
+            "ES256",
+            ec.generate_private_key(ec.SECP256R1())
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+            .decode(),
+            "is not a PKCS#8 PEM",
+        ),
+        (
+            "ES256",
+            ec.generate_private_key(ec.SECP256R1())
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"password"),
+            )
+            .decode(),
+            "is not a PKCS#8 PEM",
+        ),
+    ],
+)
+def test_invalid_private_keys(tmp_path: Path, alg: str, pem: str, problem: str) -> None:
+    """A private_pem of the wrong type, curve or size, or not PKCS#8, makes the file invalid."""
+    path = _write(tmp_path, _asymmetric_document(alg, pem))
+    with pytest.raises(KeyRingError) as raised:
+        KeyRing.open(tmp_path)
+    message = str(raised.value)
+    assert str(path) in message
+    assert problem in message
+    assert all(line not in message for line in pem.splitlines()[1:-1])
+
+
+def test_asymmetric_key_with_secret_hex_is_refused(tmp_path: Path) -> None:
+    """An asymmetric key may not also carry an HMAC secret."""
+    document = _asymmetric_document("ES256", _p256())
+    document["keys"][2]["secret_hex"] = SECRET_HEX
+    _write(tmp_path, document)
+    with pytest.raises(KeyRingError, match="is ES256 but has a secret_hex"):
+        KeyRing.open(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["document", "key"])
+def test_unknown_fields_are_refused(tmp_path: Path, where: str) -> None:
+    """Strict decoding: an unknown field in the document or in a key is an error."""
+    document = _document()
+    (document if where == "document" else document["keys"][0])["surprise"] = 1
+    _write(tmp_path, document)
+    with pytest.raises(KeyRingError, match="surprise"):
+        KeyRing.open(tmp_path)
+
+
+# -- error codes ------------------------------------------------------------------------------
+
+
+def test_error_codes(tmp_path: Path) -> None:
+    """Unknown kid, retiring the active key and promoting a retired key carry PARSEC codes."""
+    ring = KeyRing.open(tmp_path)
+    with pytest.raises(KeyRingError) as unknown:
+        ring.promote("k-ffffffffffff")
+    assert unknown.value.code == "PARSEC_KEY_NOT_FOUND"
+    with pytest.raises(KeyRingError) as active:
+        ring.retire(ring.active.id)
+    assert active.value.code == "PARSEC_KEY_ACTIVE"
+    old = ring.active.id
+    ring.promote(ring.generate().id)
+    ring.retire(old)
+    with pytest.raises(KeyRingError) as retired:
+        ring.promote(old)
+    assert retired.value.code == "PARSEC_INVALID_ARGUMENT"
+
+
+def test_file_errors_are_internal(tmp_path: Path) -> None:
+    """A keyring file that cannot be used is PARSEC_INTERNAL."""
+    (tmp_path / "keyring.json").write_text("{")
+    with pytest.raises(KeyRingError) as raised:
+        KeyRing.open(tmp_path)
+    assert raised.value.code == "PARSEC_INTERNAL"
+
+
+# -- export / import --------------------------------------------------------------------------
+
+
+def test_snapshot_is_the_file_document(tmp_path: Path) -> None:
+    """snapshot_json() is the keyring.json document the ring last wrote."""
+    ring = KeyRing.open(tmp_path)
+    ring.generate("EdDSA")
+    assert ring.snapshot_json() == (tmp_path / "keyring.json").read_bytes()
+    assert json.loads(ring.snapshot_json())["format_version"] == "2"
+
+
+def test_ephemeral_ring_snapshot_round_trips(tmp_path: Path) -> None:
+    """An in-memory ring exports too, and a file ring imports it with every key."""
+    source = KeyRing.open(None)
+    source.promote(source.generate("RS256").id)
+    target = KeyRing.open(tmp_path)
+    kids = target.import_json(source.snapshot_json())
+    assert kids == [key.id for key in _keys(source)]
+    assert target.active == source.active
+
+
+def test_export_import_round_trip(tmp_path: Path) -> None:
+    """Importing one ring's snapshot into another makes it sign alike and keeps its own keys."""
+    source = KeyRing.open(tmp_path / "a")
+    for alg in ASYMMETRIC:
+        source.generate(alg)
+    source.promote(source.keys()[-1].id)
+    target = KeyRing.open(tmp_path / "b")
+    own = target.active
+    kids = target.import_json(source.snapshot_json())
+    assert kids == [key.id for key in _keys(source)]
+    assert target.active == source.active
+    for key in _keys(source):
+        assert target.get(key.id) == key
+    assert target.get(own.id) == dataclasses.replace(own, role="verify-only")
+    reopened = KeyRing.open(tmp_path / "b")
+    assert reopened.keys() == target.keys()
+
+
+def test_import_is_idempotent(tmp_path: Path) -> None:
+    """Importing the same snapshot twice changes nothing the second time."""
+    source = KeyRing.open(tmp_path / "a")
+    target = KeyRing.open(tmp_path / "b")
+    target.import_json(source.snapshot_json())
+    before = target.snapshot_json()
+    target.import_json(source.snapshot_json())
+    assert target.snapshot_json() == before
+
+
+def test_import_same_kid_different_secret_is_refused(tmp_path: Path) -> None:
+    """A key whose id exists here with another secret is refused; the ring is unchanged."""
+    ring = KeyRing.open(tmp_path)
+    before = ring.snapshot_json()
+    forged = json.loads(before)
+    forged["keys"][0]["secret_hex"] = OTHER_SECRET_HEX
+    with pytest.raises(KeyRingError, match="same id but a different secret") as raised:
+        ring.import_json(json.dumps(forged).encode())
+    assert raised.value.code == "PARSEC_INVALID_ARGUMENT"
+    assert OTHER_SECRET_HEX not in str(raised.value)
+    assert ring.snapshot_json() == before
+    assert (tmp_path / "keyring.json").read_bytes() == before
+
+
+def test_import_same_kid_different_alg_is_refused(tmp_path: Path) -> None:
+    """A key whose id exists here as HS256 but arrives as ES256 is a conflict too."""
+    ring = KeyRing.open(tmp_path)
+    kid = ring.generate().id
+    other = KeyRing.open(None)
+    key = other.generate("ES256")
+    document = json.loads(other.snapshot_json())
+    for entry in document["keys"]:
+        if entry["id"] == key.id:
+            entry["id"] = kid
+    with pytest.raises(KeyRingError, match=f"cannot import key {kid}"):
+        ring.import_json(json.dumps(document).encode())
+
+
+def test_import_force_replaces_the_conflicting_key(tmp_path: Path) -> None:
+    """With force, the document's key replaces the local key of the same id."""
+    ring = KeyRing.open(tmp_path)
+    forged = json.loads(ring.snapshot_json())
+    forged["keys"][0]["secret_hex"] = OTHER_SECRET_HEX
+    assert ring.import_json(json.dumps(forged).encode(), force=True) == [ring.active.id]
+    assert ring.active.secret == bytes.fromhex(OTHER_SECRET_HEX)
+    assert KeyRing.open(tmp_path).active.secret == bytes.fromhex(OTHER_SECRET_HEX)
+
+
+def test_import_never_resurrects_a_retired_key(tmp_path: Path) -> None:
+    """A key retired here stays retired even if the snapshot lists it as verify-only."""
+    ring = KeyRing.open(tmp_path)
+    old = ring.active
+    snapshot = ring.snapshot_json()
+    new = ring.generate()
+    ring.promote(new.id)
+    ring.retire(old.id)
+    document = json.loads(snapshot)
+    document["keys"][0]["role"] = "verify-only"
+    document["keys"].append({**_entry_json(ring, new.id), "role": "active"})
+    document["active_key_id"] = new.id
+    ring.import_json(json.dumps(document).encode())
+    assert ring.get(old.id).role == "retired"  # type: ignore[union-attr]
+
+
+def test_import_whose_active_key_is_retired_here(tmp_path: Path) -> None:
+    """A snapshot whose active key this ring has retired is refused."""
+    ring = KeyRing.open(tmp_path)
+    snapshot = ring.snapshot_json()
+    old = ring.active
+    ring.promote(ring.generate().id)
+    ring.retire(old.id)
+    with pytest.raises(KeyRingError, match="is retired in this keyring"):
+        ring.import_json(snapshot)
+    assert ring.get(old.id).role == "retired"  # type: ignore[union-attr]
+
+
+def _entry_json(ring: KeyRing, kid: str) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = json.loads(ring.snapshot_json())["keys"]
+    return next(entry for entry in entries if entry["id"] == kid)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "truncated"),
+        (b"{not json", "malformed"),
+        (b'{"format_version": "9"}', "format_version '9' is not supported"),
+        (json.dumps(_with_key(role="owner")).encode(), "role 'owner'"),
+        (json.dumps(_document(extra=True)).encode(), "extra"),
+        (json.dumps(_document(keys=[])).encode(), "it has no keys"),
+    ],
+)
+def test_import_of_invalid_documents(tmp_path: Path, data: bytes, problem: str) -> None:
+    """A document that is not a valid keyring is refused with INVALID_ARGUMENT, nothing saved."""
+    ring = KeyRing.open(tmp_path)
+    before = ring.snapshot_json()
+    with pytest.raises(KeyRingError, match="cannot import") as raised:
+        ring.import_json(data)
+    assert problem in str(raised.value)
+    assert raised.value.code == "PARSEC_INVALID_ARGUMENT"
+    assert (tmp_path / "keyring.json").read_bytes() == before

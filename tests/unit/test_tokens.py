@@ -224,6 +224,78 @@ def test_kid_token_must_use_the_key_alg(ring: KeyRing, verifier: TokenVerifier) 
     assert raised.value.code == "PARSEC_AUTH_UNSUPPORTED_ALG"
 
 
+# -- every algorithm --------------------------------------------------------------------------
+
+ALGS = ["HS256", "RS256", "ES256", "ES384", "EdDSA"]
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_issuer_signs_with_the_active_key_whatever_its_alg(
+    ring: KeyRing, issuer: TokenIssuer, verifier: TokenVerifier, alg: str
+) -> None:
+    """With a key of each alg active, both token kinds carry that alg and verify."""
+    ring.promote(ring.generate(alg).id)
+    connection = issuer.connection_token("alice", channels=["news"])
+    subscription = issuer.subscription_token("bob", "room:1")
+    for token in (connection, subscription):
+        assert jwt.get_unverified_header(token) == {
+            "alg": alg,
+            "kid": ring.active.id,
+            "typ": "JWT",
+        }
+    assert verifier.verify_connection(connection).user == "alice"
+    assert verifier.verify_subscription(subscription).channel == "room:1"
+
+
+@pytest.mark.parametrize("alg", ALGS[1:])
+def test_rotation_between_algs_keeps_old_tokens(
+    ring: KeyRing, issuer: TokenIssuer, verifier: TokenVerifier, alg: str
+) -> None:
+    """HS256 -> asymmetric -> HS256: each earlier token verifies until its key is retired."""
+    first_key = ring.active
+    first = issuer.connection_token("u")
+    ring.promote(ring.generate(alg).id)
+    second_key = ring.active
+    second = issuer.connection_token("u")
+    ring.promote(ring.generate().id)
+    third = issuer.connection_token("u")
+    for token in (first, second, third):
+        assert verifier.verify_connection(token).user == "u"
+    ring.retire(second_key.id)
+    with pytest.raises(InvalidToken, match="retired"):
+        verifier.verify_connection(second)
+    assert verifier.verify_connection(first).user == "u"
+    ring.retire(first_key.id)
+    with pytest.raises(InvalidToken, match="retired"):
+        verifier.verify_connection(first)
+    assert verifier.verify_connection(third).user == "u"
+
+
+@pytest.mark.parametrize("alg", ALGS[1:])
+def test_asymmetric_tampered_token_fails(
+    ring: KeyRing, issuer: TokenIssuer, verifier: TokenVerifier, alg: str
+) -> None:
+    """A payload swapped under an asymmetric signature is an invalid signature."""
+    ring.promote(ring.generate(alg).id)
+    head, _, signature = issuer.connection_token("alice").split(".")
+    forged = base64.urlsafe_b64encode(b'{"sub":"admin"}').rstrip(b"=").decode()
+    with pytest.raises(InvalidToken) as raised:
+        verifier.verify_connection(f"{head}.{forged}.{signature}")
+    assert raised.value.code == "PARSEC_AUTH_INVALID_SIGNATURE"
+
+
+@pytest.mark.parametrize("alg", ALGS[1:])
+def test_asymmetric_expiry_still_applies(
+    ring: KeyRing, issuer: TokenIssuer, verifier: TokenVerifier, clock: FakeClock, alg: str
+) -> None:
+    """exp is enforced the same way whatever the signing alg."""
+    ring.promote(ring.generate(alg).id)
+    token = issuer.subscription_token("u", "c", ttl=10)
+    clock.now = NOW + 10
+    with pytest.raises(TokenExpired):
+        verifier.verify_subscription(token)
+
+
 # -- shared secret ----------------------------------------------------------------------------
 
 
@@ -797,3 +869,21 @@ def test_arbitrary_signed_claims_never_crash(claims: dict[str, Any]) -> None:
     token = raw_token({"alg": "HS256"}, json.dumps(claims).encode())
     _verify_either(verifier.verify_connection, token)
     _verify_either(verifier.verify_subscription, token)
+
+
+def test_parsec_tokens_are_not_centrifugo_tokens(tmp_path: Path) -> None:
+    """A Parsec mgmt/access token, signed by the same ring, never verifies as a
+    connection or subscription token."""
+    from parsec.auth.parsec_tokens import ParsecTokens
+
+    ring = KeyRing.open(tmp_path / "state")
+    verifier = TokenVerifier(ring)
+    tokens = ParsecTokens(ring)
+    for issued in (
+        tokens.issue_mgmt("operator"),
+        tokens.issue_access("alice", ["private:app.room.1"]),
+    ):
+        with pytest.raises(InvalidToken):
+            verifier.verify_connection(issued.token)
+        with pytest.raises(InvalidToken):
+            verifier.verify_subscription(issued.token)

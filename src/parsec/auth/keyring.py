@@ -8,26 +8,35 @@ roles:
 - ``retired``: verifies nothing. A retired key is never active again.
 
 Rotation is ``generate()`` (the new key joins as verify-only, so every node can verify with it
-before anyone signs with it), then ``promote(kid)`` (the old active key becomes verify-only),
-then ``retire(old)`` once its tokens have expired.
+before anyone signs with it), then ``promote(kid)`` (the old active key becomes verify-only,
+so its tokens, and the connections they opened, stay valid), then ``retire(old)`` once its
+tokens have expired.
+
+Algorithms: ``HS256`` (a 32-byte HMAC secret), ``RS256`` (RSA 2048), ``ES256`` (P-256),
+``ES384`` (P-384) and ``EdDSA`` (Ed25519); an asymmetric key is kept as its PKCS#8 PEM.
 
 Persistence is ``<state_dir>/keyring.json`` in the Go Parsec's format 2 (format 1 is read
 too, its keys being HS256)::
 
     {"format_version": "2", "active_key_id": "k-…",
-     "keys": [{"id", "secret_hex", "role", "created_at" (RFC 3339), "retired_at"?, "alg",
+     "keys": [{"id", "secret_hex"?, "role", "created_at" (RFC 3339), "retired_at"?, "alg",
                "private_pem"?}]}
+
+An HMAC key has ``secret_hex`` and no ``private_pem``; an asymmetric key has an unencrypted
+PKCS#8 ``private_pem`` whose key type (and curve) matches its ``alg``, and no ``secret_hex``.
+Documents are decoded strictly: an unknown field is an error.
 
 The directory is created 0700 and the file is written 0600, atomically (a temp file then
 ``os.replace``), so a reader sees the old ring or the new one, never half of one. Without a
-state directory the ring lives in memory only, and a warning says so. Only HS256 is
-implemented; a file naming another ``alg`` is refused with a :class:`KeyRingError`.
+state directory the ring lives in memory only, and a warning says so. The same document is
+what :meth:`KeyRing.snapshot_json` exports and :meth:`KeyRing.import_json` merges in.
 """
 
 from __future__ import annotations
 
 import binascii
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -38,6 +47,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import msgspec
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -58,14 +71,21 @@ VERIFY_ONLY: Final = "verify-only"
 RETIRED: Final = "retired"
 ROLES: Final = frozenset({ACTIVE, VERIFY_ONLY, RETIRED})
 
-SUPPORTED_ALGORITHMS: Final = frozenset({"HS256"})
-"""The ``alg`` values this build can generate, load and verify with."""
+SUPPORTED_ALGORITHMS: Final = frozenset({"HS256", "RS256", "ES256", "ES384", "EdDSA"})
+"""The ``alg`` values this build can generate, load, sign and verify with."""
 
 FILE_NAME: Final = "keyring.json"
 _FORMAT_VERSIONS: Final = frozenset({"1", "2"})
 _WRITTEN_FORMAT: Final = "2"
 _DEFAULT_ALG: Final = "HS256"
 _MIN_SECRET_BYTES: Final = 32
+_RSA_BITS: Final = 2048
+_RSA_EXPONENT: Final = 65537
+_EC_CURVES: Final[dict[str, type[ec.EllipticCurve]]] = {
+    "ES256": ec.SECP256R1,
+    "ES384": ec.SECP384R1,
+}
+_PKCS8_HEADER: Final = b"-----BEGIN PRIVATE KEY-----"
 _KID_HEX_DIGITS: Final = 12
 
 logger = logging.getLogger("parsec.auth")
@@ -75,12 +95,24 @@ class KeyRingError(Exception):
     """A keyring file that cannot be used, an unknown ``kid`` or an illegal role change.
 
     The message names the file or key and says what is wrong; it never contains key material.
+    ``code`` is the ``PARSEC_*`` code of the failure: ``PARSEC_KEY_NOT_FOUND`` (unknown
+    ``kid``), ``PARSEC_KEY_ACTIVE`` (retiring the active key), ``PARSEC_INVALID_ARGUMENT``
+    (an unsupported ``alg``, promoting a retired key, an import that is refused) or
+    ``PARSEC_INTERNAL`` (the keyring file cannot be read, written or used).
     """
+
+    def __init__(self, message: str, *, code: str = "PARSEC_INTERNAL") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    """One signing key. ``secret`` is kept out of ``repr`` so a logged key leaks nothing."""
+    """One signing key; its material is kept out of ``repr`` so a logged key leaks nothing.
+
+    An HMAC key (``HS256``) has its ``secret`` and an empty ``private_pem``; an asymmetric
+    key has its PKCS#8 ``private_pem`` and an empty ``secret``.
+    """
 
     id: str
     alg: str
@@ -88,11 +120,27 @@ class Key:
     role: str
     created_at: datetime
     retired_at: datetime | None
+    private_pem: bytes = dataclasses.field(default=b"", repr=False)
+
+    @property
+    def asymmetric(self) -> bool:
+        """Whether the key is a private key (RS256, ES256, ES384, EdDSA), not an HMAC secret."""
+        return bool(self.private_pem)
+
+    def private_key(self) -> PrivateKeyTypes:
+        """The parsed private key of an asymmetric key; parsed once per process and cached.
+
+        Raises:
+            ValueError: the key is an HMAC key.
+        """
+        if not self.private_pem:
+            raise ValueError(f"key {self.id} is {self.alg}: it has no private key")
+        return _load_private_key(self.private_pem)
 
 
-class _KeyEntry(msgspec.Struct, omit_defaults=True):
+class _KeyEntry(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True, kw_only=True):
     id: str
-    secret_hex: str
+    secret_hex: str = ""
     role: str
     created_at: str
     retired_at: str | None = None
@@ -100,7 +148,7 @@ class _KeyEntry(msgspec.Struct, omit_defaults=True):
     private_pem: str = ""
 
 
-class _KeyRingFile(msgspec.Struct):
+class _KeyRingFile(msgspec.Struct, forbid_unknown_fields=True):
     format_version: str
     active_key_id: str
     keys: list[_KeyEntry]
@@ -119,7 +167,7 @@ class _State:
 
 
 class KeyRing:
-    """The ring of HS256 keys, persisted in ``<state_dir>/keyring.json`` or kept in memory.
+    """The ring of signing keys, persisted in ``<state_dir>/keyring.json`` or kept in memory.
 
     Reads (``active``, ``get``, ``keys``) see one consistent snapshot. A change is written to
     disk before it is visible in memory, so a failed write (raised as :class:`KeyRingError`)
@@ -180,7 +228,10 @@ class KeyRing:
         return list(self._state.keys.values())
 
     def generate(self, alg: str = _DEFAULT_ALG) -> Key:
-        """Create a key with a fresh 32-byte secret; it joins verify-only, and persists.
+        """Create a key of ``alg`` with fresh material; it joins verify-only, and persists.
+
+        HS256 gets a 32-byte secret, RS256 an RSA 2048 key, ES256 / ES384 a P-256 / P-384 key,
+        EdDSA an Ed25519 key.
 
         Raises:
             KeyRingError: ``alg`` is not supported, or the file cannot be read or written.
@@ -203,7 +254,9 @@ class KeyRing:
         state = self._latest()
         key = _known(state, kid)
         if key.role == RETIRED:
-            raise KeyRingError(f"cannot promote key {kid}: it is retired")
+            raise KeyRingError(
+                f"cannot promote key {kid}: it is retired", code="PARSEC_INVALID_ARGUMENT"
+            )
         if key.role == ACTIVE:
             return
         previous = state.keys[state.active_id]
@@ -225,7 +278,8 @@ class KeyRing:
         key = _known(state, kid)
         if key.role == ACTIVE:
             raise KeyRingError(
-                f"cannot retire key {kid}: it is the active key; promote another first"
+                f"cannot retire key {kid}: it is the active key; promote another first",
+                code="PARSEC_KEY_ACTIVE",
             )
         if key.role == RETIRED:
             return
@@ -244,6 +298,41 @@ class KeyRing:
             self._state = _read(self._path)
         except FileNotFoundError:
             raise KeyRingError(f"keyring file {self._path} does not exist") from None
+
+    def snapshot_json(self) -> bytes:
+        """The ring as a keyring.json document (format 2), as this ring last read or wrote it.
+
+        The document holds every secret and private key: treat it like the file itself.
+        """
+        return _encode(self._state)
+
+    def import_json(self, data: bytes, *, force: bool = False) -> list[str]:
+        """Merge a keyring.json document (another ring's snapshot) into this ring; persists.
+
+        The document's active key becomes the active key, so both rings sign alike. Every
+        other key keeps verifying: a key only this ring has stays (a previously active one
+        becomes verify-only), and a key in both takes the document's role, except that a
+        key retired on either side stays retired.
+
+        Returns:
+            The ids of the document's keys, in document order.
+
+        Raises:
+            KeyRingError: the document is not a valid keyring; a key of the document has the
+                id of a key of this ring but other material (unless ``force``, which then
+                takes the document's key); the document's active key is retired here; or the
+                file cannot be read or written.
+        """
+        try:
+            incoming = _decode(data)
+        except (msgspec.DecodeError, _Invalid) as exc:
+            raise KeyRingError(
+                f"cannot import: not a valid keyring document: {exc}",
+                code="PARSEC_INVALID_ARGUMENT",
+            ) from None
+        state = self._latest()
+        self._commit(_merge(state, incoming, force=force))
+        return list(incoming.keys)
 
     def _latest(self) -> _State:
         if self._path is not None:
@@ -265,13 +354,31 @@ def _new_key(alg: str, role: str, *, taken: Collection[str]) -> Key:
     kid = _new_kid()
     while kid in taken:
         kid = _new_kid()
+    asymmetric = alg != _DEFAULT_ALG
     return Key(
         id=kid,
         alg=alg,
-        secret=secrets.token_bytes(_MIN_SECRET_BYTES),
+        secret=b"" if asymmetric else secrets.token_bytes(_MIN_SECRET_BYTES),
         role=role,
         created_at=datetime.now(UTC),
         retired_at=None,
+        private_pem=_new_private_pem(alg) if asymmetric else b"",
+    )
+
+
+def _new_private_pem(alg: str) -> bytes:
+    """A fresh private key for asymmetric ``alg``, as unencrypted PKCS#8 PEM."""
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=_RSA_EXPONENT, key_size=_RSA_BITS)
+    elif alg == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        private = ec.generate_private_key(_EC_CURVES[alg]())
+    return private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
 
 
@@ -282,14 +389,44 @@ def _new_kid() -> str:
 def _known(state: _State, kid: str) -> Key:
     key = state.keys.get(kid)
     if key is None:
-        raise KeyRingError(f"no key {kid!r} in the keyring")
+        raise KeyRingError(f"no key {kid!r} in the keyring", code="PARSEC_KEY_NOT_FOUND")
     return key
 
 
 def _check_alg(alg: str, what: str) -> None:
     if alg not in SUPPORTED_ALGORITHMS:
         supported = ", ".join(sorted(SUPPORTED_ALGORITHMS))
-        raise KeyRingError(f"{what}: alg {alg!r} is not supported (supported: {supported})")
+        raise KeyRingError(
+            f"{what}: alg {alg!r} is not supported (supported: {supported})",
+            code="PARSEC_INVALID_ARGUMENT",
+        )
+
+
+def _merge(local: _State, incoming: _State, *, force: bool) -> _State:
+    """``local`` with ``incoming``'s keys and active key (see :meth:`KeyRing.import_json`)."""
+    keys = dict(local.keys)
+    for kid, key in incoming.keys.items():
+        mine = keys.get(kid)
+        if mine is not None and not _same_material(mine, key) and not force:
+            raise KeyRingError(
+                f"cannot import key {kid}: this keyring has a key with the same id but a "
+                "different secret; use force to replace it",
+                code="PARSEC_INVALID_ARGUMENT",
+            )
+        keys[kid] = key if mine is None or mine.role != RETIRED else mine
+    if keys[incoming.active_id].role == RETIRED:
+        raise KeyRingError(
+            f"cannot import: its active key {incoming.active_id} is retired in this keyring",
+            code="PARSEC_INVALID_ARGUMENT",
+        )
+    for kid, key in keys.items():
+        if key.role == ACTIVE and kid != incoming.active_id:
+            keys[kid] = dataclasses.replace(key, role=VERIFY_ONLY)
+    return _State(incoming.active_id, keys)
+
+
+def _same_material(one: Key, other: Key) -> bool:
+    return (one.alg, one.secret, one.private_pem) == (other.alg, other.secret, other.private_pem)
 
 
 # -- the file ---------------------------------------------------------------------------------
@@ -368,6 +505,7 @@ def _entry(key: Key) -> _KeyEntry:
         created_at=_format_time(key.created_at),
         retired_at=None if key.retired_at is None else _format_time(key.retired_at),
         alg=key.alg,
+        private_pem=key.private_pem.decode(),
     )
 
 
@@ -419,20 +557,66 @@ def _key(entry: _KeyEntry) -> Key:
         raise _Invalid(
             f"{where} uses alg {alg!r}, which this build does not support (supported: {supported})"
         )
-    if entry.private_pem:
-        raise _Invalid(f"{where} is {alg} but has a private_pem; {alg} keys use secret_hex")
     if entry.role not in ROLES:
         raise _Invalid(
             f"{where} has role {entry.role!r} (expected one of: {', '.join(sorted(ROLES))})"
         )
+    secret, private_pem = _material(entry, alg, where)
     return Key(
         id=entry.id,
         alg=alg,
-        secret=_secret(entry.secret_hex, where),
+        secret=secret,
         role=entry.role,
         created_at=_parse_time(entry.created_at, f"{where} created_at"),
         retired_at=_optional_time(entry.retired_at, f"{where} retired_at"),
+        private_pem=private_pem,
     )
+
+
+def _material(entry: _KeyEntry, alg: str, where: str) -> tuple[bytes, bytes]:
+    """``(secret, private_pem)`` of an entry: one of them, as its ``alg`` requires."""
+    if alg == _DEFAULT_ALG:
+        if entry.private_pem:
+            raise _Invalid(f"{where} is {alg} but has a private_pem; {alg} keys use secret_hex")
+        return _secret(entry.secret_hex, where), b""
+    if entry.secret_hex:
+        raise _Invalid(f"{where} is {alg} but has a secret_hex; {alg} keys use private_pem")
+    if not entry.private_pem:
+        raise _Invalid(f"{where} is {alg} but has no private_pem")
+    pem = entry.private_pem.encode()
+    _check_private_key(pem, alg, where)
+    return b"", pem
+
+
+def _check_private_key(pem: bytes, alg: str, where: str) -> None:
+    """Refuse a PEM that is not an unencrypted PKCS#8 private key of ``alg``'s type/curve."""
+    if not pem.lstrip().startswith(_PKCS8_HEADER):
+        raise _Invalid(f"{where} private_pem is not a PKCS#8 PEM (BEGIN PRIVATE KEY)")
+    try:
+        private = _load_private_key(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise _Invalid(f"{where} private_pem is not an unencrypted PKCS#8 private key") from None
+    if alg == "RS256":
+        usable = isinstance(private, rsa.RSAPrivateKey) and private.key_size >= _RSA_BITS
+        expected = f"an RSA key of at least {_RSA_BITS} bits"
+    elif alg == "EdDSA":
+        usable = isinstance(private, ed25519.Ed25519PrivateKey)
+        expected = "an Ed25519 key"
+    else:
+        curve = _EC_CURVES[alg]
+        usable = isinstance(private, ec.EllipticCurvePrivateKey) and isinstance(
+            private.curve, curve
+        )
+        expected = f"an EC key on curve {curve.name}"
+    if not usable:
+        raise _Invalid(f"{where} is {alg} but its private_pem is not {expected}")
+
+
+@functools.lru_cache(maxsize=128)
+def _load_private_key(pem: bytes) -> PrivateKeyTypes:
+    """Parse an unencrypted PEM private key; cached, as checking an RSA key takes ~40 ms and
+    every reload of the ring would repeat it."""
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def _secret(secret_hex: str, where: str) -> bytes:

@@ -1,10 +1,11 @@
 """Connection and subscription JWTs with Centrifugo's claims (centrifuge-protocol.md §3).
 
-:class:`TokenIssuer` signs with the keyring's active key; the header is
-``{"alg", "kid", "typ": "JWT"}``. :class:`TokenVerifier` accepts:
+:class:`TokenIssuer` signs with the keyring's active key, whatever its ``alg``; the header
+is ``{"alg", "kid", "typ": "JWT"}``. :class:`TokenVerifier` accepts (see ``parsec.auth.jws``):
 
-- a token with a ``kid`` header: signed by that key of the ring, with that key's ``alg``. An
-  unknown or retired ``kid`` is an invalid token; active and verify-only keys verify.
+- a token with a ``kid`` header: signed by that key of the ring, with that key's ``alg``
+  (HS256, RS256, ES256, ES384 or EdDSA). An unknown or retired ``kid`` is an invalid token;
+  active and verify-only keys verify.
 - a token without ``kid``: signed with the shared ``hmac_secret`` (HS256, HS384 or HS512), so
   any backend that signs Centrifugo tokens with a shared secret works unchanged.
 
@@ -19,18 +20,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import jwt
 import msgspec
 
-from parsec.auth.keyring import RETIRED, KeyRing
+from parsec.auth import jws
+from parsec.auth.jws import InvalidToken, TokenError, TokenExpired
+from parsec.auth.keyring import KeyRing
 
 __all__ = [
     "ConnectionClaims",
@@ -44,10 +46,7 @@ __all__ = [
     "TokenVerifier",
 ]
 
-SHARED_SECRET_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
-"""What a token without ``kid`` may be signed with."""
-
-_JWS: Final = jwt.PyJWS()
+_HMAC: Final = jwt.PyJWS().get_algorithm_by_name("HS256")
 _OVERRIDE_FIELDS: Final = (
     "presence",
     "join_leave",
@@ -60,35 +59,10 @@ _ISSUER_CLAIMS: Final = frozenset(
 )
 
 
-# -- errors -----------------------------------------------------------------------------------
+# -- error codes ----------------------------------------------------------------------------
 
 
-class TokenError(Exception):
-    """A token that cannot be accepted. ``code`` is a stable ``PARSEC_AUTH_*`` log code."""
-
-    default_code: ClassVar[str] = "PARSEC_AUTH_DENIED"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code or self.default_code
-
-
-class TokenExpired(TokenError):
-    """``exp`` or ``nbf`` says the token is not valid now: the engine answers 109."""
-
-    default_code = "PARSEC_AUTH_EXPIRED"
-
-
-class InvalidToken(TokenError):
-    """Bad signature, malformed, wrong alg, unknown or retired kid, aud/iss mismatch, missing
-    or ill-typed claim, or a token of the wrong kind: the engine closes with 3500."""
-
-    default_code = "PARSEC_AUTH_MALFORMED"
-
-
-_MALFORMED: Final = "PARSEC_AUTH_MALFORMED"
-_BAD_SIGNATURE: Final = "PARSEC_AUTH_INVALID_SIGNATURE"
-_BAD_ALG: Final = "PARSEC_AUTH_UNSUPPORTED_ALG"
+_MALFORMED: Final = jws.MALFORMED
 _DENIED: Final = "PARSEC_AUTH_DENIED"
 _WRONG_KIND: Final = "PARSEC_AUTH_TYPE_MISMATCH"
 _NOT_YET_VALID: Final = "PARSEC_AUTH_NOT_YET_VALID"
@@ -209,6 +183,7 @@ class TokenVerifier:
         payload = self._verified_payload(token)
         if "channel" in payload:
             raise InvalidToken("a connection token must not have a channel claim", code=_WRONG_KIND)
+        _refuse_parsec_token(payload)
         claims = ConnectionClaims(
             user=_user(payload),
             exp=_numeric_date(payload, "exp"),
@@ -230,6 +205,7 @@ class TokenVerifier:
             TokenExpired: ``exp`` has passed or ``nbf`` is still ahead.
         """
         payload = self._verified_payload(token)
+        _refuse_parsec_token(payload)
         channel = _optional_str(payload, "channel")
         if not channel:
             raise InvalidToken(
@@ -249,40 +225,10 @@ class TokenVerifier:
 
     def _verified_payload(self, token: str) -> dict[str, Any]:
         """The payload of a well-formed, correctly signed token whose aud/iss match."""
-        if not isinstance(token, str):
-            raise InvalidToken("token must be a string", code=_MALFORMED)
-        try:
-            parts = _JWS.decode_complete(token, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(f"malformed token: {exc}", code=_MALFORMED) from None
-        header: dict[str, Any] = parts["header"]
-        key, allowed = self._verification_key(header.get("kid"))
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in allowed:
-            raise InvalidToken(f"token alg is not one of {', '.join(allowed)}", code=_BAD_ALG)
-        algorithm = _JWS.get_algorithm_by_name(alg)
-        signing_input = token.encode().rsplit(b".", 1)[0]
-        if not algorithm.verify(signing_input, key, parts["signature"]):
-            raise InvalidToken("token signature does not verify", code=_BAD_SIGNATURE)
-        payload = _decode_payload(parts["payload"])
+        _, payload = jws.verify(token, self._keyring, shared_secret=self._shared_secret)
         self._check_audience(payload)
         self._check_issuer(payload)
         return payload
-
-    def _verification_key(self, kid: str | None) -> tuple[bytes, tuple[str, ...]]:
-        """The key bytes and the algorithms a token with this ``kid`` header may use."""
-        if kid is None:
-            if self._shared_secret is None:
-                raise InvalidToken(
-                    "token has no kid and no shared secret is configured", code=_BAD_SIGNATURE
-                )
-            return self._shared_secret, SHARED_SECRET_ALGORITHMS
-        key = None if self._keyring is None else self._keyring.get(kid)
-        if key is None:
-            raise InvalidToken(f"token kid {kid[:40]!r} names no key", code=_BAD_SIGNATURE)
-        if key.role == RETIRED:
-            raise InvalidToken(f"token kid {kid!r} names a retired key", code=_BAD_SIGNATURE)
-        return _ring_secret(key.alg, key.secret), (key.alg,)
 
     def _check_audience(self, payload: dict[str, Any]) -> None:
         if self._audience is None:
@@ -310,7 +256,7 @@ def _shared_secret(hmac_secret: str) -> bytes:
     if not hmac_secret:
         raise ValueError("hmac_secret must not be empty")
     try:
-        prepared: bytes = _JWS.get_algorithm_by_name("HS256").prepare_key(hmac_secret)
+        prepared: bytes = _HMAC.prepare_key(hmac_secret)
     except jwt.InvalidKeyError:
         raise ValueError(
             "hmac_secret looks like an asymmetric key or a JWK, not an HMAC secret"
@@ -318,21 +264,18 @@ def _shared_secret(hmac_secret: str) -> bytes:
     return prepared
 
 
-@functools.lru_cache(maxsize=64)
-def _ring_secret(alg: str, secret: bytes) -> bytes:
-    """The ring key prepared for ``alg``; cached, as preparing probes the key's format."""
-    prepared: bytes = _JWS.get_algorithm_by_name(alg).prepare_key(secret)
-    return prepared
+_PARSEC_TYPES: Final = frozenset({"access", "refresh", "mgmt"})
 
 
-def _decode_payload(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        raise InvalidToken("token payload is not JSON", code=_MALFORMED) from None
-    if not isinstance(payload, dict):
-        raise InvalidToken("token payload is not a JSON object", code=_MALFORMED)
-    return payload
+def _refuse_parsec_token(payload: Mapping[str, Any]) -> None:
+    """Parsec's access / refresh / mgmt tokens are signed by the same ring but are not
+    Centrifugo tokens: one presented as a connection or subscription token is refused,
+    so a management token can never open a connection as its subject. (Other issuers'
+    ``typ`` values, such as Keycloak's "Bearer", are not Parsec's and pass.)"""
+    if payload.get("typ") in _PARSEC_TYPES:
+        raise InvalidToken(
+            "a Parsec access/refresh/mgmt token is not a Centrifugo token", code=_WRONG_KIND
+        )
 
 
 def _user(payload: Mapping[str, Any]) -> str:
@@ -496,12 +439,7 @@ class TokenIssuer:
         return claims
 
     def _sign(self, claims: Mapping[str, object]) -> str:
-        try:
-            payload = msgspec.json.encode(claims)
-        except (TypeError, msgspec.EncodeError) as exc:
-            raise ValueError(f"token claims are not JSON-serialisable: {exc}") from None
-        key = self._keyring.active
-        return _JWS.encode(payload, key.secret, algorithm=key.alg, headers={"kid": key.id})
+        return jws.sign(claims, self._keyring.active)
 
 
 def _put_optional(claims: dict[str, object], **values: object) -> None:
