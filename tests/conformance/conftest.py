@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from parsec.auth.refresh import RefreshStore
+from parsec.auth.revocation import RevocationStore
+from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
@@ -59,6 +62,24 @@ async def broker(backend: BackendFactory, recorder: BrokerRecorder) -> Broker:
 def presence(backend: BackendFactory) -> PresenceManager:
     """A presence manager of the backend under test."""
     return backend.presence()
+
+
+@pytest.fixture
+def channel_store(backend: BackendFactory) -> ChannelStore:
+    """A channel store of the backend under test."""
+    return backend.channel_store()
+
+
+@pytest.fixture
+def refresh_store(backend: BackendFactory) -> RefreshStore:
+    """A refresh-rotation store of the backend under test."""
+    return backend.refresh_store()
+
+
+@pytest.fixture
+def revocation_store(backend: BackendFactory) -> RevocationStore:
+    """A revocation store of the backend under test."""
+    return backend.revocation_store()
 
 
 @pytest.fixture

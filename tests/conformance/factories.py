@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
+from parsec.auth.revocation import MemoryRevocationStore, RevocationStore
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
+from parsec.channels.store import ChannelStore, MemoryChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
@@ -49,6 +52,18 @@ class BackendFactory(Protocol):
     def controller(self) -> Controller:
         """A new, not yet started controller (one node's)."""
 
+    def channel_store(self) -> ChannelStore:
+        """A new channel store (one node's)."""
+
+    def refresh_store(self) -> RefreshStore:
+        """A new refresh-rotation store."""
+
+    def revocation_store(self) -> RevocationStore:
+        """A new revocation store."""
+
+    def now(self) -> float:
+        """The time (unix seconds) every instance currently observes."""
+
     async def advance(self, seconds: float) -> None:
         """Make every instance observe ``seconds`` of time passing (TTLs run down)."""
 
@@ -68,7 +83,7 @@ class MemoryBackend:
 
     def __init__(self, prefix: str) -> None:
         self._clock = ManualClock()
-        self._made: list[Broker | PresenceManager | Controller] = []
+        self._made: list[Broker | PresenceManager | Controller | ChannelStore] = []
 
     def broker(self) -> Broker:
         broker = MemoryBroker(clock=self._clock)
@@ -84,6 +99,20 @@ class MemoryBackend:
         controller = MemoryController()
         self._made.append(controller)
         return controller
+
+    def channel_store(self) -> ChannelStore:
+        store = MemoryChannelStore()
+        self._made.append(store)
+        return store
+
+    def refresh_store(self) -> RefreshStore:
+        return MemoryRefreshStore(clock=self._clock)
+
+    def revocation_store(self) -> RevocationStore:
+        return MemoryRevocationStore(clock=self._clock)
+
+    def now(self) -> float:
+        return self._clock()
 
     async def advance(self, seconds: float) -> None:
         self._clock.advance(seconds)
