@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from parsec.engine.codes import ClientError, errors
-from parsec.engine.session import RPCCall
+from parsec.engine.commands import RPCCall
 
 from .harness import WAIT, Server
 

@@ -27,6 +27,7 @@ from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
 from parsec.engine.codes import Disconnect, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
+from parsec.engine.commands import RPCCall
 from parsec.engine.controller import (
     ControlCommand,
     Controller,
@@ -38,7 +39,7 @@ from parsec.engine.controller import (
 )
 from parsec.engine.hub import Hub
 from parsec.engine.presence import PresenceManager, PresenceStats
-from parsec.engine.session import RPCCall, Session
+from parsec.engine.session import Session
 from parsec.engine.subscription import Subscription
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
 from parsec.options import Options

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from parsec.auth.tokens import InvalidToken, TokenExpired
-from parsec.engine import access, protocol
+from parsec.engine import access, commands, protocol
 from parsec.engine.broker import HistoryFilter
 from parsec.engine.codes import ClientError, Disconnect, Unsubscribe, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
@@ -104,7 +104,7 @@ class Session:
         if not 0 <= cmd.id <= _MAX_COMMAND_ID:
             raise disconnects.BAD_REQUEST
         if method == "send" and self.state is SessionState.CONNECTED:
-            await self._send(cmd)
+            await commands.send(self, cmd)
             return
         if cmd.id == 0:
             if method != "":
@@ -560,74 +560,6 @@ class Session:
         if cmd.expire_at:
             self._set_expiry(cmd.expire_at)
 
-    # --- channel commands -------------------------------------------------------
-
-    async def _publish(self, req: protocol.PublishRequest) -> protocol.Empty:
-        if not req.channel or not req.data:
-            raise errors.BAD_REQUEST
-        resolved = self.node.rules.resolve(req.channel)
-        sub = self.subs.get(req.channel)
-        granted = sub is not None and sub.grant is not None and sub.grant.publish
-        if not granted and not access.may_publish(resolved, self.user, sub is not None):
-            raise errors.PERMISSION_DENIED
-        info = self.client_info(sub)
-        await self.node.publish(req.channel, bytes(req.data), info=info, resolved=resolved)
-        return protocol.Empty()
-
-    async def _presence(self, req: protocol.ChannelRequest) -> protocol.PresenceResult:
-        self._check_presence(req.channel)
-        return protocol.PresenceResult(await self.node.presence.presence(req.channel))
-
-    async def _presence_stats(self, req: protocol.ChannelRequest) -> protocol.PresenceStatsResult:
-        self._check_presence(req.channel)
-        stats = await self.node.presence.presence_stats(req.channel)
-        return protocol.PresenceStatsResult(stats.num_clients, stats.num_users)
-
-    def _check_presence(self, channel: str) -> None:
-        if not channel:
-            raise errors.BAD_REQUEST
-        resolved = self.node.rules.resolve(channel)
-        if not resolved.options.presence:
-            raise errors.NOT_AVAILABLE
-        if not access.may_read_presence(resolved, self.user, channel in self.subs):
-            raise errors.PERMISSION_DENIED
-
-    async def _history(self, req: protocol.HistoryRequest) -> protocol.HistoryResult:
-        if not req.channel:
-            raise errors.BAD_REQUEST
-        resolved = self.node.rules.resolve(req.channel)
-        if not resolved.options.history_enabled:
-            raise errors.NOT_AVAILABLE
-        if not access.may_read_history(resolved, self.user, req.channel in self.subs):
-            raise errors.PERMISSION_DENIED
-        since = StreamPosition(req.since.offset, req.since.epoch) if req.since else None
-        res = await self.node.history(
-            req.channel, limit=req.limit, since=since, reverse=req.reverse, resolved=resolved
-        )
-        return protocol.HistoryResult(res.publications, res.position.epoch, res.position.offset)
-
-    async def _rpc(self, req: protocol.RPCRequest) -> protocol.RPCResult:
-        handler = self.node.rpc_handlers.get(req.method)
-        if handler is None:
-            raise errors.METHOD_NOT_FOUND
-        data: Any = msgspec.json.decode(req.data) if req.data else None
-        out = await handler(RPCCall(self.user, self.client_id, req.method, data))
-        return protocol.RPCResult(data=msgspec.Raw(protocol.encode(out)))
-
-    async def _send(self, cmd: Command) -> None:
-        handler = self.node.message_handler
-        if handler is None or cmd.send is None or not cmd.send.data:
-            return
-        try:
-            await handler(
-                RPCCall(self.user, self.client_id, "", msgspec.json.decode(cmd.send.data))
-            )
-        except Exception:
-            log.exception("message handler failed for client %s", self.client_id)
-
-    async def _ping_cmd(self, req: dict[str, object]) -> protocol.Empty:
-        return protocol.Empty()
-
     # --- ping / pong / stale ----------------------------------------------------
 
     def _on_ping(self) -> None:
@@ -684,15 +616,6 @@ class Session:
                 log.exception("cleanup of %r failed for client %s", sub.channel, self.client_id)
 
 
-class RPCCall(msgspec.Struct, frozen=True):
-    """What an RPC or message handler receives: who called, the method and its data."""
-
-    user: str
-    client: str
-    method: str
-    data: Any
-
-
 def _ttl(expires_at: int) -> int:
     return max(int(expires_at - time.time()), 1)
 
@@ -705,12 +628,7 @@ _HANDLERS: dict[str, Any] = {
     "connect": Session._connect,
     "subscribe": Session._subscribe,
     "unsubscribe": Session._unsubscribe,
-    "publish": Session._publish,
-    "presence": Session._presence,
-    "presence_stats": Session._presence_stats,
-    "history": Session._history,
-    "rpc": Session._rpc,
     "refresh": Session._refresh,
     "sub_refresh": Session._sub_refresh,
-    "ping": Session._ping_cmd,
+    **commands.HANDLERS,
 }
