@@ -12,8 +12,13 @@ or mount ``parsec.asgi_app()`` into a FastAPI / Starlette application and enter
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import platform
+import signal
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,24 +26,35 @@ import msgspec
 import uvicorn
 from starlette.applications import Starlette
 
+from parsec import __version__
+from parsec._authority import ParsecAuthority
+from parsec._management import Credentials, ManagementMixin
 from parsec.auth.keyring import KeyRing
+from parsec.auth.parsec_tokens import ParsecTokens
+from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
+from parsec.auth.revocation import MemoryRevocationStore, RevocationStore
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
+from parsec.auth.watcher import KeyRingWatcher, install_sighup
+from parsec.channels.manager import ChannelManager
+from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
+from parsec.engine.codes import ClientError
 from parsec.engine.controller import Controller
 from parsec.engine.node import Node, RPCHandler
 from parsec.engine.presence import PresenceManager
 from parsec.engine.protocol import MalformedCommand, compact_json
 from parsec.engine.types import StreamPosition
+from parsec.errors import ParsecClientError, ParsecError
 from parsec.options import Options
 from parsec.server.app import build_app
 
-__all__ = ["Parsec"]
+__all__ = ["Credentials", "Parsec"]
 
 log = logging.getLogger("parsec")
 
 
-class Parsec:
-    """One Parsec instance: keyring, engine node and HTTP surfaces.
+class Parsec(ManagementMixin):
+    """One Parsec instance: keyring, channel manager, engine node and HTTP surfaces.
 
     States: new → running (``async with`` or ``start``) → closed (``aclose``). It
     cannot be restarted; ``aclose`` is idempotent. Backends passed in are used and
@@ -53,6 +69,9 @@ class Parsec:
         presence: PresenceManager | None = None,
         controller: Controller | None = None,
         keyring: KeyRing | None = None,
+        channel_store: ChannelStore | None = None,
+        refresh_store: RefreshStore | None = None,
+        revocations: RevocationStore | None = None,
     ) -> None:
         self.options = options or Options()
         self.keyring = keyring or KeyRing.open(self.options.auth.state_dir)
@@ -64,22 +83,57 @@ class Parsec:
             issuer=auth.token_issuer,
         )
         self.issuer = TokenIssuer(self.keyring)
+        self.tokens = ParsecTokens(self.keyring)
+        self.manager = ChannelManager(channel_store)
+        self.refresh_store: RefreshStore = refresh_store or MemoryRefreshStore()
+        self.revocations: RevocationStore = revocations or MemoryRevocationStore()
+        authority = ParsecAuthority(self.manager, self.tokens, self.revocations)
         self.node = Node(
-            self.options, self.verifier, broker=broker, presence=presence, controller=controller
+            self.options,
+            self.verifier,
+            broker=broker,
+            presence=presence,
+            controller=controller,
+            authority=authority,
         )
         self._app: Starlette | None = None
         self._server: _Server | None = None
+        self._bridge: asyncio.Task[None] | None = None
+        self._watcher: KeyRingWatcher | None = None
 
     # --- lifecycle --------------------------------------------------------------
 
     async def start(self) -> None:
         await self.node.start()
+        await self.manager.start()
+        self._bridge = asyncio.create_task(self._follow_lifecycle())
+        poll = self.options.auth.keyring_poll
+        if self.keyring.path is not None and poll > 0:
+            self._watcher = KeyRingWatcher(self.keyring, interval=poll)
+            await self._watcher.start()
 
     async def aclose(self) -> None:
         """Stop serving, disconnect every client (3001) and release backends."""
         if self._server is not None:
             self._server.should_exit = True
+        if self._bridge is not None:
+            self._bridge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._bridge
+            self._bridge = None
+        if self._watcher is not None:
+            await self._watcher.aclose()
+        await self.manager.aclose()
         await self.node.aclose()
+
+    async def _follow_lifecycle(self) -> None:
+        """A deleted channel (by DeleteChannel or by the sweeper) loses its subscribers."""
+        async for event in self.manager.events():
+            if event.kind == "deleted":
+                try:
+                    await self.node.unsubscribe_channel(event.name)
+                except Exception:
+                    log.exception("unsubscribing the subscribers of %r failed", event.name)
 
     async def __aenter__(self) -> Parsec:
         await self.start()
@@ -93,7 +147,7 @@ class Parsec:
     def asgi_app(self) -> Starlette:
         """The ASGI application: WebSocket, server API and health routes."""
         if self._app is None:
-            self._app = build_app(self.node, self.options)
+            self._app = build_app(self)
         return self._app
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
@@ -113,9 +167,11 @@ class Parsec:
         )
         server = _Server(config, ready)
         self._server = server
+        uninstall = _reload_on_sighup(self.keyring)
         try:
             await server.serve()
         finally:
+            uninstall()
             self._server = None
 
     # --- publishing -------------------------------------------------------------
@@ -123,16 +179,50 @@ class Parsec:
     async def publish(self, channel: str, data: Any) -> StreamPosition:
         """Publish ``data`` (any JSON-encodable value, or bytes holding JSON) to every
         subscriber of ``channel``. Returns the stream position when the channel keeps
-        history. Raises ClientError 102 / 107 for unknown or invalid channels and
-        ValueError for bytes that are not JSON."""
+        history. A managed (``public:`` / ``private:``) channel must be open: publishing
+        counts as activity. Raises ParsecError: PARSEC_CHANNEL_INVALID (bad name or
+        unknown namespace), PARSEC_CHANNEL_NOT_FOUND, PARSEC_CHANNEL_CLOSED,
+        PARSEC_INVALID_ARGUMENT (bytes that are not JSON)."""
         if isinstance(data, bytes | bytearray | memoryview):
             try:
                 raw = bytes(compact_json(bytes(data)))
             except MalformedCommand as exc:
-                raise ValueError(str(exc)) from None
+                raise ParsecError("PARSEC_INVALID_ARGUMENT", str(exc)) from None
         else:
             raw = msgspec.json.encode(data)
-        return await self.node.publish(channel, raw)
+        try:
+            return await self.node.publish(channel, raw)
+        except ParsecClientError as exc:
+            raise exc.parsec_error from None
+        except ClientError as exc:
+            raise ParsecError("PARSEC_CHANNEL_INVALID", f"{channel!r}: {exc.message}") from None
+
+    def manifest(self) -> dict[str, object]:
+        """What this instance is and supports (the ``parsec.manifest`` payload)."""
+        return {
+            "service": "parsec",
+            "version": __version__,
+            "python_version": platform.python_version(),
+            "surfaces": ["cli", "twirp", "websocket", "centrifugo_api"],
+            "transports": ["websocket"],
+            "visibilities": ["public", "private"],
+            "max_private_ttl": "1h0m0s",
+            "key_rotation": "supported",
+            "active_key_id": self.keyring.active.id,
+            "persistence": "in-memory",
+            "scope_grammar": "visibility:segment(.segment)*[.*][.**]",
+            "supported_verbs": ["subscribe", "publish", "manage"],
+            "deny_supported": True,
+            "scope_precedence": "deny-wins",
+            "sinks": [],
+            "metrics_enabled": False,
+            "tracing_enabled": False,
+            "admin_ui_enabled": False,
+            "auth_oidc_enabled": False,
+            "token_broker_enabled": False,
+            "revocation_store_enabled": True,
+            "delta_compression": "unsupported",
+        }
 
     def rpc(self, method: str) -> Callable[[RPCHandler], RPCHandler]:
         """Register the handler of a client ``rpc`` method (decorator)."""
@@ -142,6 +232,13 @@ class Parsec:
             return handler
 
         return register
+
+
+def _reload_on_sighup(keyring: KeyRing) -> Callable[[], None]:
+    """SIGHUP reloads the keyring while serving (main thread on Unix only)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return lambda: None
+    return install_sighup(keyring, asyncio.get_running_loop())
 
 
 class _Server(uvicorn.Server):

@@ -52,6 +52,9 @@ class AuthOptions:
     """When set, connection and subscription tokens must carry this ``aud``."""
     token_issuer: str | None = None
     """When set, connection and subscription tokens must carry this ``iss``."""
+    keyring_poll: float = 5.0
+    """How often (seconds) to look for changes to ``keyring.json`` made by another
+    process (``parsec keys …``) and reload; 0 disables polling (SIGHUP still reloads)."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import jwt
@@ -155,6 +155,31 @@ class ParsecServer:
     ) -> str:
         """A subscription token this server accepts (see ``mint_subscription_token``)."""
         return mint_subscription_token(self.hmac_secret, user, channel, ttl=ttl, info=info)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "state"
+
+    def manage(self, method: str, body: Mapping[str, object]) -> dict[str, Any]:
+        """Call a ParsecService method with an operator token minted from the server's
+        own keyring file (as `parsec tokens mgmt --state-dir` does)."""
+        from parsec.auth.keyring import KeyRing
+        from parsec.auth.parsec_tokens import ParsecTokens
+
+        bearer = ParsecTokens(KeyRing.open(self.state_dir)).issue_mgmt("operator").token
+        response = httpx.post(
+            f"{self.http_url}/twirp/parsec.ParsecService/{method}",
+            json=dict(body),
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def create_private(self, name: str, subject: str) -> dict[str, Any]:
+        """Create a private channel (CreatePrivate); its access and refresh tokens."""
+        return self.manage("CreatePrivate", {"name": name, "subject": subject})
 
     def log_tail(self) -> str:
         """The end of the server's combined stdout/stderr, for failure messages."""

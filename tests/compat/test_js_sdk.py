@@ -31,9 +31,15 @@ def one(events: list[Event], name: str) -> Event:
     return found[0]
 
 
-def private_channel() -> str:
-    """A fresh channel in Parsec's built-in ``private`` namespace."""
-    return f"private:compat.room.{uuid.uuid4().hex[:10]}"
+PRIVATE = "<a private channel that exists>"
+
+
+def private_channel(server: ParsecServer, subject: str = "owner") -> str:
+    """A fresh channel in Parsec's built-in ``private`` namespace, created through the
+    management API (a private channel must exist to be subscribed to)."""
+    name = f"private:compat.room.{uuid.uuid4().hex[:10]}"
+    server.create_private(name, subject)
+    return name
 
 
 async def publish(api: cent.AsyncClient, channel: str, data: object) -> cent.PublishResult:
@@ -182,7 +188,7 @@ async def test_js_expired_subscription_token_is_replaced_through_get_token(
     server: ParsecServer, user: str
 ) -> None:
     """An expired subscription token gets 109; the subscription's getToken is called."""
-    channel = private_channel()
+    channel = private_channel(server)
     env = {
         "PARSEC_WS_URL": server.ws_url,
         "PARSEC_TOKEN": server.connection_token(user),
@@ -223,13 +229,15 @@ async def test_js_invalid_token_is_terminal_3500(server: ParsecServer, token: st
     ("target", "code"),
     [
         pytest.param(f"nope:{uuid.uuid4().hex[:8]}", 102, id="unknown-namespace"),
-        pytest.param(private_channel(), 103, id="private-without-token"),
+        pytest.param(PRIVATE, 103, id="private-without-token"),
     ],
 )
 async def test_js_refused_subscription_is_unsubscribed(
     server: ParsecServer, user: str, target: str, code: int
 ) -> None:
     """A refused subscribe ends the subscription with the server's code; the client stays."""
+    if target is PRIVATE:
+        target = private_channel(server)
     env = {
         "PARSEC_WS_URL": server.ws_url,
         "PARSEC_TOKEN": server.connection_token(user),

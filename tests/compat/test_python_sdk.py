@@ -43,9 +43,12 @@ def open_server(server_factory: ServerFactory) -> ParsecServer:
     return server_factory.start(OPEN_NAMESPACE, client={"channel_limit": 2})
 
 
-def private_channel() -> str:
-    """A fresh channel in Parsec's built-in ``private`` namespace."""
-    return f"private:compat.room.{uuid.uuid4().hex[:10]}"
+def private_channel(server: ParsecServer, subject: str = "owner") -> str:
+    """A fresh channel in Parsec's built-in ``private`` namespace, created through the
+    management API (a private channel must exist to be subscribed to)."""
+    name = f"private:compat.room.{uuid.uuid4().hex[:10]}"
+    server.create_private(name, subject)
+    return name
 
 
 async def connected(client: Any, events: EventLog) -> Any:
@@ -381,7 +384,7 @@ async def test_private_channel_without_token_fails_with_103(
     async with sdk_client(server, user) as (client, events):
         await connected(client, events)
         log = EventLog()
-        sub = client.new_subscription(private_channel(), events=log)
+        sub = client.new_subscription(private_channel(server), events=log)
         await sub.subscribe()
         gone = await log.next("unsubscribed")
 
@@ -393,7 +396,7 @@ async def test_private_channel_with_token_receives_publications(
     server: ParsecServer, async_api: cent.AsyncClient, user: str
 ) -> None:
     """A subscription token opens a private channel; its info claim becomes chan_info."""
-    channel = private_channel()
+    channel = private_channel(server)
     token = server.subscription_token(user, channel, info={"seat": 7})
     async with sdk_client(server, user) as (client, events):
         client_id = (await connected(client, events)).client
@@ -410,7 +413,7 @@ async def test_expired_subscription_token_is_replaced_through_get_token(
     server: ParsecServer, user: str
 ) -> None:
     """An expired subscription token gets 109; the SDK calls the subscription's get_token."""
-    channel = private_channel()
+    channel = private_channel(server)
     asked: list[str] = []
 
     async def get_token(for_channel: str) -> str:
@@ -475,3 +478,32 @@ async def test_publish_for_client_allows_publishing_without_subscribing(
     assert (pub.data, pub.offset) == ({"text": "hi"}, 1)
     assert pub.info is not None
     assert (pub.info.user, pub.info.client) == (user, client_id)
+
+
+async def test_created_private_channel_admits_only_its_access_token(
+    server: ParsecServer, async_api: cent.AsyncClient, user: str
+) -> None:
+    """CreatePrivate's access token subscribes centrifuge-python to the private channel
+    and receives its publications; no token, or the token of another private channel,
+    is refused with 103 while the client stays connected."""
+    channel = f"private:compat.vault.{uuid.uuid4().hex[:10]}"
+    other = f"private:compat.vault.{uuid.uuid4().hex[:10]}"
+    creds = server.create_private(channel, user)
+    other_creds = server.create_private(other, user)
+    async with sdk_client(server, user) as (client, events):
+        await connected(client, events)
+        _, log, ctx = await subscribed(client, channel, token=creds["access_token"])
+        await publish(async_api, channel, {"vault": "open"})
+
+        assert ctx.recoverable is True
+        assert (await log.next("publication")).pub.data == {"vault": "open"}
+
+    async with sdk_client(server, f"{user}-intruder") as (client, events):
+        await connected(client, events)
+        for token in ("", other_creds["access_token"]):
+            refused = EventLog()
+            sub = client.new_subscription(channel, events=refused, token=token)
+            await sub.subscribe()
+            assert (await refused.next("unsubscribed")).code == 103
+            client.remove_subscription(sub)
+        assert client.state == centrifuge.ClientState.CONNECTED

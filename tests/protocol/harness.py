@@ -254,6 +254,15 @@ class Server:
         """A subscription token from the server's own issuer."""
         return self.parsec.issuer.subscription_token(user, channel, ttl=ttl, **claims)
 
+    async def managed(self, *names: str) -> None:
+        """Bring Parsec-managed channels to life: open the public ones, create the
+        private ones (subscribing and publishing need them to exist and be open)."""
+        for name in names:
+            if name.startswith("private:"):
+                await self.parsec.manager.create_private(name)
+            else:
+                await self.parsec.open_public(name)
+
     async def open(self, *, origin: str | None = None) -> RawClient:
         """A raw client connected at the WebSocket level, before any command."""
         ws = await connect(

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
 from parsec.options import ClientOptions
 
 from .conftest import ServerFactory
 from .harness import Server, soon
 
 CHANNEL = "private:app.room.1"
+TWIN = "private:app.room.2"
+
+
+@pytest.fixture(autouse=True)
+async def _channels(server: Server) -> None:
+    """The private channels these tests subscribe to exist."""
+    await server.managed(CHANNEL, TWIN)
 
 
 async def test_sub_refresh_extends_the_subscription(server: Server) -> None:
@@ -51,7 +60,7 @@ async def test_sub_refresh_for_another_channel_closes_3500(server: Server) -> No
     await client.call(
         "subscribe", {"channel": CHANNEL, "token": server.sub_token("alice", CHANNEL)}
     )
-    other = server.sub_token("alice", "private:app.room.2")
+    other = server.sub_token("alice", TWIN)
     await client.send({"id": 3, "sub_refresh": {"channel": CHANNEL, "token": other}})
     assert await client.closed() == (3500, "invalid token")
 
@@ -90,6 +99,7 @@ async def test_client_subscription_expires_with_unsubscribe_2501(
 ) -> None:
     """An unrefreshed client-side subscription gets an unsubscribe push 2501."""
     server = await make_server(client=ClientOptions(expired_sub_close_delay=0.05))
+    await server.managed(CHANNEL)
     client = await server.client("alice")
     token = server.sub_token("alice", CHANNEL, expire_at=soon())
     result = (await client.call("subscribe", {"channel": CHANNEL, "token": token}))["subscribe"]
@@ -109,9 +119,10 @@ async def test_client_subscription_expires_with_unsubscribe_2501(
 async def test_refreshed_subscription_does_not_expire(make_server: ServerFactory) -> None:
     """A refreshed subscription outlives its first token; an unrefreshed twin expires."""
     server = await make_server(client=ClientOptions(expired_sub_close_delay=0.05))
+    await server.managed(CHANNEL, TWIN)
     client = await server.client("alice")
     expire_at = soon()
-    twin = "private:app.room.2"
+    twin = TWIN
     for channel in (CHANNEL, twin):
         token = server.sub_token("alice", channel, expire_at=expire_at)
         await client.call("subscribe", {"channel": channel, "token": token})

@@ -56,8 +56,10 @@ async def test_invalid_channel_names_are_107(server: Server) -> None:
 
 async def test_valid_public_channel_names_subscribe(server: Server) -> None:
     """Names following the public grammar subscribe without a token."""
+    names = ["public:app.events", "public:app.events.42", "public:a-b.c_d.1.topic"]
+    await server.managed(*names)
     client = await server.client()
-    for channel in ["public:app.events", "public:app.events.42", "public:a-b.c_d.1.topic"]:
+    for channel in names:
         reply = await client.call("subscribe", {"channel": channel})
         assert reply["subscribe"]["recoverable"] is True, channel
 
@@ -79,6 +81,7 @@ async def test_no_permission_is_103(server: Server) -> None:
 
 async def test_private_channel_without_token_is_103(server: Server) -> None:
     """private: channels always need a subscription token."""
+    await server.managed("private:app.room.1")
     client = await server.client()
     assert await _error_code(client, "subscribe", {"channel": "private:app.room.1"}) == 103
 
@@ -97,6 +100,7 @@ async def test_dollar_channel_without_token_is_103(make_server: ServerFactory) -
 
 async def test_subscription_token_opens_private_channel(server: Server) -> None:
     """A subscription token for the channel and user subscribes, with expires/ttl."""
+    await server.managed("private:app.room.1", "private:app.room.2")
     client = await server.client("alice")
     channel = "private:app.room.1"
     token = server.sub_token("alice", channel, ttl=300)
@@ -128,6 +132,7 @@ async def test_subscription_token_info_is_chan_info(server: Server) -> None:
 
 async def test_expired_subscription_token_is_109(server: Server) -> None:
     """An expired subscription token is refused with 109 (the SDK fetches a new one)."""
+    await server.managed("private:app.room.1", "private:app.room.2")
     client = await server.client("alice")
     token = server.sub_token("alice", "private:app.room.1", ttl=-5)
     reply = await client.call("subscribe", {"channel": "private:app.room.1", "token": token})
@@ -144,6 +149,7 @@ async def test_subscription_token_with_past_expire_at_is_109(server: Server) -> 
 
 async def test_invalid_subscription_token_is_103(server: Server) -> None:
     """A subscription token that does not verify is refused with 103."""
+    await server.managed("private:app.room.1", "private:app.room.2")
     client = await server.client("alice")
     body = {"channel": "private:app.room.1", "token": "not-a-token"}
     assert await _error_code(client, "subscribe", body) == 103
@@ -158,6 +164,7 @@ async def test_connection_token_as_subscription_token_is_103(server: Server) -> 
 
 async def test_subscription_token_for_another_channel_closes_3500(server: Server) -> None:
     """A subscription token naming another channel closes with 3500."""
+    await server.managed("private:app.room.1", "private:app.room.2")
     client = await server.client("alice")
     token = server.sub_token("alice", "private:app.room.2")
     await client.send({"id": 2, "subscribe": {"channel": "private:app.room.1", "token": token}})
@@ -166,6 +173,7 @@ async def test_subscription_token_for_another_channel_closes_3500(server: Server
 
 async def test_subscription_token_for_another_user_closes_3500(server: Server) -> None:
     """A subscription token minted for another user closes with 3500."""
+    await server.managed("private:app.room.1", "private:app.room.2")
     client = await server.client("alice")
     token = server.sub_token("mallory", "private:app.room.1")
     await client.send({"id": 2, "subscribe": {"channel": "private:app.room.1", "token": token}})
@@ -250,6 +258,7 @@ async def test_resubscribe_after_unsubscribe(server: Server) -> None:
 async def test_anonymous_user_needs_anonymous_permission(make_server: ServerFactory) -> None:
     """Anonymous clients subscribe only where allow_subscribe_for_anonymous is set."""
     server = await make_server(allow_anonymous=True)
+    await server.managed("public:app.events")
     client = await server.open()
     await client.connect()
     assert await _error_code(client, "subscribe", {"channel": "chat:a"}) == 103

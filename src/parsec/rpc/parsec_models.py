@@ -1,0 +1,339 @@
+"""The messages of ``parsec.ParsecService`` as pydantic models, in Twirp's JSON mapping.
+
+Wire rules (protobuf JSON, as Twirp v8 speaks it):
+
+* Requests accept every field under its snake_case name and its lowerCamelCase name
+  (``ttl_seconds`` or ``ttlSeconds``); unknown fields are ignored.
+* Responses use snake_case and carry every field, defaults included.
+* ``int64`` / ``uint64`` fields (:data:`Int64`, :data:`Uint64`) are JSON strings in
+  responses (``"offset": "3"``); requests accept a JSON integer or a decimal string.
+  Booleans and fractional numbers are refused.
+* ``bytes`` fields (:data:`Base64Bytes`) are base64 strings: responses use the standard
+  alphabet with padding; requests also accept the URL-safe alphabet and missing padding.
+* Timestamps in :class:`ChannelSummary` and :class:`KeySummary` are RFC 3339 UTC strings.
+
+A request that breaks these rules fails validation; the service turns that into
+``invalid_argument`` / ``PARSEC_INVALID_ARGUMENT``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "Base64Bytes",
+    "ChannelRef",
+    "ChannelResponse",
+    "ChannelStateName",
+    "ChannelSummary",
+    "CreatePrivateRequest",
+    "Credentials",
+    "DescriptorEnvelope",
+    "Empty",
+    "GenerateKeyRequest",
+    "Int64",
+    "IssueMgmtRequest",
+    "IssueMgmtResponse",
+    "JSONPayload",
+    "JSONWebKeySet",
+    "KeyRef",
+    "KeyRole",
+    "KeySummary",
+    "ListChannelsResponse",
+    "ListKeysResponse",
+    "OpenPublicRequest",
+    "PresenceResponse",
+    "PublishRequest",
+    "PublishResponse",
+    "RefreshTokenRequest",
+    "RefreshTokenResponse",
+    "RevokeTokenRequest",
+    "RevokeUserRequest",
+    "ScopeSpec",
+    "TwirpError",
+    "Uint64",
+]
+
+_DECIMAL: Final = re.compile(r"-?[0-9]+")
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_UINT64_MAX: Final = 2**64 - 1
+
+
+def _integer(value: object, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            raise ValueError("must be an integer or a decimal string")
+        value = int(value)
+    if not isinstance(value, int):
+        raise ValueError("must be an integer or a decimal string")
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}")
+    return value
+
+
+def _int64(value: object) -> int:
+    return _integer(value, _INT64_MIN, _INT64_MAX)
+
+
+def _uint64(value: object) -> int:
+    return _integer(value, 0, _UINT64_MAX)
+
+
+def _integer_schema(fmt: str) -> dict[str, object]:
+    return {
+        "anyOf": [
+            {"type": "integer", "format": fmt},
+            {"type": "string", "pattern": "^-?[0-9]+$"},
+        ]
+    }
+
+
+Int64 = Annotated[
+    int,
+    BeforeValidator(_int64),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema(_integer_schema("int64"), mode="validation"),
+    WithJsonSchema({"type": "string", "format": "int64"}, mode="serialization"),
+]
+"""A protobuf ``int64``: integer or decimal string in, decimal string out."""
+
+Uint64 = Annotated[
+    int,
+    BeforeValidator(_uint64),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema(_integer_schema("uint64"), mode="validation"),
+    WithJsonSchema({"type": "string", "format": "uint64"}, mode="serialization"),
+]
+"""A protobuf ``uint64``: non-negative integer or decimal string in, decimal string out."""
+
+
+def _b64decode(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value  # already decoded: a model built in Python, not from JSON
+    if not isinstance(value, str):
+        raise ValueError("must be a base64 string")
+    text = value.rstrip("=")
+    padded = text + "=" * (-len(text) % 4)
+    alphabet = b"-_" if ("-" in text or "_" in text) else b"+/"
+    try:
+        return base64.b64decode(padded, altchars=alphabet, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 (standard or URL-safe alphabet)") from None
+
+
+def _b64encode(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+Base64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_b64decode),
+    PlainSerializer(_b64encode, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "byte", "contentEncoding": "base64"}),
+]
+"""A protobuf ``bytes``: base64 text on the wire, bytes in Python."""
+
+ChannelStateName = Literal["open", "closed", "deleted"]
+KeyRole = Literal["active", "verify-only", "retired"]
+Timestamp = Annotated[str, Field(description="RFC 3339 UTC, e.g. 2026-01-01T00:00:00Z")]
+Seconds = Annotated[
+    Int64, Field(ge=0, le=2**31 - 1, description="seconds; 0 means the server's default")
+]
+Required = Annotated[str, Field(min_length=1)]
+
+
+class Request(BaseModel):
+    """A request message: snake_case or lowerCamelCase names, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(
+            validation_alias=lambda name: AliasChoices(name, to_camel(name))
+        ),
+        extra="ignore",
+        frozen=True,
+    )
+
+
+class Response(BaseModel):
+    """A response message: snake_case names, every field emitted."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class Empty(Request):
+    """No fields (``google.protobuf.Empty``); also the reply of methods that return nothing."""
+
+
+class ChannelRef(Request):
+    name: str
+
+
+class OpenPublicRequest(Request):
+    name: str
+    ttl_seconds: Seconds = 0
+
+
+class ScopeSpec(Request):
+    """One scope of a token: ``verbs`` on the channels ``pattern`` covers, or withheld from
+    them when ``deny``."""
+
+    pattern: str
+    verbs: list[str]
+    deny: StrictBool = False
+
+
+class CreatePrivateRequest(Request):
+    name: str
+    subject: Required
+    ttl_seconds: Seconds = 0
+    scopes: list[ScopeSpec] = []
+
+
+class PublishRequest(Request):
+    name: str
+    data: Annotated[Base64Bytes, Field(description="base64 of the JSON payload's bytes")]
+
+
+class RefreshTokenRequest(Request):
+    refresh_token: Required
+
+
+class IssueMgmtRequest(Request):
+    subject: str = ""
+    ttl_seconds: Seconds = 0
+    scopes: list[ScopeSpec] = []
+
+
+class GenerateKeyRequest(Request):
+    alg: str = ""
+
+
+class KeyRef(Request):
+    id: Required
+
+
+class RevokeTokenRequest(Request):
+    token_id: Required
+    user_id: str = ""
+    reason: str = ""
+
+
+class RevokeUserRequest(Request):
+    user_id: Required
+    reason: str = ""
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class JSONPayload(Response):
+    payload: Annotated[Base64Bytes, Field(description="base64 of a JSON document")]
+
+
+class ChannelSummary(Response):
+    name: str
+    state: ChannelStateName
+    ttl_seconds: int
+    created_at: Timestamp
+    last_active: Timestamp
+
+
+class ChannelResponse(Response):
+    channel: ChannelSummary
+
+
+class ListChannelsResponse(Response):
+    channels: list[ChannelSummary]
+
+
+class Credentials(Response):
+    name: str
+    access_token: str
+    refresh_token: str
+    access_expires_unix: Int64
+    refresh_expires_unix: Int64
+
+
+class PresenceResponse(Response):
+    subscribers: int
+
+
+class PublishResponse(Response):
+    offset: Uint64
+    epoch: str
+
+
+class RefreshTokenResponse(Response):
+    access_token: str
+    access_expires_unix: Int64
+    refresh_token: str
+    refresh_expires_unix: Int64
+    rotated: bool
+
+
+class IssueMgmtResponse(Response):
+    mgmt_token: str
+    expires_unix: Int64
+    signed_by_key_id: str
+
+
+class KeySummary(Response):
+    id: str
+    role: KeyRole
+    created_at: Timestamp
+    retired_at: Annotated[str, Field(description="RFC 3339 UTC; empty when not retired")]
+    alg: str
+
+
+class ListKeysResponse(Response):
+    active_key_id: str
+    keys: list[KeySummary]
+
+
+# -- documents served outside the service (described for the OpenAPI document) ----------------
+
+
+class DescriptorEnvelope(Response):
+    """``GET /manifest``: a descriptor envelope (parsec-reference.md §5)."""
+
+    format_version: str
+    kind: str
+    generated_at: Timestamp
+    payload: dict[str, Any]
+
+
+class JSONWebKeySet(Response):
+    """``GET /parsec/jwks.json``: the public keys of the ring's asymmetric keys (RFC 7517)."""
+
+    keys: list[dict[str, Any]]
+
+
+class TwirpError(Response):
+    """Every error reply: the Twirp error code, a message for people, and
+    ``meta.parsec_code``, the stable ``PARSEC_*`` code (absent for ``bad_route``)."""
+
+    code: str
+    msg: str
+    meta: dict[str, str]

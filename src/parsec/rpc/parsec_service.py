@@ -1,0 +1,437 @@
+"""``parsec.ParsecService``: the management API as Twirp-JSON routes.
+
+::
+
+    POST /twirp/parsec.ParsecService/<Method>     JSON body in, JSON body out
+
+Every method except ``Manifest`` and ``RefreshToken`` needs ``Authorization: Bearer <mgmt
+token>``. The bearer is checked before the body is read: a missing, malformed, expired,
+wrong-type or revoked token is ``401 unauthenticated``, whatever the body. Then:
+
+* channel methods (OpenPublic, CreatePrivate, GetChannel, DeleteChannel, Presence) need
+  ``manage`` on the channel, Publish needs ``publish`` on it, and ListChannels lists only
+  the channels the token may manage; CreatePrivate with allow scopes (which can grant
+  more than the new channel) also needs an operator token;
+* key methods, IssueMgmt, RevokeToken and RevokeUser need an operator token
+  (:func:`parsec.auth.scopes.is_operator`);
+* a token that lacks what a call needs gets ``403 permission_denied``.
+
+Errors are Twirp error bodies ``{"code", "msg", "meta": {"parsec_code"}}`` with the HTTP
+status and Twirp code of :data:`parsec.errors.CODES`. A body that is not a JSON object of
+the method's shape is ``400 invalid_argument`` (an empty body counts as ``{}``); an
+unknown method or a non-POST request is ``404 bad_route``. An unexpected exception is
+logged and answered ``500 internal`` with no detail. Message shapes are in
+:mod:`parsec.rpc.parsec_models`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import jwt
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
+from fastapi.types import DecoratedCallable
+from starlette.responses import Response
+
+from parsec import descriptor
+from parsec.auth.keyring import ACTIVE, RETIRED, VERIFY_ONLY, Key
+from parsec.auth.parsec_tokens import ParsecClaims
+from parsec.auth.scopes import MANAGE, PUBLISH, Scope, is_operator
+from parsec.channels.names import InvalidChannelName, parse_name
+from parsec.channels.store import Channel, ChannelState
+from parsec.errors import ParsecError
+from parsec.rpc.parsec_models import (
+    ChannelRef,
+    ChannelResponse,
+    ChannelStateName,
+    ChannelSummary,
+    CreatePrivateRequest,
+    Credentials,
+    Empty,
+    GenerateKeyRequest,
+    IssueMgmtRequest,
+    IssueMgmtResponse,
+    JSONPayload,
+    KeyRef,
+    KeyRole,
+    KeySummary,
+    ListChannelsResponse,
+    ListKeysResponse,
+    OpenPublicRequest,
+    PresenceResponse,
+    PublishRequest,
+    PublishResponse,
+    RefreshTokenRequest,
+    RefreshTokenResponse,
+    RevokeTokenRequest,
+    RevokeUserRequest,
+    ScopeSpec,
+    TwirpError,
+)
+
+if TYPE_CHECKING:
+    from parsec._facade import Parsec
+
+__all__ = ["PREFIX", "PUBLIC_METHODS", "bad_route", "service_router", "twirp_error"]
+
+PREFIX: Final = "/twirp/parsec.ParsecService/"
+PUBLIC_METHODS: Final = frozenset({"Manifest", "RefreshToken"})
+"""The methods callable without a management bearer."""
+
+DEFAULT_MGMT_SUBJECT: Final = "operator"
+_ALGORITHM_NAMES: Final = {
+    "hs256": "HS256",
+    "rs256": "RS256",
+    "es256": "ES256",
+    "es384": "ES384",
+    "eddsa": "EdDSA",
+    "ed25519": "EdDSA",
+}
+
+log = logging.getLogger("parsec.rpc")
+
+BEARER: Final = HTTPBearer(
+    scheme_name="ManagementToken",
+    description="A Parsec management token (typ mgmt), as `parsec tokens mgmt` prints it.",
+    auto_error=False,
+)
+"""The security scheme the OpenAPI document names. It only documents the header: the
+route handler authenticates before FastAPI reads the body (see :func:`service_router`)."""
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+# What an empty request body stands for, in the methods whose fields are all optional.
+_EMPTY: Final = Empty()
+_ISSUE: Final = IssueMgmtRequest()
+_GENERATE: Final = GenerateKeyRequest()
+
+_STATES: Final[dict[ChannelState, ChannelStateName]] = {
+    ChannelState.OPEN: "open",
+    ChannelState.CLOSED: "closed",
+    ChannelState.DELETED: "deleted",
+}
+_ROLES: Final[dict[str, KeyRole]] = {
+    ACTIVE: "active",
+    VERIFY_ONLY: "verify-only",
+    RETIRED: "retired",
+}
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def twirp_error(
+    status: int, code: str, msg: str, meta: dict[str, str], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A Twirp error response: ``{"code", "msg", "meta"}`` with ``status``."""
+    return JSONResponse({"code": code, "msg": msg, "meta": meta}, status, headers)
+
+
+def _error(exc: ParsecError) -> JSONResponse:
+    return twirp_error(exc.http_status, exc.twirp_code, exc.message, {"parsec_code": exc.code})
+
+
+def _unauthenticated(exc: ParsecError) -> JSONResponse:
+    """401 whatever the code: the caller did not prove who it is."""
+    return twirp_error(
+        401,
+        "unauthenticated",
+        exc.message,
+        {"parsec_code": exc.code},
+        {"WWW-Authenticate": 'Bearer realm="parsec"'},
+    )
+
+
+def _invalid_body(exc: RequestValidationError) -> ParsecError:
+    """PARSEC_INVALID_ARGUMENT naming each broken field, never echoing input values."""
+    problems = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            return ParsecError("PARSEC_INVALID_ARGUMENT", "request body is not valid JSON")
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return ParsecError("PARSEC_INVALID_ARGUMENT", "invalid request body: " + "; ".join(problems))
+
+
+async def bad_route(request: Request) -> Response:
+    """404 ``bad_route`` for a path under ``/twirp/`` that names no method, or a method
+    called with anything but POST. Mounted after :func:`service_router`'s routes."""
+    route = f"{request.method} {request.url.path}"
+    if request.method != "POST":
+        msg = f"unsupported method {request.method} (only POST is allowed)"
+    else:
+        msg = f"no handler for path {request.url.path!r}"
+    return twirp_error(404, "bad_route", msg, {"twirp_invalid_route": route})
+
+
+# -- authentication and authorisation ---------------------------------------------------------
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ParsecError(
+            "PARSEC_AUTH_MISSING", "this method needs 'Authorization: Bearer <management token>'"
+        )
+    return token
+
+
+def _claims(request: Request) -> ParsecClaims:
+    """The management claims the route handler verified for this request."""
+    claims: ParsecClaims = request.state.mgmt_claims
+    return claims
+
+
+Claims = Annotated[ParsecClaims, Depends(_claims)]
+
+
+def _allow(claims: ParsecClaims, channel: str, verb: str) -> None:
+    """Raises PARSEC_CHANNEL_INVALID for a bad name, PARSEC_AUTH_DENIED unless ``claims``
+    allow ``verb`` on ``channel``."""
+    try:
+        parse_name(channel)
+    except InvalidChannelName as exc:
+        raise ParsecError("PARSEC_CHANNEL_INVALID", str(exc)) from None
+    if not claims.authorizes(channel, verb):
+        raise ParsecError("PARSEC_AUTH_DENIED", f"this token may not {verb} {channel!r}")
+
+
+def _operator(claims: ParsecClaims) -> None:
+    if not is_operator(claims.scopes):
+        raise ParsecError("PARSEC_AUTH_DENIED", "this method needs an operator management token")
+
+
+# -- conversions ------------------------------------------------------------------------------
+
+
+def _ttl(seconds: int) -> float | None:
+    """0 (protobuf's unset) means the server's default."""
+    return float(seconds) if seconds else None
+
+
+def _scopes(specs: Sequence[ScopeSpec]) -> tuple[Scope, ...]:
+    scopes = tuple(Scope(spec.pattern, tuple(spec.verbs), spec.deny) for spec in specs)
+    for scope in scopes:
+        scope.validate()
+    return scopes
+
+
+def _algorithm(alg: str) -> str:
+    """Canonical spelling of ``alg`` (case-insensitive, ``ed25519`` = EdDSA); "" is HS256.
+    Anything else is passed on for the keyring to refuse."""
+    if not alg:
+        return "HS256"
+    return _ALGORITHM_NAMES.get(alg.lower(), alg)
+
+
+def _channel_summary(channel: Channel) -> ChannelSummary:
+    return ChannelSummary(
+        name=channel.name,
+        state=_STATES[channel.state],
+        ttl_seconds=int(channel.ttl),
+        created_at=descriptor.rfc3339(channel.created_at),
+        last_active=descriptor.rfc3339(channel.last_active),
+    )
+
+
+def _key_summary(key: Key) -> KeySummary:
+    return KeySummary(
+        id=key.id,
+        role=_ROLES[key.role],
+        created_at=descriptor.rfc3339(key.created_at),
+        retired_at="" if key.retired_at is None else descriptor.rfc3339(key.retired_at),
+        alg=key.alg,
+    )
+
+
+def _signing_kid(token: str) -> str:
+    kid = jwt.get_unverified_header(token).get("kid", "")
+    return kid if isinstance(kid, str) else ""
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+def _route_class(parsec: Parsec) -> type[APIRoute]:
+    """An APIRoute whose handler speaks Twirp: authenticate (unless the method is public),
+    then let FastAPI parse the body and call the endpoint, and answer every failure with a
+    Twirp error body."""
+
+    class TwirpRoute(APIRoute):
+        def get_route_handler(self) -> Handler:
+            call = super().get_route_handler()
+            protected = self.name not in PUBLIC_METHODS
+
+            async def handle(request: Request) -> Response:
+                try:
+                    if protected:
+                        try:
+                            claims = await parsec.authenticate_mgmt(_bearer(request))
+                        except ParsecError as exc:
+                            return _unauthenticated(exc)
+                        request.state.mgmt_claims = claims
+                    return await call(request)
+                except RequestValidationError as exc:
+                    return _error(_invalid_body(exc))
+                except HTTPException as exc:  # FastAPI could not read the body at all
+                    return _error(ParsecError("PARSEC_INVALID_ARGUMENT", str(exc.detail)))
+                except ParsecError as exc:
+                    return _error(exc)
+                except Exception:
+                    log.exception("ParsecService %s failed", self.name)
+                    return _error(ParsecError("PARSEC_INTERNAL", "internal error"))
+
+            return handle
+
+    return TwirpRoute
+
+
+def service_router(parsec: Parsec) -> APIRouter:
+    """The ``/twirp/parsec.ParsecService/<Method>`` routes of ``parsec``. Add
+    :func:`bad_route` on ``/twirp/{path:path}`` after them for Twirp's answer to the rest."""
+    router = APIRouter(route_class=_route_class(parsec), strict_content_type=False)
+
+    def rpc(
+        name: str, reply: type[Any], doc: str
+    ) -> Callable[[DecoratedCallable], DecoratedCallable]:
+        return router.post(
+            PREFIX + name,
+            name=name,
+            operation_id=name,
+            summary=doc,
+            response_model=reply,
+            tags=["ParsecService"],
+            responses={"default": {"model": TwirpError, "description": "A Twirp error."}},
+            dependencies=[] if name in PUBLIC_METHODS else [Security(BEARER)],
+        )
+
+    @rpc("Manifest", JSONPayload, "The server's manifest envelope, base64 (no bearer needed).")
+    async def manifest(body: Empty = _EMPTY) -> JSONPayload:
+        return JSONPayload(payload=descriptor.encode(descriptor.manifest_envelope(parsec)))
+
+    @rpc("OpenPublic", ChannelResponse, "Open a public channel, or reopen / renew it.")
+    async def open_public(body: OpenPublicRequest, claims: Claims) -> ChannelResponse:
+        _allow(claims, body.name, MANAGE)
+        channel = await parsec.open_public(body.name, _ttl(body.ttl_seconds))
+        return ChannelResponse(channel=_channel_summary(channel))
+
+    @rpc("CreatePrivate", Credentials, "Create a private channel; one-shot access + refresh.")
+    async def create_private(body: CreatePrivateRequest, claims: Claims) -> Credentials:
+        _allow(claims, body.name, MANAGE)
+        scopes = _scopes(body.scopes)
+        if any(not scope.deny for scope in scopes):
+            # Allow scopes can reach beyond the new channel (``private:**``): only an
+            # operator may hand them out. Deny scopes only narrow the tokens.
+            _operator(claims)
+        creds = await parsec.create_private(body.subject, body.name, _ttl(body.ttl_seconds), scopes)
+        return Credentials(
+            name=creds.name,
+            access_token=creds.access_token,
+            refresh_token=creds.refresh_token,
+            access_expires_unix=creds.access_expires,
+            refresh_expires_unix=creds.refresh_expires,
+        )
+
+    @rpc("ListChannels", ListChannelsResponse, "The channels this token may manage.")
+    async def list_channels(claims: Claims, body: Empty = _EMPTY) -> ListChannelsResponse:
+        channels = await parsec.list_channels()
+        return ListChannelsResponse(
+            channels=[_channel_summary(c) for c in channels if claims.authorizes(c.name, MANAGE)]
+        )
+
+    @rpc("GetChannel", ChannelResponse, "One managed channel.")
+    async def get_channel(body: ChannelRef, claims: Claims) -> ChannelResponse:
+        _allow(claims, body.name, MANAGE)
+        return ChannelResponse(channel=_channel_summary(await parsec.get_channel(body.name)))
+
+    @rpc("DeleteChannel", Empty, "Delete a channel; its subscribers are unsubscribed.")
+    async def delete_channel(body: ChannelRef, claims: Claims) -> Empty:
+        _allow(claims, body.name, MANAGE)
+        await parsec.delete_channel(body.name)
+        return Empty()
+
+    @rpc("Presence", PresenceResponse, "How many clients are subscribed to a channel.")
+    async def presence(body: ChannelRef, claims: Claims) -> PresenceResponse:
+        _allow(claims, body.name, MANAGE)
+        return PresenceResponse(subscribers=await parsec.presence_count(body.name))
+
+    @rpc("Publish", PublishResponse, "Publish JSON (base64 in `data`) to a channel.")
+    async def publish(body: PublishRequest, claims: Claims) -> PublishResponse:
+        _allow(claims, body.name, PUBLISH)
+        position = await parsec.publish(body.name, body.data)  # bytes: must hold JSON
+        return PublishResponse(offset=position.offset, epoch=position.epoch)
+
+    @rpc("RefreshToken", RefreshTokenResponse, "Rotate a refresh token (no bearer needed).")
+    async def refresh_token(body: RefreshTokenRequest) -> RefreshTokenResponse:
+        rotated = await parsec.refresh_access(body.refresh_token)
+        return RefreshTokenResponse(
+            access_token=rotated.access_token,
+            access_expires_unix=rotated.access_expires,
+            refresh_token=rotated.refresh_token,
+            refresh_expires_unix=rotated.refresh_expires,
+            rotated=rotated.rotated,
+        )
+
+    @rpc("IssueMgmt", IssueMgmtResponse, "Mint a management token (operator only).")
+    async def issue_mgmt(claims: Claims, body: IssueMgmtRequest = _ISSUE) -> IssueMgmtResponse:
+        _operator(claims)
+        scopes = _scopes(body.scopes) or None
+        issued = parsec.issue_mgmt(
+            body.subject or DEFAULT_MGMT_SUBJECT, _ttl(body.ttl_seconds), scopes
+        )
+        return IssueMgmtResponse(
+            mgmt_token=issued.token,
+            expires_unix=issued.claims.exp,
+            signed_by_key_id=_signing_kid(issued.token),
+        )
+
+    @rpc("ListKeys", ListKeysResponse, "Every key of the keyring (operator only).")
+    async def list_keys(claims: Claims, body: Empty = _EMPTY) -> ListKeysResponse:
+        _operator(claims)
+        keys = parsec.list_keys()
+        active = next((key.id for key in keys if key.role == ACTIVE), "")
+        return ListKeysResponse(active_key_id=active, keys=[_key_summary(k) for k in keys])
+
+    @rpc("GenerateKey", KeySummary, "Add a verify-only key (operator only).")
+    async def generate_key(claims: Claims, body: GenerateKeyRequest = _GENERATE) -> KeySummary:
+        _operator(claims)
+        return _key_summary(parsec.generate_key(_algorithm(body.alg)))
+
+    @rpc("PromoteKey", Empty, "Make a key the active one (operator only).")
+    async def promote_key(body: KeyRef, claims: Claims) -> Empty:
+        _operator(claims)
+        parsec.promote_key(body.id)
+        return Empty()
+
+    @rpc("RetireKey", Empty, "Retire a key: its tokens stop verifying (operator only).")
+    async def retire_key(body: KeyRef, claims: Claims) -> Empty:
+        _operator(claims)
+        parsec.retire_key(body.id)
+        return Empty()
+
+    @rpc("ReloadKeys", Empty, "Re-read the keyring from its store (operator only).")
+    async def reload_keys(claims: Claims, body: Empty = _EMPTY) -> Empty:
+        _operator(claims)
+        parsec.reload_keys()
+        return Empty()
+
+    @rpc("RevokeToken", Empty, "Revoke one token by its id (operator only).")
+    async def revoke_token(body: RevokeTokenRequest, claims: Claims) -> Empty:
+        _operator(claims)
+        await parsec.revoke_token(body.token_id, body.user_id, body.reason)
+        return Empty()
+
+    @rpc("RevokeUser", Empty, "Revoke every token a user holds now (operator only).")
+    async def revoke_user(body: RevokeUserRequest, claims: Claims) -> Empty:
+        _operator(claims)
+        await parsec.revoke_user(body.user_id, body.reason)
+        return Empty()
+
+    return router
