@@ -117,3 +117,24 @@ async def test_sub_refresh_with_a_rotated_access_token(server: Server) -> None:
     assert rotated.rotated is True
     reply = await client.call("sub_refresh", {"channel": PRIVATE, "token": rotated.access_token})
     assert reply["sub_refresh"]["expires"] is True
+
+
+async def test_key_rotation_keeps_live_connections(server: Server) -> None:
+    """Promoting a new key and retiring the old one drops no live connection; tokens of
+    the old key verify while it is verify-only and are refused (3500) once retired."""
+    old_token = server.token("alice")
+    client = await server.client("bob")
+    await client.call("subscribe", {"channel": "chat:rotation"})
+
+    parsec = server.parsec
+    old_kid = parsec.keyring.active.id
+    parsec.promote_key(parsec.generate_key("ES256").id)
+    assert "connect" in await (await server.open()).connect(old_token)
+
+    parsec.retire_key(old_kid)
+    refused = await server.open()
+    await refused.send({"id": 1, "connect": {"token": old_token}})
+    assert (await refused.closed())[0] == 3500
+    await parsec.publish("chat:rotation", {"still": "here"})
+    assert (await client.push("chat:rotation", "pub"))["data"] == {"still": "here"}
+    assert "connect" in await (await server.open()).connect(server.token("carol"))

@@ -1,4 +1,5 @@
-"""The ``parsec`` command line: ``serve``, ``tokens``, ``publish``, ``subscribe``.
+"""The ``parsec`` command line: ``serve``, ``tokens``, ``publish``, ``subscribe``, and the
+management commands ``channels``, ``keys`` and ``manifest``.
 
 Exit codes: 0 success, 1 a run-time failure, 2 bad input (flags, data or configuration).
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from parsec.cli import publish, serve, subscribe, tokens
+from parsec.cli import channels, keys, manifest, publish, serve, subscribe, tokens
 
 __all__ = ["app", "main"]
 
@@ -23,6 +24,9 @@ app.command("serve")(serve.serve)
 app.add_typer(tokens.app, name="tokens")
 app.command("publish")(publish.publish)
 app.command("subscribe")(subscribe.subscribe)
+app.add_typer(channels.app, name="channels")
+app.add_typer(keys.app, name="keys")
+app.command("manifest")(manifest.manifest)
 
 
 def main() -> None:

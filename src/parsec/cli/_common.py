@@ -1,20 +1,38 @@
-"""What every command shares: exit codes, error output, configuration and the event loop.
+"""What every command shares: exit codes, error output, configuration, the event loop and
+the management commands' options, client and output.
 
 Exit codes: 0 success, 1 a failure at run time (server unreachable, error reply, lost
 connection), 2 bad input (flags, data, configuration). Errors go to stderr as one line
-``parsec: error: …`` and never as a traceback.
+``parsec: error: …`` and never as a traceback; a management error reads
+``parsec: error: PARSEC_CODE: message``.
+
+Management commands print readable lines or a table by default, and with ``--json`` the
+descriptor envelope ``{format_version, kind, generated_at, payload}`` as indented JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+import contextlib
+import json
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
-from parsec.config import ConfigError, load_options
+from parsec.auth.scopes import VERBS, Scope
+from parsec.client.management import (
+    ManagementClient,
+    ManagementError,
+    ManagementTransportError,
+)
+from parsec.config import ConfigError, load_options, parse_duration
+from parsec.descriptor import envelope, rfc3339
+from parsec.errors import ParsecError
 from parsec.options import Options
 
 __all__ = [
@@ -22,10 +40,25 @@ __all__ = [
     "DEFAULT_STATE_DIR",
     "EXIT_FAILURE",
     "EXIT_USAGE",
+    "DenyPatterns",
+    "DenyVerbs",
+    "JsonFlag",
+    "ScopePatterns",
+    "ServerUrl",
+    "Token",
+    "build_scopes",
+    "emit",
     "fail",
+    "format_duration",
+    "format_unix",
     "load_config",
+    "management",
+    "print_fields",
+    "print_table",
     "run_async",
     "state_dir_of",
+    "ttl_seconds",
+    "verb_option",
 ]
 
 EXIT_FAILURE: Final = 1
@@ -71,3 +104,193 @@ def run_async(main: Coroutine[Any, Any, _T]) -> _T:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+# -- management commands ----------------------------------------------------------------------
+
+ServerUrl = Annotated[
+    str,
+    typer.Option("--server", envvar="PARSEC_SERVER", metavar="URL", help="Server base URL."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="PARSEC_TOKEN",
+        metavar="TOKEN",
+        help="Management token (`parsec serve` prints one at start; `parsec tokens mgmt` "
+        "mints more).",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[
+    bool,
+    typer.Option("--json", help="Print the descriptor envelope as JSON instead of text."),
+]
+
+_PIPE_WIDTH: Final = 200
+"""Columns of a table written to a pipe or file, where wrapping only hurts ``grep``."""
+
+
+@contextlib.contextmanager
+def management(
+    server: str, token: str | None, *, needs_token: bool = True
+) -> Iterator[ManagementClient]:
+    """A management client for the block; errors of the block become exits.
+
+    Without a token where ``needs_token``, or with a malformed ``--server``, it exits 2
+    before any request. A ManagementError in the block exits 1 printing
+    ``PARSEC_CODE: message``; an unreachable or non-Parsec server exits 1 saying so.
+    """
+    if needs_token and not token:
+        fail(
+            "no management token: pass --token or set PARSEC_TOKEN (`parsec serve` prints "
+            "one at start; `parsec tokens mgmt --state-dir DIR` mints one)",
+            EXIT_USAGE,
+        )
+    try:
+        client = ManagementClient(server, token)
+    except ValueError as exc:
+        fail(f"--server: {exc}", EXIT_USAGE)
+    try:
+        with client:
+            yield client
+    except ManagementError as exc:
+        fail(f"{exc.parsec_code}: {exc.message}")
+    except ManagementTransportError as exc:
+        fail(str(exc))
+
+
+def emit(as_json: bool, kind: str, payload: Mapping[str, object], text: Callable[[], None]) -> None:
+    """Print the ``kind`` envelope of ``payload`` when ``as_json``, else run ``text``."""
+    if as_json:
+        typer.echo(json.dumps(envelope(kind, payload), indent=2))
+    else:
+        text()
+
+
+def print_fields(fields: Sequence[tuple[str, object]]) -> None:
+    """One ``name  value`` line per field, values aligned in one column."""
+    width = max((len(name) for name, _ in fields), default=0)
+    for name, value in fields:
+        typer.echo(f"{name:<{width}}  {value}")
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A plain table on stdout; cells are shown as they are (never read as rich markup)
+    and never truncated."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = _PIPE_WIDTH
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+
+
+def ttl_seconds(text: str | None, flag: str = "--ttl") -> int | None:
+    """Whole seconds in duration ``text`` (``"30m"``, ``"90s"``, ``"3600"``), or None for
+    None; exits 2 unless it is at least one whole second."""
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text, flag)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if seconds < 1 or not seconds.is_integer():
+        fail(f"{flag} must be a whole number of seconds, at least 1s; got {text!r}", EXIT_USAGE)
+    return int(seconds)
+
+
+def format_duration(seconds: int) -> str:
+    """``5400`` as ``"1h30m"``, ``90`` as ``"1m30s"``, ``0`` as ``"0s"``."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
+
+
+def format_unix(seconds: int) -> str:
+    """Unix ``seconds`` as ``"2026-01-01T00:00:00Z (unix 1767225600)"``."""
+    return f"{rfc3339(seconds)} (unix {seconds})"
+
+
+def verb_option(default: str) -> Any:
+    """The ``--verb`` option, granting ``default`` when no verb is given."""
+    return typer.Option(
+        "--verb",
+        metavar="VERB",
+        help=f"Verb the --scope patterns grant (repeatable): {', '.join(VERBS)}. "
+        f"Default: {default}.",
+        show_default=False,
+    )
+
+
+ScopePatterns = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        metavar="PATTERN",
+        help="Channel pattern to grant (repeatable), e.g. private:app.user.42.*",
+        show_default=False,
+    ),
+]
+DenyPatterns = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--deny-scope",
+        metavar="PATTERN",
+        help="Channel pattern to deny (repeatable); deny wins over --scope.",
+        show_default=False,
+    ),
+]
+DenyVerbs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--deny-verb",
+        metavar="VERB",
+        help="Verb the --deny-scope patterns deny (repeatable). Default: the granted verbs.",
+        show_default=False,
+    ),
+]
+
+
+def build_scopes(
+    allow: Sequence[str],
+    verbs: Sequence[str],
+    deny: Sequence[str],
+    deny_verbs: Sequence[str],
+    *,
+    default_verb: str,
+) -> list[Scope]:
+    """The scopes of ``--scope/--verb/--deny-scope/--deny-verb``, validated locally.
+
+    The verbs (default ``default_verb``) apply to every ``--scope``; the deny verbs
+    (default: the same verbs) to every ``--deny-scope``. Exits 2 for ``--verb`` without
+    any pattern, ``--deny-verb`` without ``--deny-scope``, an unknown verb or a malformed
+    pattern.
+    """
+    if verbs and not allow and not deny:
+        fail("--verb needs at least one --scope", EXIT_USAGE)
+    if deny_verbs and not deny:
+        fail("--deny-verb needs at least one --deny-scope", EXIT_USAGE)
+    granted = _verbs(verbs, "--verb") or (default_verb,)
+    denied = _verbs(deny_verbs, "--deny-verb") or granted
+    scopes = [Scope(pattern, granted) for pattern in allow]
+    scopes += [Scope(pattern, denied, deny=True) for pattern in deny]
+    for scope in scopes:
+        try:
+            scope.validate()
+        except ParsecError as exc:
+            flag = "--deny-scope" if scope.deny else "--scope"
+            fail(f"{flag}: {exc.message}", EXIT_USAGE)
+    return scopes
+
+
+def _verbs(verbs: Sequence[str], flag: str) -> tuple[str, ...]:
+    for verb in verbs:
+        if verb not in VERBS:
+            fail(f"{flag} {verb!r} is not a verb (expected one of: {', '.join(VERBS)})", EXIT_USAGE)
+    return tuple(dict.fromkeys(verbs))

@@ -3,6 +3,10 @@
 Configuration precedence: flags > ``PARSEC_*`` environment > TOML file > defaults. The
 CLI keeps keys in ``.parsec`` unless a state directory is configured, so ``parsec tokens``
 run from the same directory mints tokens this server accepts.
+
+Once it accepts connections it prints a banner to stderr, with a fresh bootstrap
+management token (subject ``operator``, 24 h, every permission) on every start, for
+``parsec channels|keys|tokens … --token`` (or ``PARSEC_TOKEN``).
 """
 
 from __future__ import annotations
@@ -17,15 +21,22 @@ from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
 from parsec.auth.keyring import KeyRingError
 from parsec.cli._common import fail, load_config, run_async, state_dir_of
+from parsec.descriptor import rfc3339
 from parsec.options import Options
 
-__all__ = ["LogLevel", "banner", "serve"]
+if TYPE_CHECKING:
+    from parsec import Parsec
+
+__all__ = ["BOOTSTRAP_SUBJECT", "LogLevel", "banner", "serve"]
+
+BOOTSTRAP_SUBJECT: Final = "operator"
+"""The subject of the management token ``serve`` prints at start."""
 
 
 class LogLevel(StrEnum):
@@ -118,7 +129,7 @@ async def _serve(options: Options) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         async with Parsec(options) as parsec:
-            serving = asyncio.create_task(parsec.run(ready=lambda: _print_banner(options)))
+            serving = asyncio.create_task(parsec.run(ready=lambda: _print_banner(options, parsec)))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -142,8 +153,15 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _print_banner(options: Options) -> None:
-    print(banner(options), file=sys.stderr, flush=True)
+def _print_banner(options: Options, parsec: Parsec) -> None:
+    issued = parsec.issue_mgmt(BOOTSTRAP_SUBJECT)
+    expires = rfc3339(issued.claims.exp)
+    print(
+        f"{banner(options)}\n"
+        f"  management token ({BOOTSTRAP_SUBJECT}, expires {expires}): {issued.token}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def banner(options: Options) -> str:
