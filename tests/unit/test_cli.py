@@ -695,9 +695,11 @@ def test_subscribe_defaults_to_user_cli(
 def test_subscribe_takes_the_token_from_the_environment(
     fake_ws: tuple[str, FakeCentrifugo],
 ) -> None:
-    """PARSEC_TOKEN is used as the connection token."""
+    """PARSEC_CONNECTION_TOKEN is the connection token; PARSEC_TOKEN (the management
+    bearer of other commands) is not used for it."""
     url, fake = fake_ws
-    invoke("subscribe", "c", "--server", url, env={"PARSEC_TOKEN": "env-token"})
+    env = {"PARSEC_CONNECTION_TOKEN": "env-token", "PARSEC_TOKEN": "mgmt-token"}
+    invoke("subscribe", "c", "--server", url, env=env)
     assert fake.commands[0]["connect"]["token"] == "env-token"
 
 

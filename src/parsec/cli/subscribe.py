@@ -43,9 +43,10 @@ def subscribe(
         typer.Option(
             "--token",
             metavar="TOKEN",
-            envvar="PARSEC_TOKEN",
-            help="Connection token. Without one, a token for --sub is minted from the "
-            "state directory's keyring.",
+            envvar="PARSEC_CONNECTION_TOKEN",
+            help="Connection token (env PARSEC_CONNECTION_TOKEN; PARSEC_TOKEN is the "
+            "management token of other commands). Without one, a token for --sub is "
+            "minted from the state directory's keyring.",
         ),
     ] = None,
     sub: Annotated[
