@@ -841,3 +841,21 @@ def test_import_of_invalid_documents(tmp_path: Path, data: bytes, problem: str) 
     assert problem in str(raised.value)
     assert raised.value.code == "PARSEC_INVALID_ARGUMENT"
     assert (tmp_path / "keyring.json").read_bytes() == before
+
+
+def test_adopt_makes_a_document_the_whole_ring_of_a_new_state_dir(tmp_path: Path) -> None:
+    """A new state dir adopts an exported document as is (no fresh key of its own); a
+    state dir that has a keyring refuses to adopt."""
+    source = KeyRing.open(tmp_path / "a")
+    source.generate("ES256")
+    document = source.snapshot_json()
+
+    adopted = KeyRing.adopt(tmp_path / "b", document)
+
+    assert [k.id for k in adopted.keys()] == [k.id for k in source.keys()]
+    assert adopted.active.id == source.active.id
+    assert KeyRing.open(tmp_path / "b").snapshot_json() == adopted.snapshot_json()
+    with pytest.raises(KeyRingError):
+        KeyRing.adopt(tmp_path / "b", document)
+    with pytest.raises(KeyRingError):
+        KeyRing.adopt(tmp_path / "c", b"{not json")

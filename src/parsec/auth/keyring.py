@@ -208,6 +208,25 @@ class KeyRing:
             state = _create(path)
         return cls(path, state)
 
+    @classmethod
+    def adopt(cls, state_dir: Path, data: bytes) -> KeyRing:
+        """Make a keyring document (another ring's snapshot) the whole ring of a state
+        directory that has none yet: no fresh key of its own is added.
+
+        Raises:
+            KeyRingError: the document is not a valid keyring, the directory already has
+                a keyring (merge into it with ``import_json``), or the file cannot be written.
+        """
+        incoming = _decode_document(data)
+        path = state_dir / FILE_NAME
+        _ensure_directory(state_dir)
+        if path.exists() or _create(path, incoming) is not incoming:
+            raise KeyRingError(
+                f"{path} already exists; import merges into it instead",
+                code="PARSEC_INVALID_ARGUMENT",
+            )
+        return cls(path, incoming)
+
     @property
     def path(self) -> Path | None:
         """The keyring file, or None for an ephemeral ring."""
@@ -323,13 +342,7 @@ class KeyRing:
                 takes the document's key); the document's active key is retired here; or the
                 file cannot be read or written.
         """
-        try:
-            incoming = _decode(data)
-        except (msgspec.DecodeError, _Invalid) as exc:
-            raise KeyRingError(
-                f"cannot import: not a valid keyring document: {exc}",
-                code="PARSEC_INVALID_ARGUMENT",
-            ) from None
+        incoming = _decode_document(data)
         state = self._latest()
         self._commit(_merge(state, incoming, force=force))
         return list(incoming.keys)
@@ -442,13 +455,24 @@ def _ensure_directory(state_dir: Path) -> None:
         raise KeyRingError(f"cannot create state directory {state_dir}: {exc.strerror}") from None
 
 
-def _create(path: Path) -> _State:
-    """Write a fresh ring to ``path`` unless another process got there first.
+def _decode_document(data: bytes) -> _State:
+    try:
+        return _decode(data)
+    except (msgspec.DecodeError, _Invalid) as exc:
+        raise KeyRingError(
+            f"cannot import: not a valid keyring document: {exc}",
+            code="PARSEC_INVALID_ARGUMENT",
+        ) from None
+
+
+def _create(path: Path, state: _State | None = None) -> _State:
+    """Write ``state`` (default: a fresh ring) to ``path`` unless another process got
+    there first.
 
     The file appears whole (hard link of a complete temp file) or not at all; when two
     processes race, both end up with the ring that won.
     """
-    state = _fresh_state()
+    state = state or _fresh_state()
     temp = _write_temp(path, state)
     try:
         os.link(temp, path)

@@ -189,9 +189,13 @@ def import_(
 ) -> None:
     """Merge a keyring document into the keyring of --state-dir."""
     data = _read_document(source)
-    ring = _local_ring(state_dir)
     try:
-        imported = ring.import_json(data, force=force)
+        if (state_dir / FILE_NAME).exists():
+            ring = _local_ring(state_dir)
+            imported = ring.import_json(data, force=force)
+        else:  # a new state dir takes the document as its whole ring
+            ring = KeyRing.adopt(state_dir, data)
+            imported = [key.id for key in ring.keys()]
     except KeyRingError as exc:
         fail(f"{exc.code}: {exc}")
     active = ring.active.id
