@@ -182,9 +182,7 @@ async def test_only_an_operator_hands_out_allow_scopes(parsec: Parsec, api: Api)
     narrow = [{"pattern": PRIVATE, "verbs": ["publish"], "deny": True}]
     body = {"name": PRIVATE, "subject": "alice", "scopes": narrow}
     reply = await api.ok("CreatePrivate", body, token=owner)
-    assert not parsec.tokens.verify(reply["access_token"], "access").authorizes(
-        PRIVATE, "publish"
-    )
+    assert not parsec.tokens.verify(reply["access_token"], "access").authorizes(PRIVATE, "publish")
 
 
 async def test_create_private_twice_is_already_exists(api: Api) -> None:

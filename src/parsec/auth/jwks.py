@@ -28,7 +28,7 @@ _CURVES: Final = {"secp256r1": "P-256", "secp384r1": "P-384"}
 def jwks(keyring: KeyRing) -> dict[str, object] | None:
     """``{"keys": [JWK, …]}`` of the ring's non-retired asymmetric keys, oldest first; None
     when it has none (the route then answers 404)."""
-    usable = [key for key in keyring.keys() if key.asymmetric and key.role != RETIRED]  # noqa: SIM118
+    usable = [key for key in keyring.keys() if key.asymmetric and key.role != RETIRED]
     return {"keys": [public_jwk(key) for key in usable]} if usable else None
 
 
