@@ -35,6 +35,7 @@ from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
 from parsec.auth.revocation import MemoryRevocationStore, RevocationStore
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
 from parsec.auth.watcher import KeyRingWatcher, install_sighup
+from parsec.channels.events import ChannelEventBus
 from parsec.channels.manager import ChannelManager
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
@@ -70,6 +71,7 @@ class Parsec(ManagementMixin):
         controller: Controller | None = None,
         keyring: KeyRing | None = None,
         channel_store: ChannelStore | None = None,
+        channel_event_bus: ChannelEventBus | None = None,
         refresh_store: RefreshStore | None = None,
         revocations: RevocationStore | None = None,
     ) -> None:
@@ -84,7 +86,7 @@ class Parsec(ManagementMixin):
         )
         self.issuer = TokenIssuer(self.keyring)
         self.tokens = ParsecTokens(self.keyring)
-        self.manager = ChannelManager(channel_store)
+        self.manager = ChannelManager(channel_store, bus=channel_event_bus)
         self.refresh_store: RefreshStore = refresh_store or MemoryRefreshStore()
         self.revocations: RevocationStore = revocations or MemoryRevocationStore()
         authority = ParsecAuthority(self.manager, self.tokens, self.revocations)

@@ -34,11 +34,16 @@ import logging
 import math
 import time
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, TypeAlias
 
+from parsec.channels.events import (
+    EVENT_BUFFER,
+    ChannelEvent,
+    ChannelEventBus,
+    EventKind,
+    EventSubscription,
+)
 from parsec.channels.names import InvalidChannelName, parse_name
 from parsec.channels.store import Channel, ChannelState, ChannelStore, MemoryChannelStore
 from parsec.errors import ParsecError
@@ -58,72 +63,8 @@ __all__ = [
 logger = logging.getLogger("parsec.channels")
 
 Clock: TypeAlias = Callable[[], float]
-EventKind: TypeAlias = Literal["opened", "closed", "deleted"]
-
-EVENT_BUFFER: Final = 64
-"""Events a subscription holds before it drops the oldest."""
-
 _MAX_ATTEMPTS: Final = 8
 """Compare-and-set rounds an operation tries before it reports contention."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelEvent:
-    """A lifecycle transition: ``kind`` happened to channel ``name`` at ``at`` (unix s)."""
-
-    kind: EventKind
-    name: str
-    at: float
-
-
-class EventSubscription:
-    """An async iterator over the events emitted after it was created.
-
-    It holds at most ``EVENT_BUFFER`` undelivered events; when a new one arrives on a full
-    buffer the oldest is dropped and counted in :attr:`dropped`. Iteration ends after
-    :meth:`aclose` or once the manager is closed, when the buffered events are drained.
-    A subscription nobody references any more is forgotten by the manager.
-    """
-
-    __slots__ = ("__weakref__", "_buffer", "_closed", "_dropped", "_ready")
-
-    def __init__(self) -> None:
-        self._buffer: deque[ChannelEvent] = deque(maxlen=EVENT_BUFFER)
-        self._ready = asyncio.Event()
-        self._closed = False
-        self._dropped = 0
-
-    @property
-    def dropped(self) -> int:
-        """How many events this subscription lost because it fell behind."""
-        return self._dropped
-
-    def __aiter__(self) -> EventSubscription:
-        return self
-
-    async def __anext__(self) -> ChannelEvent:
-        while not self._buffer:
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        return self._buffer.popleft()
-
-    async def aclose(self) -> None:
-        """Stop receiving events; those already buffered are still delivered. Idempotent."""
-        self._end()
-
-    def _push(self, event: ChannelEvent) -> None:
-        if self._closed:
-            return
-        if len(self._buffer) == EVENT_BUFFER:
-            self._dropped += 1
-        self._buffer.append(event)
-        self._ready.set()
-
-    def _end(self) -> None:
-        self._closed = True
-        self._ready.set()
 
 
 class ChannelManager:
@@ -146,6 +87,7 @@ class ChannelManager:
         private_ttl: float = 900,
         max_private_ttl: float = 3600,
         sweep_interval: float = 30,
+        bus: ChannelEventBus | None = None,
     ) -> None:
         for label, value in [
             ("public_ttl", public_ttl),
@@ -167,6 +109,9 @@ class ChannelManager:
         self._subscriptions: weakref.WeakSet[EventSubscription] = weakref.WeakSet()
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+        self._bus = bus
+        self._bus_started = False
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def open_public(self, name: str, ttl: float | None = None) -> Channel:
         """Open public channel ``name`` (default TTL ``public_ttl``, no maximum).
@@ -288,6 +233,9 @@ class ChannelManager:
         """
         if self._closed:
             raise RuntimeError("the channel manager is closed")
+        if self._bus is not None and not self._bus_started:
+            self._bus_started = True
+            await self._bus.start(self._deliver)
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="parsec-sweeper")
 
@@ -301,6 +249,11 @@ class ChannelManager:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        for task in builtins.list(self._sending):
+            with contextlib.suppress(Exception):
+                await task
+        if self._bus is not None:
+            await self._bus.aclose()
         for subscription in builtins.list(self._subscriptions):
             subscription._end()
         if self._owns_store:
@@ -321,10 +274,26 @@ class ChannelManager:
         return channel
 
     def _emit(self, kind: EventKind, name: str, at: float) -> ChannelEvent:
+        """Hand an event of this node to local subscriptions and, through the bus, to
+        every other node (in the background: a slow bus never delays the manager)."""
         event = ChannelEvent(kind, name, at)
+        self._deliver(event)
+        if self._bus is not None and self._bus_started:
+            task = asyncio.get_running_loop().create_task(self._publish(event))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        return event
+
+    def _deliver(self, event: ChannelEvent) -> None:
         for subscription in builtins.list(self._subscriptions):
             subscription._push(event)
-        return event
+
+    async def _publish(self, event: ChannelEvent) -> None:
+        assert self._bus is not None
+        try:
+            await self._bus.publish(event)
+        except Exception:
+            logger.exception("channel event %s %r not sent to other nodes", event.kind, event.name)
 
 
 def _parse(name: str, visibility: str | None = None) -> None:

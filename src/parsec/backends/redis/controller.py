@@ -7,8 +7,8 @@ of the others and drops its own echoes. Node info lives in the hash
 ``report_interval`` seconds; a node that has not reported for ``node_ttl`` seconds is
 no longer listed, and its entry is removed by whichever node notices.
 
-The listener is supervised: when the connection drops it reconnects with backoff
-(0.1 s doubling to 5 s) and resubscribes. Commands sent while a node was cut off are
+The listener is supervised (:class:`SupervisedListener`): when the connection drops it
+reconnects with backoff and resubscribes. Commands sent while a node was cut off are
 lost for it (at-most-once, as the Controller contract states).
 """
 
@@ -18,12 +18,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from parsec.backends.redis.listener import SupervisedListener
 from parsec.engine.controller import ControlCommand, ControlEventHandler, NodeInfo
 
 __all__ = ["RedisController"]
@@ -70,18 +70,15 @@ class RedisController:
         self._node_ttl = node_ttl
         self._handler: ControlEventHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscribed = asyncio.Event()
+        self._listener = SupervisedListener(client, self._channel, self._dispatch)
 
     async def start(self, handler: ControlEventHandler) -> None:
         if self._handler is not None:
             raise RuntimeError("a controller starts once")
         self._handler = handler
         await self._report()
-        self._tasks = [
-            asyncio.create_task(self._listen()),
-            asyncio.create_task(self._report_forever()),
-        ]
-        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        await self._listener.start()
+        self._tasks = [asyncio.create_task(self._report_forever())]
 
     async def broadcast(self, command: ControlCommand) -> None:
         await self._client.publish(self._channel, _encode(_Envelope(self._node_id, command)))
@@ -108,6 +105,7 @@ class RedisController:
     async def aclose(self) -> None:
         """Stop listening and reporting and remove this node's entry. Idempotent."""
         tasks, self._tasks = self._tasks, []
+        await self._listener.aclose()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -132,29 +130,11 @@ class RedisController:
             except (RedisError, OSError) as exc:
                 log.warning("node report failed: %s", exc)
 
-    async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                self._subscribed.set()
-                delay = 0.1
-                async for message in pubsub.listen():
-                    await self._dispatch(message)
-            except (RedisError, OSError) as exc:
-                log.warning("control channel lost (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _dispatch(self, message: dict[str, Any]) -> None:
-        if message.get("type") != "message" or self._handler is None:
+    async def _dispatch(self, data: bytes) -> None:
+        if self._handler is None:
             return
         try:
-            envelope = _envelope.decode(message["data"])
+            envelope = _envelope.decode(data)
         except msgspec.DecodeError:
             log.warning("undecodable control message dropped")
             return
