@@ -4,7 +4,9 @@ Precedence, highest first: ``overrides`` (command-line flags) > environment > fi
 the defaults of :mod:`parsec.options`. Every field of ``ServerOptions`` (``[server]``),
 ``AuthOptions`` (``[auth]``), ``ApiOptions`` (``[api]``), ``ClientOptions`` (``[client]``),
 ``ChannelOptions`` (``[[namespaces]]`` with ``name``, and ``[without_namespace]``) and the
-top-level ``node_name`` is settable under its own name.
+top-level ``node_name`` is settable under its own name. ``[sinks.<name>]`` and
+``[sink_retry]`` configure out-of-band delivery (:mod:`parsec.sinks.config`; their
+``${VAR}`` references read the same environment).
 
 Guarantees: a value either converts exactly to its field's type or loading fails with a
 :class:`ConfigError` naming the key path (``namespaces[0].history_ttl``, an environment
@@ -64,7 +66,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "client": ClientOptions,
     "without_namespace": ChannelOptions,
 }
-_TOP_LEVEL: Final = (*_SECTIONS, "namespaces", "node_name")
+_TOP_LEVEL: Final = (*_SECTIONS, "namespaces", "node_name", "sinks", "sink_retry")
 
 _DURATION_RE: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|h|m|s)")
 _DURATION_UNITS: Final[Mapping[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -130,7 +132,7 @@ def load_options(
             _check_override_key(dotted)
             _assign(raw, dotted, value)
             labels[dotted] = dotted
-    return _build(raw, labels)
+    return _build(raw, labels, environ)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -180,7 +182,7 @@ def _assign(raw: dict[str, Any], dotted: str, value: object) -> None:
     node[last] = value
 
 
-def _build(raw: Mapping[str, Any], labels: Mapping[str, str]) -> Options:
+def _build(raw: Mapping[str, Any], labels: Mapping[str, str], env: Mapping[str, str]) -> Options:
     _reject_unknown(raw, _TOP_LEVEL, "")
     kwargs: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
@@ -191,9 +193,23 @@ def _build(raw: Mapping[str, Any], labels: Mapping[str, str]) -> Options:
         kwargs["namespaces"] = _build_namespaces(raw["namespaces"], labels)
     if "node_name" in raw:
         kwargs["node_name"] = _non_empty_str(raw["node_name"], labels.get("node_name", "node_name"))
+    kwargs.update(_build_sinks(raw, env))
     options = Options(**kwargs)
     _check_client(options.client, labels)
     return options
+
+
+def _build_sinks(raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    # imported here: parsec.sinks.config imports this module
+    from parsec.sinks.config import DEFAULT_RETRY, build_retry, build_sinks
+
+    kwargs: dict[str, Any] = {}
+    retry = build_retry(raw["sink_retry"], "sink_retry") if "sink_retry" in raw else DEFAULT_RETRY
+    if "sink_retry" in raw:
+        kwargs["sink_retry"] = retry
+    if "sinks" in raw:
+        kwargs["sinks"], kwargs["sink_retry_overrides"] = build_sinks(raw["sinks"], env, base=retry)
+    return kwargs
 
 
 def _build_namespaces(value: object, labels: Mapping[str, str]) -> list[Namespace]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parsec.channels.options import ChannelOptions, Namespace
+from parsec.sinks.base import SinkRegistry
+from parsec.sinks.retry import RetryPolicy
 
 __all__ = [
     "ApiOptions",
@@ -125,3 +127,13 @@ class Options:
     without_namespace: ChannelOptions = field(default_factory=ChannelOptions)
     """Options for channels with no ``:`` in their name."""
     node_name: str = "parsec"
+    sinks: SinkRegistry | None = None
+    """Out-of-band delivery sinks by name (``[sinks.<name>]``, see
+    :mod:`parsec.sinks.config`), ready to send through. None: no sinks are configured,
+    so handing a message to any sink fails with ``PARSEC_SINK_CONFIG_INVALID``."""
+    sink_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """The retry policy of every sink without its own (``[sink_retry]``)."""
+    sink_retry_overrides: dict[str, RetryPolicy] = field(default_factory=dict)
+    """Per-sink policies by sink name (``[sinks.<name>.retry]``, already merged over
+    ``sink_retry``). A :class:`parsec.sinks.retry.RetryingSender` takes ``sinks``,
+    ``policy=sink_retry`` and ``per_sink=sink_retry_overrides``."""
