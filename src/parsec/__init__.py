@@ -15,6 +15,7 @@ from parsec.options import (
     Options,
     ServerOptions,
 )
+from parsec.sinks.base import Message  # noqa: E402
 
 __all__ = [
     "ApiOptions",
@@ -23,12 +24,17 @@ __all__ = [
     "ClientError",
     "ClientInfo",
     "ClientOptions",
+    "Credentials",
+    "DeliverySettings",
     "Disconnect",
+    "Message",
     "Namespace",
     "Options",
     "Parsec",
+    "ParsecError",
     "Publication",
     "ServerOptions",
+    "SinkResult",
     "StreamPosition",
     "__version__",
 ]

@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from parsec import __version__
 from parsec._authority import ParsecAuthority
 from parsec._management import Credentials, ManagementMixin
+from parsec._sinking import DeliverySettings, SinkingMixin
 from parsec.auth.keyring import KeyRing
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
@@ -48,13 +49,15 @@ from parsec.engine.types import StreamPosition
 from parsec.errors import ParsecClientError, ParsecError
 from parsec.options import Options
 from parsec.server.app import build_app
+from parsec.sinks.dlq import DLQ
+from parsec.sinks.metrics import SinkMetrics
 
 __all__ = ["Credentials", "Parsec"]
 
 log = logging.getLogger("parsec")
 
 
-class Parsec(ManagementMixin):
+class Parsec(ManagementMixin, SinkingMixin):
     """One Parsec instance: keyring, channel manager, engine node and HTTP surfaces.
 
     States: new → running (``async with`` or ``start``) → closed (``aclose``). It
@@ -74,6 +77,9 @@ class Parsec(ManagementMixin):
         channel_event_bus: ChannelEventBus | None = None,
         refresh_store: RefreshStore | None = None,
         revocations: RevocationStore | None = None,
+        dlq: DLQ | None = None,
+        sink_metrics: SinkMetrics | None = None,
+        delivery: DeliverySettings | None = None,
     ) -> None:
         self.options = options or Options()
         self.keyring = keyring or KeyRing.open(self.options.auth.state_dir)
@@ -102,6 +108,7 @@ class Parsec(ManagementMixin):
         self._server: _Server | None = None
         self._bridge: asyncio.Task[None] | None = None
         self._watcher: KeyRingWatcher | None = None
+        self._init_sinking(dlq=dlq, metrics=sink_metrics, delivery=delivery)
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -113,6 +120,7 @@ class Parsec(ManagementMixin):
         if self.keyring.path is not None and poll > 0:
             self._watcher = KeyRingWatcher(self.keyring, interval=poll)
             await self._watcher.start()
+        self._start_sinking()
 
     async def aclose(self) -> None:
         """Stop serving, disconnect every client (3001) and release backends."""
@@ -125,6 +133,7 @@ class Parsec(ManagementMixin):
             self._bridge = None
         if self._watcher is not None:
             await self._watcher.aclose()
+        await self._close_sinking()
         await self.manager.aclose()
         await self.node.aclose()
 
@@ -216,7 +225,7 @@ class Parsec(ManagementMixin):
             "supported_verbs": ["subscribe", "publish", "manage"],
             "deny_supported": True,
             "scope_precedence": "deny-wins",
-            "sinks": [],
+            **self._sinking_manifest(),
             "metrics_enabled": False,
             "tracing_enabled": False,
             "admin_ui_enabled": False,

@@ -57,6 +57,11 @@ KINDS: Final = frozenset(
         "parsec.keys.reloaded",
         "parsec.keys.imported",
         "parsec.presence",
+        "parsec.dlq.list",
+        "parsec.dlq.count",
+        "parsec.dlq.discarded",
+        "parsec.dlq.replayed",
+        "parsec.publish_or_sink",
     }
 )
 """Every envelope kind this build emits."""

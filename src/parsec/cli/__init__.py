@@ -1,5 +1,5 @@
 """The ``parsec`` command line: ``serve``, ``tokens``, ``publish``, ``subscribe``, and the
-management commands ``channels``, ``keys`` and ``manifest``.
+management commands ``channels``, ``keys``, ``manifest``, ``publish-or-sink`` and ``dlq``.
 
 Exit codes: 0 success, 1 a run-time failure, 2 bad input (flags, data or configuration).
 """
@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from parsec.cli import channels, keys, manifest, publish, serve, subscribe, tokens
+from parsec.cli import (
+    channels,
+    dlq,
+    keys,
+    manifest,
+    publish,
+    publish_or_sink,
+    serve,
+    subscribe,
+    tokens,
+)
 
 __all__ = ["app", "main"]
 
@@ -27,6 +37,8 @@ app.command("subscribe")(subscribe.subscribe)
 app.add_typer(channels.app, name="channels")
 app.add_typer(keys.app, name="keys")
 app.command("manifest")(manifest.manifest)
+app.command("publish-or-sink")(publish_or_sink.publish_or_sink)
+app.add_typer(dlq.app, name="dlq")
 
 
 def main() -> None:

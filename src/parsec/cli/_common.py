@@ -26,6 +26,7 @@ from rich.text import Text
 
 from parsec.auth.scopes import VERBS, Scope
 from parsec.client.management import (
+    DEFAULT_TIMEOUT,
     ManagementClient,
     ManagementError,
     ManagementTransportError,
@@ -134,9 +135,10 @@ _PIPE_WIDTH: Final = 200
 
 @contextlib.contextmanager
 def management(
-    server: str, token: str | None, *, needs_token: bool = True
+    server: str, token: str | None, *, needs_token: bool = True, timeout: float = DEFAULT_TIMEOUT
 ) -> Iterator[ManagementClient]:
-    """A management client for the block; errors of the block become exits.
+    """A management client for the block (each call waits up to ``timeout`` seconds);
+    errors of the block become exits.
 
     Without a token where ``needs_token``, or with a malformed ``--server``, it exits 2
     before any request. A ManagementError in the block exits 1 printing
@@ -149,7 +151,7 @@ def management(
             EXIT_USAGE,
         )
     try:
-        client = ManagementClient(server, token)
+        client = ManagementClient(server, token, timeout=timeout)
     except ValueError as exc:
         fail(f"--server: {exc}", EXIT_USAGE)
     try:

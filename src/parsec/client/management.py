@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ChannelSummary",
     "Credentials",
+    "DeadLetter",
+    "Delivery",
     "KeyList",
     "KeySummary",
     "ManagementClient",
@@ -43,6 +45,7 @@ __all__ = [
     "ManagementTransportError",
     "MgmtToken",
     "PublishAck",
+    "PublishOrSinkAck",
     "RefreshedTokens",
 ]
 
@@ -156,6 +159,53 @@ class PublishAck(msgspec.Struct, frozen=True):
 
     offset: int = 0
     epoch: str = ""
+
+
+class PublishOrSinkAck(msgspec.Struct, frozen=True):
+    """What PublishOrSink did: published at ``offset`` / ``epoch`` (``sinked`` False), or
+    sinked: ``queued`` for background delivery, or delivered / dead-lettered as ``dlq_id``
+    when the call waited."""
+
+    sinked: bool = False
+    offset: int = 0
+    epoch: str = ""
+    queued: bool = False
+    delivered: bool = False
+    attempts: int = 0
+    dlq_id: str = ""
+    last_error: str = ""
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A dead-lettered delivery; ``recipient`` is the JSON bytes of the sink's recipient
+    and ``at`` an RFC 3339 UTC time with the fraction of a second."""
+
+    id: str = ""
+    sink: str = ""
+    at: str = ""
+    recipient: bytes = b""
+    subject: str = ""
+    body: str = ""
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    attempts: int = 0
+    last_error: str = ""
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """How a replay ended: delivered, or dead-lettered again as the new item ``dlq_id``."""
+
+    delivered: bool = False
+    attempts: int = 0
+    dlq_id: str = ""
+    last_error: str = ""
+
+
+class _DeadLetters(msgspec.Struct, frozen=True):
+    items: list[DeadLetter] = msgspec.field(default_factory=list)
+
+
+class _Count(msgspec.Struct, frozen=True):
+    count: int = 0
 
 
 class _ChannelReply(msgspec.Struct, frozen=True):
@@ -272,6 +322,55 @@ class ManagementClient:
         """
         encoded = msgspec.json.encode(data)
         return self._call("Publish", {"name": name, "data": encoded}, PublishAck)
+
+    def publish_or_sink(
+        self,
+        name: str,
+        data: Any,
+        sink: str,
+        recipient: Any,
+        *,
+        subject: str = "",
+        body: str = "",
+        metadata: Mapping[str, str] | None = None,
+        wait: bool = True,
+    ) -> PublishOrSinkAck:
+        """Publish ``data`` into ``name`` if anyone listens, else hand the message to
+        ``sink`` for ``recipient`` (the sink's JSON recipient); ``wait`` for the delivery's
+        outcome or only queue it.
+
+        Raises:
+            TypeError: ``data`` or ``recipient`` cannot be encoded as JSON.
+        """
+        request = {
+            "name": name,
+            "data": msgspec.json.encode(data),
+            "sink": sink,
+            "recipient": msgspec.to_builtins(recipient),
+            "message": {"subject": subject, "body": body, "metadata": dict(metadata or {})},
+            "wait": wait,
+        }
+        return self._call("PublishOrSink", request, PublishOrSinkAck)
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def dlq_list(self, sink: str = "", limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters of ``sink`` (``""``: every sink), newest first; ``limit`` None =
+        the server's default (50)."""
+        body = _fields(sink=sink or None, limit=limit)
+        return self._call("DlqList", body, _DeadLetters).items
+
+    def dlq_count(self, sink: str = "") -> int:
+        """How many dead letters ``sink`` (``""``: every sink) holds."""
+        return self._call("DlqCount", _fields(sink=sink or None), _Count).count
+
+    def dlq_discard(self, id: str) -> None:
+        """Remove dead letter ``id`` (PARSEC_SINK_DLQ_NOT_FOUND when there is none)."""
+        self._call("DlqDiscard", {"id": id}, _Empty)
+
+    def dlq_replay(self, id: str) -> Delivery:
+        """Send dead letter ``id`` again through its sink and wait for the outcome."""
+        return self._call("DlqReplay", {"id": id}, Delivery)
 
     # -- tokens ------------------------------------------------------------------------------
 

@@ -10,7 +10,10 @@ Wire rules (protobuf JSON, as Twirp v8 speaks it):
   Booleans and fractional numbers are refused.
 * ``bytes`` fields (:data:`Base64Bytes`) are base64 strings: responses use the standard
   alphabet with padding; requests also accept the URL-safe alphabet and missing padding.
-* Timestamps in :class:`ChannelSummary` and :class:`KeySummary` are RFC 3339 UTC strings.
+* Timestamps in :class:`ChannelSummary` and :class:`KeySummary` are RFC 3339 UTC strings;
+  :class:`DlqItem`'s ``at`` keeps the fraction of a second (``…T00:00:00.25Z``).
+* ``PublishOrSinkRequest.recipient`` is a JSON value in place (the sink's recipient, such
+  as ``{"address": "ana@example.com"}``), not base64; ``DlqItem.recipient`` is ``bytes``.
 
 A request that breaks these rules fails validation; the service turns that into
 ``invalid_argument`` / ``PARSEC_INVALID_ARGUMENT``.
@@ -45,6 +48,13 @@ __all__ = [
     "CreatePrivateRequest",
     "Credentials",
     "DescriptorEnvelope",
+    "DlqCountRequest",
+    "DlqCountResponse",
+    "DlqItem",
+    "DlqListRequest",
+    "DlqListResponse",
+    "DlqRef",
+    "DlqReplayResponse",
     "Empty",
     "GenerateKeyRequest",
     "Int64",
@@ -57,8 +67,11 @@ __all__ = [
     "KeySummary",
     "ListChannelsResponse",
     "ListKeysResponse",
+    "MessageSpec",
     "OpenPublicRequest",
     "PresenceResponse",
+    "PublishOrSinkRequest",
+    "PublishOrSinkResponse",
     "PublishRequest",
     "PublishResponse",
     "RefreshTokenRequest",
@@ -245,6 +258,45 @@ class RevokeUserRequest(Request):
     reason: str = ""
 
 
+class MessageSpec(Request):
+    """What a sink delivers: an email's subject and body, a Slack text, a webhook's JSON."""
+
+    subject: str = ""
+    body: str = ""
+    metadata: dict[str, str] = {}
+
+
+class PublishOrSinkRequest(Request):
+    name: str
+    data: Annotated[Base64Bytes, Field(description="base64 of the JSON payload's bytes")]
+    sink: Required
+    recipient: Annotated[
+        Any,
+        Field(
+            description='the sink\'s recipient as JSON (not base64), e.g. {"address": '
+            '"ana@example.com"} for an email sink; null or absent for a Slack sink'
+        ),
+    ] = None
+    message: MessageSpec = MessageSpec()
+    wait: Annotated[
+        StrictBool,
+        Field(description="wait for the delivery's outcome; false (the default) queues it"),
+    ] = False
+
+
+class DlqListRequest(Request):
+    sink: Annotated[str, Field(description="one sink's dead letters; empty for every sink")] = ""
+    limit: Annotated[Int64, Field(ge=0, le=1000, description="at most 1000; 0 means 50")] = 0
+
+
+class DlqCountRequest(Request):
+    sink: Annotated[str, Field(description="one sink's dead letters; empty for every sink")] = ""
+
+
+class DlqRef(Request):
+    id: Required
+
+
 # -- responses --------------------------------------------------------------------------------
 
 
@@ -310,6 +362,52 @@ class KeySummary(Response):
 class ListKeysResponse(Response):
     active_key_id: str
     keys: list[KeySummary]
+
+
+class PublishOrSinkResponse(Response):
+    """``sinked`` false: published at ``offset`` / ``epoch``. ``sinked`` true: ``queued``
+    for background delivery, or (when the request waited) the delivery's outcome:
+    ``delivered`` after ``attempts`` attempts, or dead-lettered as ``dlq_id`` because of
+    ``last_error``."""
+
+    sinked: bool
+    offset: Uint64
+    epoch: str
+    queued: bool
+    delivered: bool
+    attempts: int
+    dlq_id: str
+    last_error: str
+
+
+class DlqReplayResponse(Response):
+    """How the replay ended: ``delivered`` after ``attempts`` attempts, or dead-lettered
+    again as the new item ``dlq_id`` because of ``last_error``. The replayed item stays."""
+
+    delivered: bool
+    attempts: int
+    dlq_id: str
+    last_error: str
+
+
+class DlqItem(Response):
+    id: str
+    sink: str
+    at: Annotated[str, Field(description="RFC 3339 UTC with the fraction of a second")]
+    recipient: Annotated[Base64Bytes, Field(description="base64 of the recipient's JSON")]
+    subject: str
+    body: str
+    metadata: dict[str, str]
+    attempts: int
+    last_error: str
+
+
+class DlqListResponse(Response):
+    items: list[DlqItem]
+
+
+class DlqCountResponse(Response):
+    count: Int64
 
 
 # -- documents served outside the service (described for the OpenAPI document) ----------------

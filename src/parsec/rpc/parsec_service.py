@@ -12,25 +12,30 @@ wrong-type or revoked token is ``401 unauthenticated``, whatever the body. Then:
   ``manage`` on the channel, Publish needs ``publish`` on it, and ListChannels lists only
   the channels the token may manage; CreatePrivate with allow scopes (which can grant
   more than the new channel) also needs an operator token;
-* key methods, IssueMgmt, RevokeToken and RevokeUser need an operator token
+* PublishOrSink needs ``publish`` on the channel;
+* key methods, IssueMgmt, RevokeToken, RevokeUser and the dead-letter methods (DlqList,
+  DlqCount, DlqDiscard, DlqReplay) need an operator token
   (:func:`parsec.auth.scopes.is_operator`);
 * a token that lacks what a call needs gets ``403 permission_denied``.
 
 Errors are Twirp error bodies ``{"code", "msg", "meta": {"parsec_code"}}`` with the HTTP
 status and Twirp code of :data:`parsec.errors.CODES`. A body that is not a JSON object of
 the method's shape is ``400 invalid_argument`` (an empty body counts as ``{}``); an
-unknown method or a non-POST request is ``404 bad_route``. An unexpected exception is
-logged and answered ``500 internal`` with no detail. Message shapes are in
-:mod:`parsec.rpc.parsec_models`.
+unknown method or a non-POST request is ``404 bad_route``. DlqDiscard and DlqReplay of an
+id the queue does not hold are ``404 not_found`` / ``PARSEC_SINK_DLQ_NOT_FOUND``. An
+unexpected exception is logged and answered ``500 internal`` with no detail. Message
+shapes are in :mod:`parsec.rpc.parsec_models`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import jwt
+import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -53,6 +58,13 @@ from parsec.rpc.parsec_models import (
     ChannelSummary,
     CreatePrivateRequest,
     Credentials,
+    DlqCountRequest,
+    DlqCountResponse,
+    DlqItem,
+    DlqListRequest,
+    DlqListResponse,
+    DlqRef,
+    DlqReplayResponse,
     Empty,
     GenerateKeyRequest,
     IssueMgmtRequest,
@@ -65,6 +77,8 @@ from parsec.rpc.parsec_models import (
     ListKeysResponse,
     OpenPublicRequest,
     PresenceResponse,
+    PublishOrSinkRequest,
+    PublishOrSinkResponse,
     PublishRequest,
     PublishResponse,
     RefreshTokenRequest,
@@ -74,6 +88,8 @@ from parsec.rpc.parsec_models import (
     ScopeSpec,
     TwirpError,
 )
+from parsec.sinks.base import Message
+from parsec.sinks.dlq import DLQItem
 
 if TYPE_CHECKING:
     from parsec._facade import Parsec
@@ -85,6 +101,7 @@ PUBLIC_METHODS: Final = frozenset({"Manifest", "RefreshToken"})
 """The methods callable without a management bearer."""
 
 DEFAULT_MGMT_SUBJECT: Final = "operator"
+DEFAULT_DLQ_LIMIT: Final = 50
 _ALGORITHM_NAMES: Final = {
     "hs256": "HS256",
     "rs256": "RS256",
@@ -110,6 +127,8 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _EMPTY: Final = Empty()
 _ISSUE: Final = IssueMgmtRequest()
 _GENERATE: Final = GenerateKeyRequest()
+_DLQ_LIST: Final = DlqListRequest()
+_DLQ_COUNT: Final = DlqCountRequest()
 
 _STATES: Final[dict[ChannelState, ChannelStateName]] = {
     ChannelState.OPEN: "open",
@@ -251,6 +270,28 @@ def _key_summary(key: Key) -> KeySummary:
     )
 
 
+def _dlq_item(item: DLQItem) -> DlqItem:
+    return DlqItem(
+        id=item.id,
+        sink=item.sink,
+        at=_rfc3339_fraction(item.at),
+        recipient=msgspec.json.encode(item.recipient),
+        subject=item.message.subject,
+        body=item.message.body,
+        metadata=dict(item.message.metadata),
+        attempts=item.attempts,
+        last_error=item.last_error,
+    )
+
+
+def _rfc3339_fraction(seconds: float) -> str:
+    """Unix ``seconds`` as RFC 3339 UTC keeping microseconds, trailing zeros trimmed
+    (as Go's RFC3339Nano): ``2026-01-01T00:00:00.25Z``, ``2026-01-01T00:00:00Z``."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    fraction = f".{moment.microsecond:06d}".rstrip("0").rstrip(".")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
 def _signing_kid(token: str) -> str:
     kid = jwt.get_unverified_header(token).get("kid", "")
     return kid if isinstance(kid, str) else ""
@@ -368,6 +409,26 @@ def service_router(parsec: Parsec) -> APIRouter:
         position = await parsec.publish(body.name, body.data)  # bytes: must hold JSON
         return PublishResponse(offset=position.offset, epoch=position.epoch)
 
+    @rpc("PublishOrSink", PublishOrSinkResponse, "Publish if anyone listens, else use a sink.")
+    async def publish_or_sink(body: PublishOrSinkRequest, claims: Claims) -> PublishOrSinkResponse:
+        _allow(claims, body.name, PUBLISH)
+        spec = body.message
+        message = Message(spec.subject, spec.body, spec.metadata)
+        result = await parsec.publish_or_sink(
+            body.name, body.data, body.sink, body.recipient, message, wait=body.wait
+        )
+        position, outcome = result.position, result.outcome
+        return PublishOrSinkResponse(
+            sinked=result.sinked,
+            offset=position.offset if position else 0,
+            epoch=position.epoch if position else "",
+            queued=result.sinked and outcome is None,
+            delivered=outcome.delivered if outcome else False,
+            attempts=outcome.attempts if outcome else 0,
+            dlq_id=(outcome.dlq_id or "") if outcome else "",
+            last_error=outcome.last_error if outcome else "",
+        )
+
     @rpc("RefreshToken", RefreshTokenResponse, "Rotate a refresh token (no bearer needed).")
     async def refresh_token(body: RefreshTokenRequest) -> RefreshTokenResponse:
         rotated = await parsec.refresh_access(body.refresh_token)
@@ -433,5 +494,34 @@ def service_router(parsec: Parsec) -> APIRouter:
         _operator(claims)
         await parsec.revoke_user(body.user_id, body.reason)
         return Empty()
+
+    @rpc("DlqList", DlqListResponse, "Dead letters, newest first (operator only).")
+    async def dlq_list(claims: Claims, body: DlqListRequest = _DLQ_LIST) -> DlqListResponse:
+        _operator(claims)
+        items = await parsec.dlq_list(body.sink, body.limit or DEFAULT_DLQ_LIMIT)
+        return DlqListResponse(items=[_dlq_item(item) for item in items])
+
+    @rpc("DlqCount", DlqCountResponse, "How many dead letters a sink holds (operator only).")
+    async def dlq_count(claims: Claims, body: DlqCountRequest = _DLQ_COUNT) -> DlqCountResponse:
+        _operator(claims)
+        return DlqCountResponse(count=await parsec.dlq_count(body.sink))
+
+    @rpc("DlqDiscard", Empty, "Remove a dead letter (operator only).")
+    async def dlq_discard(body: DlqRef, claims: Claims) -> Empty:
+        _operator(claims)
+        if not await parsec.dlq_discard(body.id):
+            raise ParsecError("PARSEC_SINK_DLQ_NOT_FOUND", f"no dead letter {body.id!r}")
+        return Empty()
+
+    @rpc("DlqReplay", DlqReplayResponse, "Send a dead letter again and wait (operator only).")
+    async def dlq_replay(body: DlqRef, claims: Claims) -> DlqReplayResponse:
+        _operator(claims)
+        outcome = await parsec.dlq_replay(body.id)
+        return DlqReplayResponse(
+            delivered=outcome.delivered,
+            attempts=outcome.attempts,
+            dlq_id=outcome.dlq_id or "",
+            last_error=outcome.last_error,
+        )
 
     return router
