@@ -5,9 +5,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from parsec._facade import Parsec
+from parsec._management import Credentials
+from parsec._sinking import DeliverySettings, SinkResult
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.engine.codes import ClientError, Disconnect
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
+from parsec.errors import ParsecError
 from parsec.options import (
     ApiOptions,
     AuthOptions,
@@ -15,7 +18,7 @@ from parsec.options import (
     Options,
     ServerOptions,
 )
-from parsec.sinks.base import Message  # noqa: E402
+from parsec.sinks.base import Message
 
 __all__ = [
     "ApiOptions",
