@@ -82,7 +82,7 @@ async def test_broadcast_reaches_other_nodes_and_never_the_sender(
     finally:
         for controller in (a, b, c):
             await controller.aclose()
-        await client.delete(f"{prefix}.nodes")
+        await client.delete(f"{prefix}:nodes")
 
 
 async def test_nodes_lists_live_peers_and_forgets_silent_ones(
@@ -104,10 +104,10 @@ async def test_nodes_lists_live_peers_and_forgets_silent_ones(
             task.cancel()
         await asyncio.sleep(0.6)
         assert await a.nodes() == []
-        assert await client.hexists(f"{prefix}.nodes", "ghost") == 0
+        assert await client.hexists(f"{prefix}:nodes", "ghost") == 0
     finally:
         await a.aclose()
-        await client.delete(f"{prefix}.nodes")
+        await client.delete(f"{prefix}:nodes")
 
 
 async def test_close_is_idempotent(client: aioredis.Redis, prefix: str) -> None:
@@ -115,4 +115,4 @@ async def test_close_is_idempotent(client: aioredis.Redis, prefix: str) -> None:
     a, _ = await _start(client, prefix, "a")
     await a.aclose()
     await a.aclose()
-    assert await client.hexists(f"{prefix}.nodes", "a") == 0
+    assert await client.hexists(f"{prefix}:nodes", "a") == 0

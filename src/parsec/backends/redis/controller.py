@@ -1,9 +1,9 @@
 """RedisController: commands between the nodes that share one Redis.
 
-Commands travel on one pub/sub channel, ``<prefix>.control``, as
+Commands travel on one pub/sub channel, ``<prefix>:control``, as
 ``{"node": <sender id>, "command": <ControlCommand>}``; every node applies the commands
 of the others and drops its own echoes. Node info lives in the hash
-``<prefix>.nodes`` (node id → info and report time), rewritten by every node every
+``<prefix>:nodes`` (node id → info and report time), rewritten by every node every
 ``report_interval`` seconds; a node that has not reported for ``node_ttl`` seconds is
 no longer listed, and its entry is removed by whichever node notices.
 
@@ -64,8 +64,8 @@ class RedisController:
     ) -> None:
         self._client = client
         self._node_id = node_id
-        self._channel = f"{prefix}.control"
-        self._nodes_key = f"{prefix}.nodes"
+        self._channel = f"{prefix}:control"
+        self._nodes_key = f"{prefix}:nodes"
         self._report_interval = report_interval
         self._node_ttl = node_ttl
         self._handler: ControlEventHandler | None = None
