@@ -2,13 +2,16 @@
 
 Every test here runs once per entry of ``BACKENDS``. An entry is a factory class (see
 ``factories.BackendFactory``) built with a key prefix unique to the test; adding a
-backend means adding its factory class and one ``pytest.param`` line below.
+backend means adding its factory class and one ``pytest.param`` line below. A factory
+that makes only some contracts says which in ``contracts``; the tests of the others
+are deselected for it.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,13 +21,43 @@ from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
+from parsec.sinks.dlq import DLQ
 
 from .factories import BackendFactory, MemoryBackend
 from .recorders import BrokerRecorder, ControlRecorder
+from .redis_backend import RedisBackend
 
 BACKENDS = [
     pytest.param(MemoryBackend, id="memory"),
+    pytest.param(RedisBackend, id="redis"),
 ]
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (visibly) the tests of contracts a backend does not implement.
+
+    A test in ``test_<contract>.py`` exercises that contract. A factory class lists the
+    contracts it makes in a ``contracts`` attribute; one without it makes them all.
+    """
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        if _HERE not in item.path.parents:
+            kept.append(item)
+            continue
+        callspec = getattr(item, "callspec", None)
+        factory = callspec.params.get("backend") if callspec is not None else None
+        contracts: frozenset[str] | None = getattr(factory, "contracts", None)
+        contract = item.path.stem.removeprefix("test_")
+        if contracts is not None and contract not in contracts:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(params=BACKENDS)
@@ -94,3 +127,13 @@ async def controller(backend: BackendFactory, control_recorder: ControlRecorder)
     instance = backend.controller()
     await instance.start(control_recorder)
     return instance
+
+
+@pytest.fixture
+async def dlq(backend: BackendFactory) -> AsyncIterator[DLQ]:
+    """An empty dead-letter queue of the backend under test; closed after the test."""
+    instance = backend.dlq()
+    try:
+        yield instance
+    finally:
+        await instance.aclose()

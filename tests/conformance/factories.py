@@ -16,6 +16,7 @@ from parsec.channels.store import ChannelStore, MemoryChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
+from parsec.sinks.dlq import DLQ, MemoryDLQ
 
 __all__ = ["BackendFactory", "ManualClock", "MemoryBackend"]
 
@@ -60,6 +61,9 @@ class BackendFactory(Protocol):
 
     def revocation_store(self) -> RevocationStore:
         """A new revocation store."""
+
+    def dlq(self) -> DLQ:
+        """A new, empty dead-letter queue."""
 
     def now(self) -> float:
         """The time (unix seconds) every instance currently observes."""
@@ -110,6 +114,9 @@ class MemoryBackend:
 
     def revocation_store(self) -> RevocationStore:
         return MemoryRevocationStore(clock=self._clock)
+
+    def dlq(self) -> DLQ:
+        return MemoryDLQ()
 
     def now(self) -> float:
         return self._clock()

@@ -1,0 +1,42 @@
+"""Redis backends: nodes sharing one Redis behave as one server.
+
+Needs the ``redis`` extra (``pip install 'parsec-realtime[redis]'``: redis-py with
+hiredis). ``from_url`` builds the Broker and the PresenceManager of one node on one
+client; the module docstrings of ``broker``, ``presence``, ``subscriber`` and
+``keys`` state the guarantees and the key layout, ``urls`` the URL forms.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from parsec.backends.redis.broker import RedisBroker
+from parsec.backends.redis.client import ClientShare
+from parsec.backends.redis.keys import DEFAULT_KEY_PREFIX, Keys
+from parsec.backends.redis.presence import RedisPresenceManager
+from parsec.backends.redis.urls import make_clients, parse_url
+
+__all__ = ["RedisBackends", "RedisBroker", "RedisPresenceManager", "from_url"]
+
+
+class RedisBackends(NamedTuple):
+    """A node's Redis Broker and PresenceManager, sharing one client: the client is
+    closed when both have been closed."""
+
+    broker: RedisBroker
+    presence: RedisPresenceManager
+
+
+def from_url(url: str, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> RedisBackends:
+    """Broker and PresenceManager for the Redis at ``url`` (see ``urls`` for the forms),
+    keeping their keys under ``key_prefix``. Nothing connects until first used.
+
+    Raises ParsecError ``PARSEC_INVALID_ARGUMENT`` for a malformed URL or key prefix.
+    """
+    Keys(key_prefix)
+    clients = make_clients(parse_url(url))
+    share = ClientShare(clients.main, holders=2, helpers=clients.helpers)
+    return RedisBackends(
+        RedisBroker(clients.main, prefix=key_prefix, share=share),
+        RedisPresenceManager(clients.main, prefix=key_prefix, share=share),
+    )
