@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from typing import ClassVar
 
+from parsec.auth.refresh import RefreshStore
+from parsec.auth.revocation import RevocationStore
 from parsec.backends.redis import RedisBroker, RedisPresenceManager
+from parsec.backends.redis.controller import RedisController
+from parsec.backends.redis.dlq import RedisDLQ
+from parsec.backends.redis.stores import (
+    RedisChannelStore,
+    RedisRefreshStore,
+    RedisRevocationStore,
+)
 from parsec.backends.redis.urls import make_clients, parse_url
+from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
+from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
+from parsec.sinks.dlq import DLQ
 
 __all__ = ["REDIS_URL", "RedisBackend"]
 
@@ -24,9 +37,19 @@ REDIS_URL = os.environ.get("PARSEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 class RedisBackend:
-    """RedisBroker and RedisPresenceManager instances sharing one prefix and client."""
+    """Redis implementations of every contract, sharing one prefix and client."""
 
-    contracts: ClassVar[frozenset[str]] = frozenset({"broker", "presence"})
+    contracts: ClassVar[frozenset[str]] = frozenset(
+        {
+            "broker",
+            "presence",
+            "controller",
+            "channel_store",
+            "refresh_store",
+            "revocation_store",
+            "dlq",
+        }
+    )
     """The contracts this factory makes; conftest deselects the tests of the others."""
 
     def __init__(self, prefix: str) -> None:
@@ -35,6 +58,7 @@ class RedisBackend:
         self._skew = 0.0
         self._brokers: list[RedisBroker] = []
         self._presences: list[RedisPresenceManager] = []
+        self._controllers: list[RedisController] = []
         self._closed = False
 
     def broker(self) -> Broker:
@@ -46,6 +70,25 @@ class RedisBackend:
         presence = RedisPresenceManager(self._client, prefix=self._prefix, clock=self.now)
         self._presences.append(presence)
         return presence
+
+    def controller(self) -> Controller:
+        controller = RedisController(
+            self._client, f"node-{uuid.uuid4().hex[:8]}", prefix=self._prefix
+        )
+        self._controllers.append(controller)
+        return controller
+
+    def channel_store(self) -> ChannelStore:
+        return RedisChannelStore(self._client, prefix=self._prefix)
+
+    def refresh_store(self) -> RefreshStore:
+        return RedisRefreshStore(self._client, prefix=self._prefix)
+
+    def revocation_store(self) -> RevocationStore:
+        return RedisRevocationStore(self._client, prefix=self._prefix)
+
+    def dlq(self) -> DLQ:
+        return RedisDLQ(self._client, prefix=self._prefix)
 
     def now(self) -> float:
         return time.time() + self._skew
@@ -75,6 +118,9 @@ class RedisBackend:
         self._closed = True
         brokers, self._brokers = self._brokers, []
         presences, self._presences = self._presences, []
+        controllers, self._controllers = self._controllers, []
+        for controller in controllers:
+            await controller.aclose()
         for presence in presences:
             await presence.aclose()
         for broker in brokers:

@@ -80,7 +80,7 @@ class RedisChannelStore:
 
     async def replace(self, current: Channel, new: Channel) -> bool:
         if current.name != new.name:
-            raise ValueError("replace keeps the record's name")
+            raise ValueError(f"cannot replace {current.name!r} with a record named {new.name!r}")
         args: list[str | bytes] = [current.name, _encode(current), _encode(new)]
         return bool(await self._replace(keys=[self._key], args=args))
 
