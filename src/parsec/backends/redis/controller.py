@@ -20,9 +20,9 @@ import logging
 import time
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from parsec.backends.redis.client import RedisClient
 from parsec.backends.redis.listener import SupervisedListener
 from parsec.engine.controller import ControlCommand, ControlEventHandler, NodeInfo
 
@@ -55,7 +55,7 @@ class RedisController:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         node_id: str,
         *,
         prefix: str = "parsec",

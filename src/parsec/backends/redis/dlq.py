@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from parsec.backends.redis.client import RedisClient
 from parsec.errors import ParsecError
 from parsec.sinks.base import Message
 from parsec.sinks.dlq import DEFAULT_MAX_PER_SINK, DLQ, DLQItem
@@ -26,7 +26,7 @@ class RedisDLQ:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         prefix: str = "parsec",
         max_per_sink: int = DEFAULT_MAX_PER_SINK,

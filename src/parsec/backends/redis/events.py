@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable
 
 import msgspec
-import redis.asyncio as aioredis
 
+from parsec.backends.redis.client import RedisClient
 from parsec.backends.redis.listener import SupervisedListener
 from parsec.channels.events import ChannelEvent, ChannelEventBus, EventKind
 
@@ -33,7 +33,7 @@ _decode = msgspec.json.Decoder(_Wire).decode
 class RedisChannelEventBus:
     """The client is borrowed: its owner closes it."""
 
-    def __init__(self, client: aioredis.Redis, node_id: str, *, prefix: str = "parsec") -> None:
+    def __init__(self, client: RedisClient, node_id: str, *, prefix: str = "parsec") -> None:
         self._client = client
         self._node_id = node_id
         self._channel = f"{prefix}:events"

@@ -13,8 +13,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from parsec.backends.redis.client import RedisClient
 
 __all__ = ["SupervisedListener"]
 
@@ -27,7 +28,7 @@ START_TIMEOUT = 10.0
 class SupervisedListener:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         channel: str,
         on_message: Callable[[bytes], Awaitable[None]],
     ) -> None:
@@ -69,7 +70,7 @@ class SupervisedListener:
                 delay = min(delay * 2, MAX_BACKOFF)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def _deliver(self, data: bytes) -> None:
         try:

@@ -19,11 +19,11 @@ from __future__ import annotations
 from typing import Final
 
 import msgspec
-import redis.asyncio as aioredis
 
 from parsec.auth.parsec_tokens import MAX_MGMT_TTL
 from parsec.auth.refresh import RefreshStore
 from parsec.auth.revocation import RevocationStore
+from parsec.backends.redis.client import RedisClient
 from parsec.channels.store import Channel, ChannelStore
 from parsec.errors import ParsecError
 
@@ -61,7 +61,7 @@ class RedisChannelStore:
     """ChannelStore in one Redis hash; ``replace`` / ``remove`` are compare-and-set in
     Lua against the record's exact stored bytes. The client is borrowed."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "parsec") -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "parsec") -> None:
         self._client = client
         self._key = f"{prefix}:channels"
         self._replace = client.register_script(_REPLACE)
@@ -95,7 +95,7 @@ class RedisChannelStore:
 class RedisRefreshStore:
     """RefreshStore on expiring keys: ``SET NX`` marks a redemption exactly once."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "parsec") -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "parsec") -> None:
         self._client = client
         self._prefix = f"{prefix}:refresh"
         self._raise = client.register_script(_RAISE)
@@ -116,7 +116,7 @@ class RedisRevocationStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         prefix: str = "parsec",
         user_retention: float = MAX_MGMT_TTL,
