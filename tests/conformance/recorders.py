@@ -61,6 +61,8 @@ class BrokerRecorder:
 
     def __init__(self) -> None:
         self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.gaps: list[str] = []
+        """Channels the broker reported lost publications of (handle_gap)."""
 
     def handle_publication(self, channel: str, pub: Publication, position: StreamPosition) -> None:
         self._events.put_nowait(Delivered(channel, pub, position))
@@ -70,6 +72,9 @@ class BrokerRecorder:
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
         self._events.put_nowait(JoinLeave("leave", channel, info))
+
+    def handle_gap(self, channel: str) -> None:
+        self.gaps.append(channel)
 
     async def take(self, count: int) -> list[Event]:
         """The next ``count`` events, awaited; TimeoutError if they do not arrive."""

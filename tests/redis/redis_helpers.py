@@ -117,6 +117,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: asyncio.Queue[Delivered | tuple[str, str, ClientInfo]] = asyncio.Queue()
+        self.gaps: list[str] = []
 
     def handle_publication(self, channel: str, pub: Publication, position: StreamPosition) -> None:
         self.events.put_nowait(Delivered(channel, pub, position))
@@ -126,6 +127,9 @@ class Recorder:
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
         self.events.put_nowait(("leave", channel, info))
+
+    def handle_gap(self, channel: str) -> None:
+        self.gaps.append(channel)
 
     async def publications(self, count: int) -> list[Delivered]:
         """The next ``count`` events, which must be publications (TimeoutError if late)."""

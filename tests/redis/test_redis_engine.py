@@ -177,3 +177,25 @@ async def test_a_subscriber_is_told_when_a_restart_lost_the_stream(
     assert result.get("recovered", False) is False
     assert result["was_recovering"] is True
     assert result["epoch"] != subscribed["epoch"]
+
+
+async def test_a_lost_stream_is_reported_even_when_the_channel_goes_quiet(
+    redis_server: StartServer, key_prefix: str, tmp_path: Path, gate: Gate
+) -> None:
+    """Redis restarts without its data and nothing more is published: the node still
+    tells the subscriber (unsubscribe 2500) as soon as it reconnects — no silent gap."""
+    server = await redis_server(False)
+    async with (
+        serve(server.url, key_prefix, tmp_path, gate) as parsec,
+        subscriber(parsec) as (client, _),
+    ):
+        await parsec.publish(CHANNEL, {"n": 1})
+        await client.push("pub")
+        await server.stop()
+        await gate.lost.wait()
+        await server.start()
+        gate.open.set()
+
+        unsubscribed = await client.push("unsubscribe")
+
+    assert unsubscribed["code"] == 2500

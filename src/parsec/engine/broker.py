@@ -91,6 +91,12 @@ class BrokerEventHandler(Protocol):
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
         """A client left a channel (join/leave enabled)."""
 
+    def handle_gap(self, channel: str) -> None:
+        """Publications of a channel with history were lost to this node and cannot be
+        delivered from the stream (it was trimmed, or its epoch changed). The node must
+        tell its positioned subscribers that their position is gone, so that none of
+        them is left with a silent gap."""
+
 
 @runtime_checkable
 class Broker(Protocol):

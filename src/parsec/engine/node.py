@@ -143,6 +143,12 @@ class Node:
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
         self.hub.broadcast_join_leave(channel, "leave", info)
 
+    def handle_gap(self, channel: str) -> None:
+        """Positioned subscribers lose their position: 2500 (client side) or 3010."""
+        for sub in self.hub.subscribers(channel):
+            if sub.positioned and sub.pending is None and not sub.lost:
+                sub.session.lost_position(sub)
+
     # --- subscriptions ----------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:

@@ -277,7 +277,17 @@ class Subscriber:
             await pubsub.unsubscribe(*stale)
 
     async def _catch_up(self, channel: str) -> None:
-        epoch, pubs = await self._reader.read_after(channel, self._last.get(channel))
+        """Deliver what the stream holds after the last offset delivered here; when it
+        cannot fill the gap (a new epoch, trimmed history), say so (``handle_gap``)."""
+        last = self._last.get(channel)
+        epoch, pubs = await self._reader.read_after(channel, last)
+        if last is not None and self._handler is not None:
+            if epoch != last.epoch or (pubs and pubs[0].offset != last.offset + 1):
+                self._handler.handle_gap(channel)
+            elif not pubs:
+                top = await self._reader.position(channel)
+                if top is None or top.offset > last.offset:
+                    self._handler.handle_gap(channel)
         for pub in pubs:
             self._deliver(channel, pub, pub.offset, epoch)
 
