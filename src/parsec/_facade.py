@@ -19,6 +19,7 @@ import platform
 import signal
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from starlette.applications import Starlette
 
 from parsec import __version__
 from parsec._authority import ParsecAuthority
+from parsec._backends import backends_for
 from parsec._management import Credentials, ManagementMixin
 from parsec._sinking import DeliverySettings, SinkingMixin
 from parsec.auth.keyring import KeyRing
@@ -92,18 +94,30 @@ class Parsec(ManagementMixin, SinkingMixin):
         )
         self.issuer = TokenIssuer(self.keyring)
         self.tokens = ParsecTokens(self.keyring)
-        self.manager = ChannelManager(channel_store, bus=channel_event_bus)
-        self.refresh_store: RefreshStore = refresh_store or MemoryRefreshStore()
-        self.revocations: RevocationStore = revocations or MemoryRevocationStore()
+        node_id = str(uuid.uuid4())
+        shared = self.options.broker
+        self._backends = backends_for(shared.url, key_prefix=shared.key_prefix, node_id=node_id)
+        built = self._backends
+        self.manager = ChannelManager(
+            channel_store or built.channel_store, bus=channel_event_bus or built.channel_event_bus
+        )
+        self.refresh_store: RefreshStore = (
+            refresh_store or built.refresh_store or MemoryRefreshStore()
+        )
+        self.revocations: RevocationStore = (
+            revocations or built.revocations or MemoryRevocationStore()
+        )
         authority = ParsecAuthority(self.manager, self.tokens, self.revocations)
         self.node = Node(
             self.options,
             self.verifier,
-            broker=broker,
-            presence=presence,
-            controller=controller,
+            broker=broker or built.broker,
+            presence=presence or built.presence,
+            controller=controller or built.controller,
             authority=authority,
+            node_id=node_id,
         )
+        dlq = dlq or built.dlq
         self._app: Starlette | None = None
         self._server: _Server | None = None
         self._bridge: asyncio.Task[None] | None = None
@@ -136,6 +150,7 @@ class Parsec(ManagementMixin, SinkingMixin):
         await self._close_sinking()
         await self.manager.aclose()
         await self.node.aclose()
+        await self._backends.aclose()
 
     async def _follow_lifecycle(self) -> None:
         """A deleted channel (by DeleteChannel or by the sweeper) loses its subscribers."""
@@ -220,7 +235,7 @@ class Parsec(ManagementMixin, SinkingMixin):
             "max_private_ttl": "1h0m0s",
             "key_rotation": "supported",
             "active_key_id": self.keyring.active.id,
-            "persistence": "in-memory",
+            "persistence": self._backends.persistence,
             "scope_grammar": "visibility:segment(.segment)*[.*][.**]",
             "supported_verbs": ["subscribe", "publish", "manage"],
             "deny_supported": True,

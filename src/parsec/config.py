@@ -31,7 +31,14 @@ from typing import Any, Final
 
 from parsec.channels.namespaces import validate_namespace_name
 from parsec.channels.options import ChannelOptions, Namespace
-from parsec.options import ApiOptions, AuthOptions, ClientOptions, Options, ServerOptions
+from parsec.options import (
+    ApiOptions,
+    AuthOptions,
+    BrokerOptions,
+    ClientOptions,
+    Options,
+    ServerOptions,
+)
 
 __all__ = ["ENV_VARS", "ConfigError", "load_options", "parse_duration"]
 
@@ -56,6 +63,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "PARSEC_ALLOW_ANONYMOUS": "auth.allow_anonymous",
     "PARSEC_API_KEY": "api.key",
     "PARSEC_API_INSECURE": "api.insecure",
+    "PARSEC_BROKER_URL": "broker.url",
+    "PARSEC_BROKER_KEY_PREFIX": "broker.key_prefix",
 }
 """Environment variables and the option each one sets. ``PARSEC_CONFIG`` names the file."""
 
@@ -63,6 +72,7 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "server": ServerOptions,
     "auth": AuthOptions,
     "api": ApiOptions,
+    "broker": BrokerOptions,
     "client": ClientOptions,
     "without_namespace": ChannelOptions,
 }

@@ -17,6 +17,7 @@ from parsec.sinks.retry import RetryPolicy
 __all__ = [
     "ApiOptions",
     "AuthOptions",
+    "BrokerOptions",
     "ClientOptions",
     "Options",
     "ServerOptions",
@@ -66,6 +67,16 @@ class ApiOptions:
     disables ``/api`` unless ``insecure`` is set."""
     insecure: bool = False
     """Serve ``/api`` without a key. Only for trusted networks and tests."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BrokerOptions:
+    url: str = "memory://"
+    """Where shared state lives: ``memory://`` (one process) or a Redis URL
+    (``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``,
+    ``redis+cluster://``) shared by every node of the cluster."""
+    key_prefix: str = "parsec"
+    """Prefix of every Redis key, so deployments can share one Redis."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -120,6 +131,7 @@ class Options:
     server: ServerOptions = field(default_factory=ServerOptions)
     auth: AuthOptions = field(default_factory=AuthOptions)
     api: ApiOptions = field(default_factory=ApiOptions)
+    broker: BrokerOptions = field(default_factory=BrokerOptions)
     client: ClientOptions = field(default_factory=ClientOptions)
     namespaces: list[Namespace] = field(default_factory=list)
     """Operator namespaces. A namespace named ``public`` or ``private`` replaces the

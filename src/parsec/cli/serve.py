@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Annotated, Final
 import typer
 
 from parsec.auth.keyring import KeyRingError
-from parsec.cli._common import fail, load_config, run_async, state_dir_of
+from parsec.cli._common import EXIT_USAGE, fail, load_config, run_async, state_dir_of
 from parsec.descriptor import rfc3339
+from parsec.errors import ParsecError
 from parsec.options import Options
 
 if TYPE_CHECKING:
@@ -71,6 +72,15 @@ def serve(
             "directory, the one `parsec tokens` uses.",
         ),
     ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            metavar="URL",
+            help="Shared state: memory:// (default) or a Redis URL such as "
+            "redis://127.0.0.1:6379/0, shared by every node (env PARSEC_BROKER_URL).",
+        ),
+    ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -96,6 +106,7 @@ def serve(
             "server.addr": addr,
             "auth.state_dir": state_dir,
             "api.key": api_key,
+            "broker.url": broker,
             "auth.allow_anonymous": allow_anonymous,
         },
     )
@@ -109,6 +120,8 @@ def serve(
         pass
     except KeyRingError as e:
         fail(str(e))
+    except ParsecError as e:  # a malformed broker URL, found before anything starts
+        fail(f"bad configuration: broker.url: {e.message}", EXIT_USAGE)
     except OSError as e:
         fail(f"cannot serve on {options.server.addr}: {e.strerror or e}")
     except SystemExit as e:  # uvicorn exits 1 when it cannot bind; it logged why

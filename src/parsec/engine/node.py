@@ -65,8 +65,9 @@ class Node:
         presence: PresenceManager | None = None,
         controller: Controller | None = None,
         authority: ChannelAuthority | None = None,
+        node_id: str | None = None,
     ) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = node_id or str(uuid.uuid4())
         self.authority = authority
         self.options = options
         self.verifier = verifier
@@ -120,6 +121,11 @@ class Node:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and the broker (when it can tell) is connected."""
+        return self.running and bool(getattr(self.broker, "connected", True))
 
     async def __aenter__(self) -> Node:
         await self.start()

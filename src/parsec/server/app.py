@@ -45,7 +45,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     node = parsec.node
 
     async def healthz(request: Request) -> PlainTextResponse:
-        if node.running:
+        if node.healthy:
             return PlainTextResponse("ok")
         return PlainTextResponse("not ready", status_code=503)
 

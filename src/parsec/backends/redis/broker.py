@@ -75,6 +75,11 @@ class RedisBroker:
         self._closed = False
 
     @property
+    def client(self) -> RedisClient:
+        """The connection this broker uses (shared with the node's other Redis parts)."""
+        return self._client
+
+    @property
     def connected(self) -> bool:
         """Whether the node's pub/sub connection is up (for health checks)."""
         return self._subscriber.connected

@@ -1,0 +1,101 @@
+"""Backends by URL: what one node is built on.
+
+``memory://`` (the default) leaves every contract to Parsec's in-memory defaults.
+``redis://`` (and ``rediss://``, ``unix://``, ``redis+sentinel://``,
+``redis+cluster://``) puts every shared contract in that Redis, under one key prefix,
+so the processes that share it act as one server: broker and presence, the
+node-to-node controller, the channel registry and its lifecycle events, refresh
+rotation, revocations and the dead-letter queue. The Redis modules are imported only
+when a Redis URL is used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from parsec.auth.refresh import RefreshStore
+from parsec.auth.revocation import RevocationStore
+from parsec.channels.events import ChannelEventBus
+from parsec.channels.store import ChannelStore
+from parsec.engine.broker import Broker
+from parsec.engine.controller import Controller
+from parsec.engine.presence import PresenceManager
+from parsec.errors import ParsecError
+from parsec.sinks.dlq import DLQ
+
+__all__ = ["Backends", "backends_for"]
+
+log = logging.getLogger("parsec")
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+
+
+@dataclass
+class Backends:
+    """One node's backends; None leaves a contract to the in-memory default."""
+
+    persistence: str = "in-memory"
+    broker: Broker | None = None
+    presence: PresenceManager | None = None
+    controller: Controller | None = None
+    channel_store: ChannelStore | None = None
+    channel_event_bus: ChannelEventBus | None = None
+    refresh_store: RefreshStore | None = None
+    revocations: RevocationStore | None = None
+    dlq: DLQ | None = None
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Close what was built here, users of the shared connection first. Idempotent."""
+        closers, self._closers = self._closers, []
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing a backend failed")
+
+
+def backends_for(url: str, *, key_prefix: str, node_id: str) -> Backends:
+    """The backends ``url`` names. Raises ParsecError PARSEC_INVALID_ARGUMENT for an
+    unknown scheme or a malformed URL."""
+    if url in ("", "memory://"):
+        return Backends()
+    if not url.startswith(_REDIS_SCHEMES):
+        raise ParsecError(
+            "PARSEC_INVALID_ARGUMENT",
+            f"unknown broker URL scheme in {url.split('://')[0]!r}: use memory:// or redis://",
+        )
+    return _redis(url, key_prefix, node_id)
+
+
+def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
+    from parsec.backends.redis import from_url
+    from parsec.backends.redis.controller import RedisController
+    from parsec.backends.redis.dlq import RedisDLQ
+    from parsec.backends.redis.events import RedisChannelEventBus
+    from parsec.backends.redis.stores import (
+        RedisChannelStore,
+        RedisRefreshStore,
+        RedisRevocationStore,
+    )
+
+    core = from_url(url, key_prefix=key_prefix)
+    client = core.broker.client
+    controller = RedisController(client, node_id, prefix=key_prefix)
+    bus = RedisChannelEventBus(client, node_id, prefix=key_prefix)
+    backends = Backends(
+        persistence="redis",
+        broker=core.broker,
+        presence=core.presence,
+        controller=controller,
+        channel_store=RedisChannelStore(client, prefix=key_prefix),
+        channel_event_bus=bus,
+        refresh_store=RedisRefreshStore(client, prefix=key_prefix),
+        revocations=RedisRevocationStore(client, prefix=key_prefix),
+        dlq=RedisDLQ(client, prefix=key_prefix),
+    )
+    # the broker and presence close the shared client: they go last
+    backends._closers = [controller.aclose, bus.aclose, core.presence.aclose, core.broker.aclose]
+    return backends
