@@ -305,6 +305,15 @@ class ServerFactory:
         _wait_ready(running)
         return server
 
+    def kill(self, server: ParsecServer) -> None:
+        """SIGKILL one server started here, as a crash would: no shutdown, no cleanup."""
+        for running in self._running:
+            if running.server is server:
+                running.process.kill()
+                running.process.wait(STOP_TIMEOUT)
+                return
+        raise ValueError("not a server of this factory")
+
     def close(self) -> None:
         """Stop every server started here (SIGTERM, SIGKILL after a grace period)."""
         while self._running:

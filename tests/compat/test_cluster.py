@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import cent
 import pytest
+import websockets
 
 import redis
 
@@ -24,17 +27,22 @@ REPORT_WAIT = 8.0
 
 
 @pytest.fixture(scope="module")
-def cluster(server_factory: ServerFactory) -> Iterator[list[ParsecServer]]:
-    """Three nodes on one Redis key prefix; their keys are deleted afterwards."""
+def broker_toml() -> Iterator[str]:
+    """The [broker] table of one cluster: the real Redis, a key prefix of its own (its
+    keys are deleted afterwards)."""
     prefix = f"parsec-cluster-{uuid.uuid4().hex[:10]}"
-    broker = f'[broker]\nurl = "{REDIS_URL}"\nkey_prefix = "{prefix}"\n'
-    nodes = [server_factory.start(broker) for _ in range(3)]
-    yield nodes
+    yield f'[broker]\nurl = "{REDIS_URL}"\nkey_prefix = "{prefix}"\n'
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{prefix}*"))
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(server_factory: ServerFactory, broker_toml: str) -> list[ParsecServer]:
+    """Three nodes sharing one Redis key prefix."""
+    return [server_factory.start(broker_toml) for _ in range(3)]
 
 
 def _api(node: ParsecServer) -> cent.Client:
@@ -81,3 +89,68 @@ async def test_every_client_on_every_node_gets_every_publication_in_order(
                 await asyncio.sleep(0.2)
         assert len(nodes) == 3
         assert sorted(n.num_clients for n in nodes) == [1, 1, 1]
+
+
+async def test_a_client_of_a_killed_node_recovers_on_another(
+    server_factory: ServerFactory, cluster: list[ParsecServer], broker_toml: str
+) -> None:
+    """A node crashes (SIGKILL) under a subscribed client; publications continue through
+    another node; the client reconnects to a third node with its position and gets
+    exactly the publications it missed (recovered: true)."""
+    victim = server_factory.start(broker_toml)
+    channel = f"chat:{uuid.uuid4().hex[:12]}"
+    survivor, other = cluster[0], cluster[2]
+    with _api(survivor) as api:
+        async with websockets.connect(victim.ws_url) as ws:
+            await ws.send(
+                _frame(
+                    {"id": 1, "connect": {"token": victim.connection_token("u")}},
+                    {"id": 2, "subscribe": {"channel": channel}},
+                )
+            )
+            replies = await _until(ws, lambda msgs: len([m for m in msgs if "id" in m]) >= 2)
+            position = next(m for m in replies if m.get("id") == 2)["subscribe"]
+            api.publish(cent.PublishRequest(channel=channel, data={"n": 1}))
+            seen = await _until(ws, lambda msgs: any("push" in m for m in msgs))
+            last = next(m for m in seen if "push" in m)["push"]["pub"]["offset"]
+
+            server_factory.kill(victim)
+            for n in range(2, 6):
+                api.publish(cent.PublishRequest(channel=channel, data={"n": n}))
+
+        async with websockets.connect(other.ws_url) as ws:
+            resubscribe = {
+                "channel": channel,
+                "recover": True,
+                "offset": last,
+                "epoch": position["epoch"],
+            }
+            await ws.send(
+                _frame(
+                    {"id": 1, "connect": {"token": other.connection_token("u")}},
+                    {"id": 2, "subscribe": resubscribe},
+                )
+            )
+            replies = await _until(ws, lambda msgs: any(m.get("id") == 2 for m in msgs))
+    result = next(m for m in replies if m.get("id") == 2)["subscribe"]
+    assert result["recovered"] is True
+    assert [p["data"]["n"] for p in result["publications"]] == [2, 3, 4, 5]
+    assert [p["offset"] for p in result["publications"]] == [2, 3, 4, 5]
+
+
+def _frame(*commands: dict[str, Any]) -> str:
+    return "\n".join(json.dumps(c) for c in commands)
+
+
+async def _until(ws: Any, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """Messages received until ``done`` says enough (answering pings)."""
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(10):
+        while not done(got):
+            for line in str(await ws.recv()).split("\n"):
+                message = json.loads(line)
+                if message == {}:
+                    await ws.send("{}")
+                else:
+                    got.append(message)
+    return got
