@@ -176,10 +176,15 @@ class Parsec(ManagementMixin, SinkingMixin):
             self._app = build_app(self)
         return self._app
 
-    async def run(self, ready: Callable[[], None] | None = None) -> None:
+    async def run(
+        self, ready: Callable[[], None] | None = None, *, reuse_port: bool = False
+    ) -> None:
         """Serve on ``options.server.addr`` until SIGINT / SIGTERM or ``aclose``.
 
-        ``ready`` is called once the server accepts connections."""
+        ``ready`` is called once the server accepts connections. With ``reuse_port``
+        the listening socket is bound with SO_REUSEPORT, so several processes (the
+        workers of ``parsec serve --workers N``) share the port and the kernel spreads
+        connections among them."""
         server_opts = self.options.server
         config = uvicorn.Config(
             self.asgi_app(),
@@ -194,8 +199,9 @@ class Parsec(ManagementMixin, SinkingMixin):
         server = _Server(config, ready)
         self._server = server
         uninstall = _reload_on_sighup(self.keyring)
+        sockets = [_reuse_port_socket(server_opts.host, server_opts.port)] if reuse_port else None
         try:
-            await server.serve()
+            await server.serve(sockets=sockets)
         finally:
             uninstall()
             self._server = None
@@ -258,6 +264,18 @@ class Parsec(ManagementMixin, SinkingMixin):
             return handler
 
         return register
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket that other processes may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
 
 
 def _reload_on_sighup(keyring: KeyRing) -> Callable[[], None]:

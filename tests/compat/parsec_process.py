@@ -214,12 +214,12 @@ def _render_config(server: ParsecServer, client: Mapping[str, TomlScalar], extra
     )
 
 
-def _serve_command(config: Path) -> list[str]:
-    """``parsec serve --config <config>``: the venv's console script when installed,
-    else ``python -m parsec``."""
+def _serve_command(config: Path, args: Sequence[str] = ()) -> list[str]:
+    """``parsec serve --config <config> <args>``: the venv's console script when
+    installed, else ``python -m parsec``."""
     script = Path(sys.executable).with_name("parsec")
     head = [str(script)] if script.exists() else [sys.executable, "-m", "parsec"]
-    return [*head, "serve", "--config", str(config)]
+    return [*head, "serve", "--config", str(config), *args]
 
 
 @dataclass(slots=True)
@@ -274,6 +274,7 @@ class ServerFactory:
         extra_toml: str = "",
         *,
         client: Mapping[str, TomlScalar] | None = None,
+        args: Sequence[str] = (),
     ) -> ParsecServer:
         """Start a server and wait until it is healthy.
 
@@ -294,7 +295,7 @@ class ServerFactory:
         config.write_text(_render_config(server, options, extra_toml))
         log = (workdir / "server.log").open("wb")
         process = subprocess.Popen(
-            _serve_command(config),
+            _serve_command(config, args),
             cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -27,16 +27,28 @@ REPORT_WAIT = 8.0
 
 
 @pytest.fixture(scope="module")
-def broker_toml() -> Iterator[str]:
-    """The [broker] table of one cluster: the real Redis, a key prefix of its own (its
-    keys are deleted afterwards)."""
-    prefix = f"parsec-cluster-{uuid.uuid4().hex[:10]}"
-    yield f'[broker]\nurl = "{REDIS_URL}"\nkey_prefix = "{prefix}"\n'
+def broker_tomls() -> Iterator[Callable[[], str]]:
+    """Makes [broker] tables on the real Redis, each with a key prefix of its own (one
+    per cluster); every prefix's keys are deleted afterwards."""
+    prefixes: list[str] = []
+
+    def make() -> str:
+        prefixes.append(f"parsec-cluster-{uuid.uuid4().hex[:10]}")
+        return f'[broker]\nurl = "{REDIS_URL}"\nkey_prefix = "{prefixes[-1]}"\n'
+
+    yield make
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
+    for prefix in prefixes:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
     client.close()
+
+
+@pytest.fixture(scope="module")
+def broker_toml(broker_tomls: Callable[[], str]) -> str:
+    """The [broker] table of the three-node cluster."""
+    return broker_tomls()
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +166,39 @@ async def _until(ws: Any, done: Callable[[list[dict[str, Any]]], bool]) -> list[
                 else:
                     got.append(message)
     return got
+
+
+async def test_workers_serve_one_port_as_one_server(
+    server_factory: ServerFactory, broker_tomls: Callable[[], str]
+) -> None:
+    """parsec serve --workers 2: two processes on one port (info lists both), and a
+    publication through the API reaches every client whichever worker holds it."""
+    server = server_factory.start(broker_tomls(), args=["--workers", "2"])
+    channel = f"chat:{uuid.uuid4().hex[:12]}"
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = []
+        for i in range(8):
+            ws = await stack.enter_async_context(websockets.connect(server.ws_url))
+            await ws.send(
+                _frame(
+                    {"id": 1, "connect": {"token": server.connection_token(f"w{i}")}},
+                    {"id": 2, "subscribe": {"channel": channel}},
+                )
+            )
+            await _until(ws, lambda msgs: any(m.get("id") == 2 for m in msgs))
+            sockets.append(ws)
+        with _api(server) as api:
+            deadline = time.monotonic() + REPORT_WAIT
+            while True:
+                nodes = api.info(cent.InfoRequest()).nodes
+                if (len(nodes) == 2 and sum(n.num_clients for n in nodes) == 8) or (
+                    time.monotonic() > deadline
+                ):
+                    break
+                await asyncio.sleep(0.2)
+            api.publish(cent.PublishRequest(channel=channel, data={"to": "all"}))
+        for ws in sockets:
+            got = await _until(ws, lambda msgs: any("push" in m for m in msgs))
+            assert next(m for m in got if "push" in m)["push"]["pub"]["data"] == {"to": "all"}
+    assert len(nodes) == 2
+    assert sum(n.num_clients for n in nodes) == 8

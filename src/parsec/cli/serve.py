@@ -27,6 +27,7 @@ import typer
 
 from parsec.auth.keyring import KeyRingError
 from parsec.cli._common import EXIT_USAGE, fail, load_config, run_async, state_dir_of
+from parsec.cli.workers import run_workers, worker_index
 from parsec.descriptor import rfc3339
 from parsec.errors import ParsecError
 from parsec.options import Options
@@ -95,6 +96,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Serve the port with N processes (SO_REUSEPORT); needs a shared broker "
+            "(--broker redis://…) so that they act as one server.",
+        ),
+    ] = 1,
     log_level: Annotated[LogLevel, typer.Option("--log-level", help="Logging level.")] = (
         LogLevel.INFO
     ),
@@ -111,11 +121,18 @@ def serve(
         },
     )
     options.auth.state_dir = state_dir_of(options)
+    if workers > 1:
+        if options.broker.url in ("", "memory://"):
+            fail(
+                "--workers needs a shared broker: set --broker redis://… (or [broker] url)",
+                EXIT_USAGE,
+            )
+        raise typer.Exit(run_workers(workers, sys.argv[2:]))
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        run_async(_serve(options))
+        run_async(_serve(options, worker_index()))
     except KeyboardInterrupt:
         pass
     except KeyRingError as e:
@@ -129,7 +146,7 @@ def serve(
             fail(f"cannot serve on {options.server.addr} (see the error above)")
 
 
-async def _serve(options: Options) -> None:
+async def _serve(options: Options, worker: int | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then close Parsec fully before returning.
 
     uvicorn handles the signals while it serves and re-raises them when it returns; the
@@ -142,7 +159,12 @@ async def _serve(options: Options) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         async with Parsec(options) as parsec:
-            serving = asyncio.create_task(parsec.run(ready=lambda: _print_banner(options, parsec)))
+
+            def ready() -> None:
+                if not worker:  # one banner per serve, from worker 0 when there are several
+                    _print_banner(options, parsec)
+
+            serving = asyncio.create_task(parsec.run(ready=ready, reuse_port=worker is not None))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
