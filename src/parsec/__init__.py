@@ -14,6 +14,7 @@ from parsec.errors import ParsecError
 from parsec.options import (
     ApiOptions,
     AuthOptions,
+    BrokerOptions,
     ClientOptions,
     Options,
     ServerOptions,
@@ -23,6 +24,7 @@ from parsec.sinks.base import Message
 __all__ = [
     "ApiOptions",
     "AuthOptions",
+    "BrokerOptions",
     "ChannelOptions",
     "ClientError",
     "ClientInfo",
