@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from redis_helpers import RedisServer
 
 from parsec import BrokerOptions, Namespace, Options, ParsecError
 from parsec.testing import serve_for_tests
-
-from redis_helpers import RedisServer
 
 WAIT = 15.0
 
@@ -23,8 +22,11 @@ async def _health(url: str) -> int:
 
 
 async def _until_health(url: str, status: int) -> None:
+    """Poll /healthz (an HTTP endpoint: there is no event to await) until ``status``."""
     async with asyncio.timeout(WAIT):
-        while await _health(url) != status:
+        while True:
+            if await _health(url) == status:
+                return
             await asyncio.sleep(0.1)
 
 
