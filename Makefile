@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 JS := tests/compat/js
 
-.PHONY: serve test lint typecheck pytest install js clean
+.PHONY: serve test lint typecheck pytest install js bench clean
 
 $(BIN)/parsec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,19 @@ serve: install
 test: install js lint typecheck pytest
 
 lint:
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck:
 	$(BIN)/mypy
 
 pytest:
 	$(BIN)/python -m pytest
+
+## bench: every workload against Parsec and its peers (~6 min on 2 cores);
+## results in bench/results/<timestamp>/ (JSON, Markdown, PNG)
+bench: install
+	$(BIN)/python -m bench all
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
