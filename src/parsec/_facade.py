@@ -38,7 +38,7 @@ from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
 from parsec.auth.revocation import MemoryRevocationStore, RevocationStore
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
 from parsec.auth.watcher import KeyRingWatcher, install_sighup
-from parsec.channels.events import ChannelEventBus
+from parsec.channels.events import ChannelEventBus, EventSubscription
 from parsec.channels.manager import ChannelManager
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
@@ -129,7 +129,8 @@ class Parsec(ManagementMixin, SinkingMixin):
     async def start(self) -> None:
         await self.node.start()
         await self.manager.start()
-        self._bridge = asyncio.create_task(self._follow_lifecycle())
+        # subscribed now, not when the task first runs: no deletion can slip between
+        self._bridge = asyncio.create_task(self._follow_lifecycle(self.manager.events()))
         poll = self.options.auth.keyring_poll
         if self.keyring.path is not None and poll > 0:
             self._watcher = KeyRingWatcher(self.keyring, interval=poll)
@@ -152,9 +153,10 @@ class Parsec(ManagementMixin, SinkingMixin):
         await self.node.aclose()
         await self._backends.aclose()
 
-    async def _follow_lifecycle(self) -> None:
-        """A deleted channel (by DeleteChannel or by the sweeper) loses its subscribers."""
-        async for event in self.manager.events():
+    async def _follow_lifecycle(self, events: EventSubscription) -> None:
+        """A deleted channel (DeleteChannel or the sweeper, on this node or another)
+        loses this node's subscribers."""
+        async for event in events:
             if event.kind == "deleted":
                 try:
                     await self.node.unsubscribe_channel(event.name)

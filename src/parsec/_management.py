@@ -84,9 +84,9 @@ class ManagementMixin:
         return await self.manager.list()
 
     async def delete_channel(self, name: str) -> None:
-        """Delete a channel; its subscribers are unsubscribed (2000)."""
+        """Delete a channel. Its subscribers, on every node, are unsubscribed (2000) by
+        the lifecycle event the deletion emits (see ``Parsec._follow_lifecycle``)."""
         await self.manager.delete(name)
-        await self.node.unsubscribe_channel(name)
 
     async def presence_count(self, name: str) -> int:
         """How many clients are subscribed to a channel (cluster-wide presence)."""
