@@ -17,7 +17,7 @@ from parsec.auth.refresh import RefreshStore, RotatedCredentials, rotate
 from parsec.auth.revocation import RevocationStore, check_not_revoked
 from parsec.auth.scopes import Scope
 from parsec.channels.manager import Channel, ChannelManager
-from parsec.channels.names import InvalidChannelName, parse_name
+from parsec.channels.names import require_name
 from parsec.errors import ParsecError
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class ManagementMixin:
 
     async def presence_count(self, name: str) -> int:
         """How many clients are subscribed to a channel (cluster-wide presence)."""
-        _parse(name)
+        require_name(name)
         stats = await self.node.presence.presence_stats(name)
         return stats.num_clients
 
@@ -178,10 +178,3 @@ class ManagementMixin:
             return change()
         except KeyRingError as exc:
             raise ParsecError(exc.code, str(exc)) from None
-
-
-def _parse(name: str) -> None:
-    try:
-        parse_name(name)
-    except InvalidChannelName as exc:
-        raise ParsecError("PARSEC_CHANNEL_INVALID", str(exc)) from None

@@ -170,3 +170,18 @@ def test_arbitrary_text_parses_or_raises_invalid_channel_name(text: str) -> None
         assert str(outcome)
     else:
         assert str(outcome) == text
+
+
+@pytest.mark.parametrize("bad", ["public:App.x", "nope", "", 42, None])
+def test_require_name_raises_channel_invalid(bad: object) -> None:
+    """require_name refuses anything that is not a Parsec name with PARSEC_CHANNEL_INVALID;
+    is_valid_name answers False for the strings among them, never raising."""
+    from parsec.channels.names import is_valid_name, require_name
+    from parsec.errors import ParsecError
+
+    with pytest.raises(ParsecError) as info:
+        require_name(bad)
+    assert info.value.code == "PARSEC_CHANNEL_INVALID"
+    if isinstance(bad, str):
+        assert is_valid_name(bad) is False
+    assert str(require_name("public:app.x")) == "public:app.x"

@@ -33,7 +33,7 @@ from parsec.auth import jws
 from parsec.auth.keyring import KeyRing
 from parsec.auth.scopes import OPERATOR_SCOPES, Scope, authorizes
 from parsec.auth.tokens import TokenError
-from parsec.channels.names import InvalidChannelName, parse_name
+from parsec.channels.names import require_name
 from parsec.errors import ParsecError
 
 __all__ = [
@@ -268,10 +268,7 @@ def _seconds(ttl: float, what: str) -> int:
 
 
 def _channel(channel: str) -> str:
-    try:
-        return str(parse_name(channel))
-    except InvalidChannelName as exc:
-        raise ParsecError("PARSEC_CHANNEL_INVALID", str(exc)) from None
+    return str(require_name(channel))
 
 
 def _validated(scopes: Sequence[Scope]) -> tuple[Scope, ...]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from parsec.channels.names import InvalidChannelName, parse_name
+from parsec.channels.names import is_valid_name
 from parsec.channels.patterns import ChannelPattern
 from parsec.errors import ParsecError
 
@@ -132,7 +132,7 @@ def authorizes(chs: Sequence[str], scopes: Sequence[Scope], channel: str, verb: 
     Deny wins over everything, ``chs`` allows every verb, and an invalid channel name or an
     unknown verb is refused (see the module docstring for the full order). Never raises.
     """
-    if verb not in VERBS or not _is_name(channel):
+    if verb not in VERBS or not is_valid_name(channel):
         return False
     if any(scope.deny and scope.covers(channel, verb) for scope in scopes):
         return False
@@ -157,11 +157,3 @@ def _compiled(pattern: str) -> ChannelPattern | None:
         return ChannelPattern.parse(pattern)
     except ParsecError:
         return None
-
-
-def _is_name(channel: str) -> bool:
-    try:
-        parse_name(channel)
-    except InvalidChannelName:
-        return False
-    return True

@@ -44,7 +44,7 @@ from parsec.channels.events import (
     EventKind,
     EventSubscription,
 )
-from parsec.channels.names import InvalidChannelName, parse_name
+from parsec.channels.names import require_name
 from parsec.channels.store import Channel, ChannelState, ChannelStore, MemoryChannelStore
 from parsec.errors import ParsecError
 
@@ -298,12 +298,7 @@ class ChannelManager:
 
 def _parse(name: str, visibility: str | None = None) -> None:
     """Raise PARSEC_CHANNEL_INVALID unless ``name`` is a channel name of ``visibility``."""
-    if not isinstance(name, str):
-        raise ParsecError("PARSEC_CHANNEL_INVALID", "channel name must be a string")
-    try:
-        parsed = parse_name(name)
-    except InvalidChannelName as exc:
-        raise ParsecError("PARSEC_CHANNEL_INVALID", str(exc)) from None
+    parsed = require_name(name)
     if visibility is not None and parsed.visibility != visibility:
         raise ParsecError("PARSEC_CHANNEL_INVALID", f"{name!r} is not a {visibility} channel name")
 

@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-__all__ = ["VISIBILITIES", "ChannelName", "InvalidChannelName", "parse_name"]
+__all__ = [
+    "VISIBILITIES",
+    "ChannelName",
+    "InvalidChannelName",
+    "is_valid_name",
+    "parse_name",
+    "require_name",
+]
 
 VISIBILITIES: Final = frozenset({"public", "private"})
 """The two visibility prefixes, which are also Parsec's two built-in namespaces."""
@@ -108,3 +115,25 @@ def _check_component(position: int, component: str) -> None:
     raise InvalidChannelName(
         f"invalid character {bad!r} in component {component!r}; allowed are a-z, 0-9, '_', '-'"
     )
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` follows the grammar (never raises)."""
+    try:
+        parse_name(name)
+    except InvalidChannelName:
+        return False
+    return True
+
+
+def require_name(name: object) -> ChannelName:
+    """``parse_name`` for the management layer: a bad name (or not a string) raises
+    ``ParsecError("PARSEC_CHANNEL_INVALID", …)`` saying what is wrong."""
+    from parsec.errors import ParsecError
+
+    if not isinstance(name, str):
+        raise ParsecError("PARSEC_CHANNEL_INVALID", "channel name must be a string")
+    try:
+        return parse_name(name)
+    except InvalidChannelName as exc:
+        raise ParsecError("PARSEC_CHANNEL_INVALID", str(exc)) from None

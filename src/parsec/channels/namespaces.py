@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from parsec.channels.names import VISIBILITIES, InvalidChannelName, parse_name
+from parsec.channels.names import VISIBILITIES, is_valid_name
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.engine.codes import errors
 
@@ -177,7 +177,7 @@ class ChannelRules:
         rule = self._rules.get(namespace)
         if rule is None:
             raise errors.UNKNOWN_CHANNEL
-        if namespace in VISIBILITIES and not _is_parsec_name(unprefixed):
+        if namespace in VISIBILITIES and not is_valid_name(unprefixed):
             raise errors.BAD_REQUEST
         # Like Centrifugo, the regex sees everything after "<namespace>:", or the whole
         # name (with any "$") when there is no namespace.
@@ -206,14 +206,6 @@ def _rule(options: ChannelOptions, label: str) -> _Rule:
             f"{label}: invalid channel_regex {options.channel_regex!r}: {exc}"
         ) from None
     return _Rule(options, regex)
-
-
-def _is_parsec_name(channel: str) -> bool:
-    try:
-        parse_name(channel)
-    except InvalidChannelName:
-        return False
-    return True
 
 
 def _users(channel: str) -> frozenset[str] | None:

@@ -48,7 +48,7 @@ from parsec import descriptor
 from parsec.auth.keyring import ACTIVE, RETIRED, VERIFY_ONLY, Key
 from parsec.auth.parsec_tokens import ParsecClaims
 from parsec.auth.scopes import MANAGE, PUBLISH, Scope, is_operator
-from parsec.channels.names import InvalidChannelName, parse_name
+from parsec.channels.names import require_name
 from parsec.channels.store import Channel, ChannelState
 from parsec.errors import ParsecError
 from parsec.rpc.parsec_models import (
@@ -214,10 +214,7 @@ Claims = Annotated[ParsecClaims, Depends(_claims)]
 def _allow(claims: ParsecClaims, channel: str, verb: str) -> None:
     """Raises PARSEC_CHANNEL_INVALID for a bad name, PARSEC_AUTH_DENIED unless ``claims``
     allow ``verb`` on ``channel``."""
-    try:
-        parse_name(channel)
-    except InvalidChannelName as exc:
-        raise ParsecError("PARSEC_CHANNEL_INVALID", str(exc)) from None
+    require_name(channel)
     if not claims.authorizes(channel, verb):
         raise ParsecError("PARSEC_AUTH_DENIED", f"this token may not {verb} {channel!r}")
 
