@@ -21,7 +21,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import uvicorn
@@ -51,8 +51,11 @@ from parsec.engine.types import StreamPosition
 from parsec.errors import ParsecClientError, ParsecError
 from parsec.options import Options
 from parsec.server.app import build_app
+from parsec.server.protocol import http_protocol
 from parsec.sinks.dlq import DLQ
 from parsec.sinks.metrics import SinkMetrics
+from parsec.transports import native
+from parsec.transports.websocket import WEBSOCKET_PATH
 
 __all__ = ["Credentials", "Parsec"]
 
@@ -178,6 +181,14 @@ class Parsec(ManagementMixin, SinkingMixin):
             self._app = build_app(self)
         return self._app
 
+    def _http_protocol(self) -> type[asyncio.Protocol] | Literal["auto"]:
+        """uvicorn's per-connection protocol: with ``native_websocket``, one that hands
+        WebSocket upgrades of the client path to the native transport."""
+        if not self.options.server.native_websocket:
+            return "auto"
+        path = WEBSOCKET_PATH
+        return http_protocol(path, native.protocol_factory(self.node, path))
+
     async def run(
         self, ready: Callable[[], None] | None = None, *, reuse_port: bool = False
     ) -> None:
@@ -192,6 +203,7 @@ class Parsec(ManagementMixin, SinkingMixin):
             self.asgi_app(),
             host=server_opts.host,
             port=server_opts.port,
+            http=self._http_protocol(),
             ws_max_size=server_opts.max_frame_size,
             ws_ping_interval=None,
             lifespan="off",

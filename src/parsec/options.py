@@ -33,6 +33,10 @@ class ServerOptions:
     allowed; an empty list allows only same-host origins; ``"*"`` allows any."""
     max_frame_size: int = 65536
     """Largest inbound WebSocket message in bytes; larger closes with 1009."""
+    native_websocket: bool = True
+    """``Parsec.run`` (``parsec serve``) serves ``/connection/websocket`` with the native
+    transport (picows on the server socket, no ASGI); False sends it through the ASGI
+    app like every other route. A mounted ``asgi_app()`` always uses ASGI."""
 
     @property
     def host(self) -> str:

@@ -43,16 +43,26 @@ async def stopping_servers() -> AsyncIterator[list[asyncio.Task[None]]]:
         await asyncio.gather(*tasks)
 
 
+@pytest.fixture(params=["native", "asgi"])
+def websocket_transport(request: pytest.FixtureRequest) -> str:
+    """Every protocol test runs on both WebSocket transports: the native one that
+    ``parsec serve`` uses and the ASGI endpoint a mounted app uses."""
+    transport: str = request.param
+    return transport
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def make_server(
-    tmp_path: Path, stopping_servers: list[asyncio.Task[None]]
+    tmp_path: Path, stopping_servers: list[asyncio.Task[None]], websocket_transport: str
 ) -> AsyncIterator[ServerFactory]:
     """Start servers with ``make_options(**kwargs)`` (and a ``broker`` of the test's
     choosing); all are closed after the test."""
     counter = itertools.count()
+    native = websocket_transport == "native"
     async with contextlib.AsyncExitStack() as stack:
 
         async def factory(*, broker: Broker | None = None, **kwargs: Any) -> Server:
+            kwargs.setdefault("native_websocket", native)
             options = make_options(tmp_path / f"state-{next(counter)}", **kwargs)
             started = start_server(options, broker=broker, stopping=stopping_servers)
             return await stack.enter_async_context(started)

@@ -112,11 +112,14 @@ def make_options(
     allow_anonymous: bool = False,
     allowed_origins: list[str] | None = None,
     without_namespace: ChannelOptions | None = None,
+    native_websocket: bool = True,
 ) -> Options:
     """Options for a test server on a free loopback port with the test API key."""
     return Options(
         server=ServerOptions(
-            addr=f"127.0.0.1:{_free_port()}", allowed_origins=allowed_origins or []
+            addr=f"127.0.0.1:{_free_port()}",
+            allowed_origins=allowed_origins or [],
+            native_websocket=native_websocket,
         ),
         auth=AuthOptions(state_dir=state_dir, allow_anonymous=allow_anonymous),
         api=ApiOptions(key=API_KEY),

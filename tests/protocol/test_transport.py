@@ -144,3 +144,32 @@ async def test_frame_limit_counts_utf8_bytes_when_embedded(server: Server) -> No
     assert sent[0] == {"type": "websocket.accept"}
     assert sent[-1]["type"] == "websocket.close"
     assert sent[-1]["code"] == 1009
+
+
+async def test_fragmented_message_is_reassembled(server: Server) -> None:
+    """A message sent in several WebSocket fragments is handled as one."""
+    client = await server.open()
+    connect = json.dumps({"id": 1, "connect": {"token": server.token()}})
+    await client.ws.send([connect[:10], connect[10:25], connect[25:]])
+    assert "connect" in await client.reply(1)
+
+
+async def test_fragmented_message_over_limit_closes_1009(server: Server) -> None:
+    """The 64 KiB limit counts a fragmented message whole, not fragment by fragment."""
+    client = await server.client()
+    body = json.dumps({"id": 2, "publish": {"channel": "plain:a", "data": "x" * 70_000}})
+    await client.ws.send([body[i : i + 20_000] for i in range(0, len(body), 20_000)])
+    code, _ = await client.closed()
+    assert code == 1009
+
+
+async def test_client_close_ends_the_session(server: Server) -> None:
+    """A client closing with 1000 gets its close answered and its session removed."""
+    client = await server.client()
+    node = server.parsec.node
+    assert node.hub.num_clients == 1
+    await client.ws.close(1000, "bye")
+    assert client.ws.close_code == 1000
+    async with asyncio.timeout(WAIT):
+        while node.hub.num_clients:  # noqa: ASYNC110 - polls the node's own state
+            await asyncio.sleep(0.01)

@@ -155,12 +155,14 @@ async def _serve(options: Options, worker: int | None = None) -> None:
     midway through its cleanup.
     """
     from parsec import Parsec  # the whole server stack loads only for `serve`
+    from parsec.server.tuning import tune_gc
 
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         async with Parsec(options) as parsec:
 
             def ready() -> None:
+                tune_gc()
                 if not worker:  # one banner per serve, from worker 0 when there are several
                     _print_banner(options, parsec)
 

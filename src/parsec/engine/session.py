@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -32,12 +32,22 @@ if TYPE_CHECKING:
     from parsec.engine.node import Node
     from parsec.engine.transport import Transport
 
-__all__ = ["Session", "SessionState"]
+__all__ = ["Session", "SessionState", "new_client_id"]
 
 log = logging.getLogger("parsec.session")
 
 _MAX_COMMAND_ID = 2**32 - 1
 """Command ids are uint32 on the wire; anything outside that range is a bad request."""
+
+
+def new_client_id() -> str:
+    """A random (version 4) UUID in its canonical text form, as ``str(uuid4())`` but
+    several times cheaper: one is made per connection."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class SessionState(enum.Enum):
@@ -53,7 +63,7 @@ class Session:
     def __init__(self, node: Node, transport: Transport) -> None:
         self.node = node
         self.transport = transport
-        self.client_id = str(uuid.uuid4())
+        self.client_id = new_client_id()
         self.user = ""
         self.state = SessionState.CONNECTING
         self.conn_info = EMPTY_RAW

@@ -26,7 +26,7 @@ from parsec.auth.jwks import jwks
 from parsec.rpc.centrifugo_api import CentrifugoApi
 from parsec.rpc.parsec_models import DescriptorEnvelope, JSONWebKeySet
 from parsec.rpc.parsec_service import bad_route, service_router, twirp_error
-from parsec.transports.websocket import WebSocketEndpoint
+from parsec.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
 
 if TYPE_CHECKING:
     from parsec._facade import Parsec
@@ -50,7 +50,7 @@ def build_app(parsec: Parsec) -> FastAPI:
         return PlainTextResponse("not ready", status_code=503)
 
     routes: list[BaseRoute] = [
-        WebSocketRoute("/connection/websocket", WebSocketEndpoint(node)),
+        WebSocketRoute(WEBSOCKET_PATH, WebSocketEndpoint(node)),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         *CentrifugoApi(node, parsec.options.api).routes(),
     ]

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from parsec.engine.node import Node
 
-__all__ = ["WebSocketEndpoint", "WebSocketTransport", "origin_allowed"]
+__all__ = ["WEBSOCKET_PATH", "WebSocketEndpoint", "WebSocketTransport", "origin_allowed"]
 
 log = logging.getLogger("parsec.websocket")
 
@@ -26,6 +26,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+WEBSOCKET_PATH = "/connection/websocket"
+"""Where clients open the Centrifugo protocol WebSocket."""
 CLOSE_TOO_BIG = 1009
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 

@@ -1,0 +1,11 @@
+"""Settings shared by every test package.
+
+Hypothesis: the machine (and CI's) is shared and its speed varies, so generation
+speed and per-example time are not health checks here. Tests assert behaviour, never
+timing.
+"""
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("parsec", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("parsec")

@@ -1,0 +1,146 @@
+"""The native transport's socket sharing: one port serves HTTP and WebSocket.
+
+These tests speak raw TCP to see what a client on a slow or odd network sends: a
+request head in pieces, a head and a first frame in one packet, a silent socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+
+import pytest
+
+from parsec.server import protocol as dispatch
+
+from .conftest import ServerFactory
+from .harness import WAIT, Server
+
+
+@pytest.fixture
+def websocket_transport() -> str:
+    """Only the native transport shares the socket this way."""
+    return "native"
+
+
+def _upgrade_head(path: str = "/connection/websocket") -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def _client_frame(text: str) -> bytes:
+    """One masked, final text frame (RFC 6455 §5.2) of under 64 KiB."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    if len(payload) < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | len(payload))
+    else:
+        header = struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
+    return header + mask + masked
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    """The payload of the next (unmasked, short) server frame."""
+    header = await reader.readexactly(2)
+    length = header[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", await reader.readexactly(2))[0]
+    return await reader.readexactly(length)
+
+
+async def _open(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = server.parsec.options.server.addr.rsplit(":", 1)
+    return await asyncio.open_connection(host, int(port))
+
+
+async def _switch(reader: asyncio.StreamReader) -> bytes:
+    async with asyncio.timeout(WAIT):
+        return await reader.readuntil(b"\r\n\r\n")
+
+
+async def test_head_in_pieces_still_upgrades(server: Server) -> None:
+    """A request head that arrives a few bytes at a time is still a WebSocket upgrade."""
+    reader, writer = await _open(server)
+    head = _upgrade_head()
+    for i in range(0, len(head), 7):
+        writer.write(head[i : i + 7])
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
+    writer.write(_client_frame(json.dumps({"id": 1, "connect": {"token": server.token()}})))
+    async with asyncio.timeout(WAIT):
+        reply = json.loads(await _read_frame(reader))
+    assert reply["id"] == 1
+    assert "connect" in reply
+    writer.close()
+
+
+async def test_head_and_first_frame_in_one_packet(server: Server) -> None:
+    """A client that sends its first command with the handshake is answered."""
+    reader, writer = await _open(server)
+    command = json.dumps({"id": 1, "connect": {"token": server.token()}})
+    writer.write(_upgrade_head() + _client_frame(command))
+    assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
+    async with asyncio.timeout(WAIT):
+        reply = json.loads(await _read_frame(reader))
+    assert "connect" in reply
+    writer.close()
+
+
+async def test_http_on_the_same_port_in_pieces(server: Server) -> None:
+    """Plain HTTP still works on the port, head in pieces and keep-alive included."""
+    reader, writer = await _open(server)
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    for byte in range(len(request)):
+        writer.write(request[byte : byte + 1])
+    await writer.drain()
+    async with asyncio.timeout(WAIT):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        assert await reader.readexactly(2) == b"ok"
+        writer.write(request)  # the same connection, a second request
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
+async def test_upgrade_of_another_path_is_plain_http(server: Server) -> None:
+    """Only the client path is served natively; an upgrade elsewhere goes to the ASGI
+    app, which has no WebSocket route there and refuses it."""
+    reader, writer = await _open(server)
+    writer.write(_upgrade_head("/elsewhere"))
+    async with asyncio.timeout(WAIT):
+        status = await reader.readuntil(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 4")
+    writer.close()
+
+
+async def test_silent_connection_is_closed(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that never completes its request head is closed after the head
+    timeout; it does not stay open forever."""
+    monkeypatch.setattr(dispatch, "HEAD_TIMEOUT", 0.2)
+    server = await make_server()
+    reader, writer = await _open(server)
+    writer.write(b"GET /conn")
+    async with asyncio.timeout(WAIT):
+        rest = await reader.read()
+    assert rest == b""
+    writer.close()
+
+
+async def test_oversized_head_is_refused(server: Server) -> None:
+    """A head over 64 KiB is answered 431 and closed, not buffered on."""
+    reader, writer = await _open(server)
+    writer.write(b"GET /connection/websocket HTTP/1.1\r\nX-Fill: " + b"a" * (70 * 1024))
+    async with asyncio.timeout(WAIT):
+        answer = await reader.read()
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    writer.close()
