@@ -1,6 +1,7 @@
 """Three ``parsec serve`` processes sharing the real Redis act as one server: a
 publication sent through ``cent`` to one node reaches SDK clients on every node, in
-order with contiguous offsets, and presence and ``info`` see the whole cluster."""
+order with contiguous offsets, and presence, ``info`` and ``channels`` see the whole
+cluster."""
 
 from __future__ import annotations
 
@@ -46,15 +47,28 @@ def broker_tomls() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture(scope="module")
+def cluster_factory(
+    tmp_path_factory: pytest.TempPathFactory, broker_tomls: Callable[[], str]
+) -> Iterator[ServerFactory]:
+    """Starts this module's nodes and stops them at its end — before ``broker_tomls``
+    deletes their keys, so no running node writes any back."""
+    factory = ServerFactory(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
 def broker_toml(broker_tomls: Callable[[], str]) -> str:
     """The [broker] table of the three-node cluster."""
     return broker_tomls()
 
 
 @pytest.fixture(scope="module")
-def cluster(server_factory: ServerFactory, broker_toml: str) -> list[ParsecServer]:
+def cluster(cluster_factory: ServerFactory, broker_toml: str) -> list[ParsecServer]:
     """Three nodes sharing one Redis key prefix."""
-    return [server_factory.start(broker_toml) for _ in range(3)]
+    return [cluster_factory.start(broker_toml) for _ in range(3)]
 
 
 def _api(node: ParsecServer) -> cent.Client:
@@ -103,13 +117,39 @@ async def test_every_client_on_every_node_gets_every_publication_in_order(
         assert sorted(n.num_clients for n in nodes) == [1, 1, 1]
 
 
+async def test_channels_lists_the_whole_cluster_with_summed_counts(
+    cluster: list[ParsecServer],
+) -> None:
+    """The server API channels method, asked of any node, lists the channels whose
+    subscribers are on other nodes, with num_clients summed over the nodes."""
+    tag = uuid.uuid4().hex[:12]
+    shared, single = f"chat:{tag}-shared", f"chat:{tag}-single"
+    placement = [(cluster[0], shared), (cluster[0], shared), (cluster[1], shared)]
+    placement.append((cluster[1], single))
+    async with contextlib.AsyncExitStack() as stack:
+        for i, (node, channel) in enumerate(placement):
+            ws = await stack.enter_async_context(websockets.connect(node.ws_url))
+            await ws.send(
+                _frame(
+                    {"id": 1, "connect": {"token": node.connection_token(f"c{i}")}},
+                    {"id": 2, "subscribe": {"channel": channel}},
+                )
+            )
+            await _until(ws, lambda msgs: any(m.get("id") == 2 for m in msgs))
+
+        for node in (cluster[2], cluster[0]):
+            with _api(node) as api:
+                found = api.channels(cent.ChannelsRequest(pattern=f"chat:{tag}-*")).channels
+            assert {ch: info.num_clients for ch, info in found.items()} == {shared: 3, single: 1}
+
+
 async def test_a_client_of_a_killed_node_recovers_on_another(
-    server_factory: ServerFactory, cluster: list[ParsecServer], broker_toml: str
+    cluster_factory: ServerFactory, cluster: list[ParsecServer], broker_toml: str
 ) -> None:
     """A node crashes (SIGKILL) under a subscribed client; publications continue through
     another node; the client reconnects to a third node with its position and gets
     exactly the publications it missed (recovered: true)."""
-    victim = server_factory.start(broker_toml)
+    victim = cluster_factory.start(broker_toml)
     channel = f"chat:{uuid.uuid4().hex[:12]}"
     survivor, other = cluster[0], cluster[2]
     with _api(survivor) as api:
@@ -126,7 +166,7 @@ async def test_a_client_of_a_killed_node_recovers_on_another(
             seen = await _until(ws, lambda msgs: any("push" in m for m in msgs))
             last = next(m for m in seen if "push" in m)["push"]["pub"]["offset"]
 
-            server_factory.kill(victim)
+            cluster_factory.kill(victim)
             for n in range(2, 6):
                 api.publish(cent.PublishRequest(channel=channel, data={"n": n}))
 
@@ -169,11 +209,11 @@ async def _until(ws: Any, done: Callable[[list[dict[str, Any]]], bool]) -> list[
 
 
 async def test_workers_serve_one_port_as_one_server(
-    server_factory: ServerFactory, broker_tomls: Callable[[], str]
+    cluster_factory: ServerFactory, broker_tomls: Callable[[], str]
 ) -> None:
     """parsec serve --workers 2: two processes on one port (info lists both), and a
     publication through the API reaches every client whichever worker holds it."""
-    server = server_factory.start(broker_tomls(), args=["--workers", "2"])
+    server = cluster_factory.start(broker_tomls(), args=["--workers", "2"])
     channel = f"chat:{uuid.uuid4().hex[:12]}"
     async with contextlib.AsyncExitStack() as stack:
         sockets = []

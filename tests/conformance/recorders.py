@@ -17,6 +17,7 @@ __all__ = [
     "ControlRecorder",
     "Delivered",
     "JoinLeave",
+    "SurveyFailed",
     "payload",
     "publication",
 ]
@@ -93,11 +94,29 @@ class BrokerRecorder:
         return self._events.qsize()
 
 
-class ControlRecorder:
-    """A ControlEventHandler that keeps every command it receives."""
+class SurveyFailed(Exception):
+    """What a ControlRecorder told to fail raises from ``handle_survey``."""
 
-    def __init__(self, name: str = "conformance") -> None:
+
+SurveyMode = Literal["answer", "fail", "hang"]
+
+
+class ControlRecorder:
+    """A ControlEventHandler that keeps every command and survey it receives.
+
+    It answers a survey with ``<name>:<op>:`` followed by the request's data; told to
+    ``fail`` it raises SurveyFailed instead, told to ``hang`` it answers only once
+    ``release`` is set.
+    """
+
+    def __init__(self, name: str = "conformance", *, survey: SurveyMode = "answer") -> None:
+        self.name = name
+        self.survey = survey
+        self.release = asyncio.Event()
         self.commands: list[ControlCommand] = []
+        self._arrived = asyncio.Event()
+        self.surveys: list[tuple[str, bytes]] = []
+        """Every survey asked of this handler, as (op, data), in arrival order."""
         self._info = NodeInfo(
             uid=f"{name}-uid",
             name=name,
@@ -110,6 +129,27 @@ class ControlRecorder:
 
     async def handle_control(self, command: ControlCommand) -> None:
         self.commands.append(command)
+        self._arrived.set()
+
+    async def received(self, count: int) -> list[ControlCommand]:
+        """The first ``count`` commands, awaited; TimeoutError if they do not arrive."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            while len(self.commands) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.commands[:count]
 
     def node_info(self) -> NodeInfo:
         return self._info
+
+    async def handle_survey(self, op: str, data: bytes) -> bytes:
+        self.surveys.append((op, data))
+        if self.survey == "fail":
+            raise SurveyFailed(f"{self.name} refuses to answer {op!r}")
+        if self.survey == "hang":
+            await self.release.wait()
+        return self.answer(op, data)
+
+    def answer(self, op: str, data: bytes) -> bytes:
+        """What this handler answers to survey ``op`` with ``data``."""
+        return f"{self.name}:{op}:".encode() + data

@@ -4,7 +4,6 @@ node (never the sender), and nodes() lists the live ones."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -35,6 +34,9 @@ class Node:
     def node_info(self) -> NodeInfo:
         return NodeInfo(self.name, self.name, "test", 1, 1, 1, 1)
 
+    async def handle_survey(self, op: str, data: bytes) -> bytes:
+        return self.name.encode()  # surveys are tested in tests/conformance
+
 
 @pytest_asyncio.fixture
 async def client() -> AsyncIterator[aioredis.Redis]:
@@ -46,8 +48,8 @@ async def client() -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def prefix() -> str:
-    return f"parsec-test-{uuid.uuid4().hex[:12]}"
+def prefix(key_prefix: str) -> str:
+    return key_prefix
 
 
 async def _start(

@@ -21,7 +21,13 @@ from parsec.engine.broker import (
     HistoryResult,
     PublishOptions,
 )
-from parsec.engine.controller import ControlCommand, ControlEventHandler, Controller, NodeInfo
+from parsec.engine.controller import (
+    ControlCommand,
+    ControlEventHandler,
+    Controller,
+    NodeInfo,
+    SurveyReply,
+)
 from parsec.engine.presence import PresenceManager, PresenceStats
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
 
@@ -187,6 +193,16 @@ class MemoryController:
         """No other node exists; the sender has already applied the command."""
 
     async def nodes(self) -> list[NodeInfo]:
+        return []
+
+    async def survey(
+        self,
+        op: str,
+        data: bytes,
+        *,
+        timeout: float = 2.0,  # noqa: ASYNC109 - bounds the wait for other nodes
+    ) -> list[SurveyReply]:
+        """No other node to ask."""
         return []
 
     async def aclose(self) -> None:

@@ -11,6 +11,10 @@ Guarantees:
 * Delivery is at-most-once: a node that is down when a command is sent never gets it.
 * ``nodes`` lists every live node other than this one, with its last reported info;
   a node that stops reporting drops out within a few seconds.
+* ``survey`` asks every other live node one question and returns the answers that
+  arrive within the timeout, at most one per node, never this node's own. A node that
+  does not answer in time is left out (the caller decides whether that is an error);
+  a survey never raises because some node is slow or gone.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "NodeInfo",
     "RefreshCommand",
     "SubscribeCommand",
+    "SurveyReply",
     "UnsubscribeCommand",
 ]
 
@@ -87,6 +92,13 @@ class RefreshCommand(msgspec.Struct, tag="refresh"):
 ControlCommand = DisconnectCommand | UnsubscribeCommand | SubscribeCommand | RefreshCommand
 
 
+class SurveyReply(msgspec.Struct):
+    """One node's answer to a survey: its uid and the answer's bytes."""
+
+    node: str
+    data: bytes
+
+
 class ControlEventHandler(Protocol):
     """What a Node implements to receive commands from other nodes."""
 
@@ -95,6 +107,10 @@ class ControlEventHandler(Protocol):
 
     def node_info(self) -> NodeInfo:
         """This node's statistics, for the controller to report to other nodes."""
+
+    async def handle_survey(self, op: str, data: bytes) -> bytes:
+        """Answer a survey another node sent (``op`` names the question). Raising
+        leaves this node out of the answers."""
 
 
 @runtime_checkable
@@ -107,6 +123,16 @@ class Controller(Protocol):
 
     async def nodes(self) -> list[NodeInfo]:
         """Every other live node, with its last reported info."""
+
+    async def survey(
+        self,
+        op: str,
+        data: bytes,
+        *,
+        timeout: float = 2.0,  # noqa: ASYNC109 - bounds the wait for other nodes
+    ) -> list[SurveyReply]:
+        """Ask every other live node ``op`` with ``data``; the answers that arrive
+        within ``timeout`` seconds, one per node at most."""
 
     async def aclose(self) -> None:
         """Stop. Idempotent."""

@@ -35,6 +35,7 @@ from parsec.engine.controller import (
     NodeInfo,
     RefreshCommand,
     SubscribeCommand,
+    SurveyReply,
     UnsubscribeCommand,
 )
 from parsec.engine.hub import Hub
@@ -49,6 +50,16 @@ __all__ = ["Node", "RPCHandler"]
 log = logging.getLogger("parsec.node")
 
 RPCHandler = Callable[[RPCCall], Awaitable[Any]]
+
+CHANNELS_SURVEY = "channels"
+"""The survey a node answers with its channels: the request is a JSON glob pattern
+string, the answer a JSON object of channel → local subscriber count."""
+SURVEY_TIMEOUT = 2.0
+"""How long a cluster-wide question waits for the other nodes' answers."""
+
+_encode = msgspec.json.encode
+_pattern = msgspec.json.Decoder(str)
+_counts = msgspec.json.Decoder(dict[str, int])
 _B = TypeVar("_B", MemoryBroker, MemoryPresenceManager, MemoryController)
 
 
@@ -265,6 +276,18 @@ class Node:
             if not pattern or fnmatch.fnmatchcase(ch, pattern)
         }
 
+    async def cluster_channels(self, pattern: str = "") -> dict[str, int]:
+        """Channels with subscribers on any node, with subscriber counts summed over
+        the nodes; a node that does not answer within SURVEY_TIMEOUT is left out."""
+        replies = await self.controller.survey(
+            CHANNELS_SURVEY, _encode(pattern), timeout=SURVEY_TIMEOUT
+        )
+        merged = self.channels(pattern)
+        for reply in replies:
+            for ch, n in _channel_counts(reply).items():
+                merged[ch] = merged.get(ch, 0) + n
+        return merged
+
     # --- user-level commands (applied here and on every other node) -------------
 
     async def disconnect_user(self, cmd: DisconnectCommand) -> None:
@@ -291,6 +314,13 @@ class Node:
 
     async def handle_control(self, command: ControlCommand) -> None:
         await self._apply(command)
+
+    async def handle_survey(self, op: str, data: bytes) -> bytes:
+        """Answer another node's survey. Raises ValueError for an unknown ``op`` and
+        msgspec.DecodeError for a malformed request."""
+        if op == CHANNELS_SURVEY:
+            return _encode(self.channels(_pattern.decode(data)))
+        raise ValueError(f"unknown survey {op!r}")
 
     async def _apply(self, cmd: ControlCommand) -> None:
         for session in self.hub.user_sessions(cmd.user):
@@ -337,6 +367,15 @@ class Node:
                         await session.update_presence(sub)
                     except Exception:
                         log.exception("presence refresh failed for %r", sub.channel)
+
+
+def _channel_counts(reply: SurveyReply) -> dict[str, int]:
+    """A node's answer to the channels survey; empty (logged) when malformed."""
+    try:
+        return _counts.decode(reply.data)
+    except msgspec.DecodeError:
+        log.warning("malformed channels answer from node %s ignored", reply.node)
+        return {}
 
 
 class _ChannelLock:

@@ -327,7 +327,7 @@ class CentrifugoApi:
         return {}
 
     async def channels(self, req: ChannelsReq) -> dict[str, dict[str, ChannelInfo]]:
-        found = self.node.channels(req.pattern)
+        found = await self.node.cluster_channels(req.pattern)
         return {"channels": {ch: ChannelInfo(n) for ch, n in found.items()}}
 
     async def info(self, req: InfoReq) -> dict[str, Any]:
