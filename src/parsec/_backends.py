@@ -5,8 +5,11 @@
 ``redis+cluster://``) puts every shared contract in that Redis, under one key prefix,
 so the processes that share it act as one server: broker and presence, the
 node-to-node controller, the channel registry and its lifecycle events, refresh
-rotation, revocations and the dead-letter queue. The Redis modules are imported only
-when a Redis URL is used.
+rotation, revocations, the dead-letter queue and the keyring. The Redis modules are
+imported only when a Redis URL is used.
+``nats://`` (and ``tls://``) puts the broker and the controller on NATS, without
+history, under the same prefix as a subject prefix; the other contracts stay in each
+node's memory. The NATS modules are imported only when a NATS URL is used.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.refresh import RefreshStore
 from parsec.auth.revocation import RevocationStore
+from parsec.backends.capabilities import NATS_SCHEMES
 from parsec.channels.events import ChannelEventBus
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
@@ -45,6 +50,7 @@ class Backends:
     refresh_store: RefreshStore | None = None
     revocations: RevocationStore | None = None
     dlq: DLQ | None = None
+    keyring_store: KeyRingStore | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -62,10 +68,13 @@ def backends_for(url: str, *, key_prefix: str, node_id: str) -> Backends:
     unknown scheme or a malformed URL."""
     if url in ("", "memory://"):
         return Backends()
+    if url.startswith(NATS_SCHEMES):
+        return _nats(url, key_prefix, node_id)
     if not url.startswith(_REDIS_SCHEMES):
         raise ParsecError(
             "PARSEC_INVALID_ARGUMENT",
-            f"unknown broker URL scheme in {url.split('://')[0]!r}: use memory:// or redis://",
+            f"unknown broker URL scheme in {url.split('://')[0]!r}: "
+            "use memory://, redis:// or nats://",
         )
     return _redis(url, key_prefix, node_id)
 
@@ -75,6 +84,7 @@ def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
     from parsec.backends.redis.controller import RedisController
     from parsec.backends.redis.dlq import RedisDLQ
     from parsec.backends.redis.events import RedisChannelEventBus
+    from parsec.backends.redis.keyring import RedisKeyRingStore
     from parsec.backends.redis.stores import (
         RedisChannelStore,
         RedisRefreshStore,
@@ -85,6 +95,7 @@ def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
     client = core.broker.client
     controller = RedisController(client, node_id, prefix=key_prefix)
     bus = RedisChannelEventBus(client, node_id, prefix=key_prefix)
+    keyring_store = RedisKeyRingStore(client, prefix=key_prefix)
     backends = Backends(
         persistence="redis",
         broker=core.broker,
@@ -95,7 +106,30 @@ def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
         refresh_store=RedisRefreshStore(client, prefix=key_prefix),
         revocations=RedisRevocationStore(client, prefix=key_prefix),
         dlq=RedisDLQ(client, prefix=key_prefix),
+        keyring_store=keyring_store,
     )
     # the broker and presence close the shared client: they go last
-    backends._closers = [controller.aclose, bus.aclose, core.presence.aclose, core.broker.aclose]
+    backends._closers = [keyring_store.aclose, controller.aclose, bus.aclose]
+    backends._closers += [core.presence.aclose, core.broker.aclose]
+    return backends
+
+
+# --- NATS: fan-out and node-to-node commands; everything else stays in memory -------
+
+
+def _nats(url: str, subject_prefix: str, node_id: str) -> Backends:
+    """``nats://`` / ``tls://``: the broker and the controller on NATS (no history);
+    presence, the channel registry, refresh rotation, revocations and the DLQ stay in
+    each node's memory (docs/scaling.md says what that means for a cluster)."""
+    try:
+        from parsec.backends.nats import from_url
+    except ImportError as exc:
+        raise ParsecError(
+            "PARSEC_INVALID_ARGUMENT",
+            f"a nats:// broker needs nats-py ({exc}): pip install 'parsec-realtime[nats]'",
+        ) from None
+    core = from_url(url, node_id=node_id, subject_prefix=subject_prefix)
+    backends = Backends(persistence="nats", broker=core.broker, controller=core.controller)
+    # both hold the shared connection; the last to close closes it
+    backends._closers = [core.controller.aclose, core.broker.aclose]
     return backends

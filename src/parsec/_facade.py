@@ -33,11 +33,13 @@ from parsec._backends import backends_for
 from parsec._management import Credentials, ManagementMixin
 from parsec._sinking import DeliverySettings, SinkingMixin
 from parsec.auth.keyring import KeyRing
+from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
 from parsec.auth.revocation import MemoryRevocationStore, RevocationStore
+from parsec.auth.shared_keyring import SharedKeyRing
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
-from parsec.auth.watcher import KeyRingWatcher, install_sighup
+from parsec.auth.watcher import KeyRingWatcher, install_sighup, on_sighup
 from parsec.channels.events import ChannelEventBus, EventSubscription
 from parsec.channels.manager import ChannelManager
 from parsec.channels.store import ChannelStore
@@ -68,6 +70,10 @@ class Parsec(ManagementMixin, SinkingMixin):
     States: new → running (``async with`` or ``start``) → closed (``aclose``). It
     cannot be restarted; ``aclose`` is idempotent. Backends passed in are used and
     not closed; the ones Parsec creates itself it closes.
+
+    The keyring: ``keyring`` if given, else ``<state_dir>/keyring.json``. It is shared
+    through ``keyring_store`` if given, else, when no ``keyring`` is given, through the
+    broker's store (Redis): see ``parsec.auth.shared_keyring``.
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class Parsec(ManagementMixin, SinkingMixin):
         presence: PresenceManager | None = None,
         controller: Controller | None = None,
         keyring: KeyRing | None = None,
+        keyring_store: KeyRingStore | None = None,
         channel_store: ChannelStore | None = None,
         channel_event_bus: ChannelEventBus | None = None,
         refresh_store: RefreshStore | None = None,
@@ -87,7 +94,18 @@ class Parsec(ManagementMixin, SinkingMixin):
         delivery: DeliverySettings | None = None,
     ) -> None:
         self.options = options or Options()
-        self.keyring = keyring or KeyRing.open(self.options.auth.state_dir)
+        node_id = str(uuid.uuid4())
+        shared = self.options.broker
+        self._backends = backends_for(shared.url, key_prefix=shared.key_prefix, node_id=node_id)
+        built = self._backends
+        # -- keyring: local, or kept in step with a shared store --
+        store = keyring_store or (None if keyring else built.keyring_store)
+        state_dir = self.options.auth.state_dir
+        if keyring is None:
+            shared_only = store is not None and state_dir is None
+            keyring = KeyRing.in_memory() if shared_only else KeyRing.open(state_dir)
+        self.keyring = keyring
+        self._shared_keyring = None if store is None else SharedKeyRing(keyring, store)
         auth = self.options.auth
         self.verifier = TokenVerifier(
             self.keyring,
@@ -97,10 +115,6 @@ class Parsec(ManagementMixin, SinkingMixin):
         )
         self.issuer = TokenIssuer(self.keyring)
         self.tokens = ParsecTokens(self.keyring)
-        node_id = str(uuid.uuid4())
-        shared = self.options.broker
-        self._backends = backends_for(shared.url, key_prefix=shared.key_prefix, node_id=node_id)
-        built = self._backends
         self.manager = ChannelManager(
             channel_store or built.channel_store, bus=channel_event_bus or built.channel_event_bus
         )
@@ -130,12 +144,18 @@ class Parsec(ManagementMixin, SinkingMixin):
     # --- lifecycle --------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._shared_keyring is not None:
+            try:
+                await self._shared_keyring.start()
+            except BaseException:
+                await self.aclose()
+                raise
         await self.node.start()
         await self.manager.start()
         # subscribed now, not when the task first runs: no deletion can slip between
         self._bridge = asyncio.create_task(self._follow_lifecycle(self.manager.events()))
         poll = self.options.auth.keyring_poll
-        if self.keyring.path is not None and poll > 0:
+        if self._shared_keyring is None and self.keyring.path is not None and poll > 0:
             self._watcher = KeyRingWatcher(self.keyring, interval=poll)
             await self._watcher.start()
         self._start_sinking()
@@ -151,6 +171,8 @@ class Parsec(ManagementMixin, SinkingMixin):
             self._bridge = None
         if self._watcher is not None:
             await self._watcher.aclose()
+        if self._shared_keyring is not None:
+            await self._shared_keyring.aclose()
         await self._close_sinking()
         await self.manager.aclose()
         await self.node.aclose()
@@ -212,7 +234,7 @@ class Parsec(ManagementMixin, SinkingMixin):
         )
         server = _Server(config, ready)
         self._server = server
-        uninstall = _reload_on_sighup(self.keyring)
+        uninstall = _reload_on_sighup(self.keyring, self._shared_keyring)
         sockets = [_reuse_port_socket(server_opts.host, server_opts.port)] if reuse_port else None
         try:
             await server.serve(sockets=sockets)
@@ -292,10 +314,13 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _reload_on_sighup(keyring: KeyRing) -> Callable[[], None]:
-    """SIGHUP reloads the keyring while serving (main thread on Unix only)."""
+def _reload_on_sighup(keyring: KeyRing, shared: SharedKeyRing | None) -> Callable[[], None]:
+    """SIGHUP reloads the keyring while serving, from its shared store when it has one
+    (main thread on Unix only)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
         return lambda: None
+    if shared is not None:
+        return on_sighup(asyncio.get_running_loop(), shared.check_soon)
     return install_sighup(keyring, asyncio.get_running_loop())
 
 

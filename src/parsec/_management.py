@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from parsec.auth.keyring import RETIRED, Key, KeyRing, KeyRingError
+from parsec.auth.keyring import Key, KeyRing, KeyRingError
 from parsec.auth.parsec_tokens import MGMT, IssuedToken, ParsecClaims, ParsecTokens
 from parsec.auth.refresh import RefreshStore, RotatedCredentials, rotate
 from parsec.auth.revocation import RevocationStore, check_not_revoked
@@ -21,6 +21,7 @@ from parsec.channels.names import require_name
 from parsec.errors import ParsecError
 
 if TYPE_CHECKING:
+    from parsec.auth.shared_keyring import SharedKeyRing
     from parsec.engine.node import Node
 
 __all__ = ["Credentials", "ManagementMixin"]
@@ -48,6 +49,7 @@ class ManagementMixin:
 
     node: Node
     keyring: KeyRing
+    _shared_keyring: SharedKeyRing | None
     manager: ChannelManager
     tokens: ParsecTokens
     refresh_store: RefreshStore
@@ -135,46 +137,45 @@ class ManagementMixin:
         await self.revocations.revoke_user(user, cutoff=int(time.time()), reason=reason)
 
     # --- keys -------------------------------------------------------------------
+    # With a shared keyring (Redis) a change goes through the store, and every node
+    # holds it within about a second; without one it changes the ring and its file.
 
     def list_keys(self) -> list[Key]:
         return self.keyring.keys()
 
-    def generate_key(self, alg: str = "HS256") -> Key:
+    async def generate_key(self, alg: str = "HS256") -> Key:
         """A new verify-only key (promote it to sign with it)."""
         wanted = {a.lower(): a for a in _ALGS}.get(alg.lower())
         if wanted is None:
             raise ParsecError(
                 "PARSEC_INVALID_ARGUMENT", f"unknown alg {alg!r}; use one of {', '.join(_ALGS)}"
             )
-        return self._keys(lambda: self.keyring.generate(wanted))
+        return await self._change_keys(lambda ring: ring.generate(wanted))
 
-    def promote_key(self, kid: str) -> None:
-        """Make ``kid`` the signing key; the old active key stays verify-only."""
-        key = self._key(kid)
-        if key.role == RETIRED:
-            raise ParsecError("PARSEC_INVALID_ARGUMENT", f"key {kid} is retired")
-        self._keys(lambda: self.keyring.promote(kid))
+    async def promote_key(self, kid: str) -> None:
+        """Make ``kid`` the signing key; the old active key stays verify-only.
+        PARSEC_KEY_NOT_FOUND for an unknown key, PARSEC_INVALID_ARGUMENT for a retired one."""
+        await self._change_keys(lambda ring: ring.promote(kid))
 
-    def retire_key(self, kid: str) -> None:
-        """Retire a key: tokens it signed are refused from now on."""
-        self._key(kid)
-        if kid == self.keyring.active.id:
-            raise ParsecError("PARSEC_KEY_ACTIVE", f"key {kid} is active; promote another first")
-        self._keys(lambda: self.keyring.retire(kid))
+    async def retire_key(self, kid: str) -> None:
+        """Retire a key: tokens it signed are refused from now on. PARSEC_KEY_NOT_FOUND for
+        an unknown key, PARSEC_KEY_ACTIVE for the active one."""
+        await self._change_keys(lambda ring: ring.retire(kid))
 
-    def reload_keys(self) -> None:
+    async def reload_keys(self) -> None:
         """Re-read the keyring from its store (after another process changed it)."""
-        self._keys(self.keyring.reload)
-
-    def _key(self, kid: str) -> Key:
-        key = self.keyring.get(kid) if kid else None
-        if key is None:
-            raise ParsecError("PARSEC_KEY_NOT_FOUND", f"no key {kid!r} in the keyring")
-        return key
-
-    @staticmethod
-    def _keys(change: Callable[[], _T]) -> _T:
         try:
-            return change()
+            if self._shared_keyring is None:
+                self.keyring.reload()
+            else:
+                await self._shared_keyring.reload()
+        except KeyRingError as exc:
+            raise ParsecError(exc.code, str(exc)) from None
+
+    async def _change_keys(self, change: Callable[[KeyRing], _T]) -> _T:
+        try:
+            if self._shared_keyring is None:
+                return change(self.keyring)
+            return await self._shared_keyring.update(change)
         except KeyRingError as exc:
             raise ParsecError(exc.code, str(exc)) from None

@@ -128,10 +128,10 @@ async def test_key_rotation_keeps_live_connections(server: Server) -> None:
 
     parsec = server.parsec
     old_kid = parsec.keyring.active.id
-    parsec.promote_key(parsec.generate_key("ES256").id)
+    await parsec.promote_key((await parsec.generate_key("ES256")).id)
     assert "connect" in await (await server.open()).connect(old_token)
 
-    parsec.retire_key(old_kid)
+    await parsec.retire_key(old_kid)
     refused = await server.open()
     await refused.send({"id": 1, "connect": {"token": old_token}})
     assert (await refused.closed())[0] == 3500

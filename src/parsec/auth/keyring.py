@@ -30,6 +30,10 @@ The directory is created 0700 and the file is written 0600, atomically (a temp f
 ``os.replace``), so a reader sees the old ring or the new one, never half of one. Without a
 state directory the ring lives in memory only, and a warning says so. The same document is
 what :meth:`KeyRing.snapshot_json` exports and :meth:`KeyRing.import_json` merges in.
+
+When several nodes share a keyring through a store (``parsec.auth.keyring_store``, e.g.
+Redis), the store's document is the ring and :class:`parsec.auth.shared_keyring.SharedKeyRing`
+keeps this ring in step with it (:meth:`KeyRing.from_json`, :meth:`KeyRing.replace_json`).
 """
 
 from __future__ import annotations
@@ -172,7 +176,9 @@ class KeyRing:
     Reads (``active``, ``get``, ``keys``) see one consistent snapshot. A change is written to
     disk before it is visible in memory, so a failed write (raised as :class:`KeyRingError`)
     leaves both as they were. A change re-reads the file first, so it does not overwrite
-    what another process (``parsec keys …``) wrote since this ring last read it.
+    what another process (``parsec keys …``) wrote since this ring last read it. The one
+    exception is :meth:`replace_json`, which follows a shared store: there the file is only a
+    cache, and the ring changes even when the file cannot be written.
     """
 
     def __init__(self, path: Path | None, state: _State) -> None:
@@ -226,6 +232,42 @@ class KeyRing:
                 code="PARSEC_INVALID_ARGUMENT",
             )
         return cls(path, incoming)
+
+    @classmethod
+    def in_memory(cls) -> KeyRing:
+        """A ring with one fresh active HS256 key, in memory only, without :meth:`open`'s
+        warning: for a ring that a shared store fills (see ``parsec.auth.shared_keyring``)."""
+        return cls(None, _fresh_state())
+
+    @classmethod
+    def from_json(cls, data: bytes, *, source: str = "the keyring document") -> KeyRing:
+        """A ring in memory only holding exactly the keys of a keyring document.
+
+        Raises:
+            KeyRingError: ``PARSEC_INTERNAL``, the document is not a valid keyring; the
+                message names ``source`` and the problem, never key material.
+        """
+        return cls(None, _parse(data, source))
+
+    def replace_json(self, data: bytes, *, source: str = "the keyring document") -> None:
+        """Make a keyring document the whole ring, as a node following a shared store does:
+        keys the document lacks are dropped, the rest take the document's roles, in one step.
+
+        A ring with a file rewrites it as a cache of the shared ring; a failed write is
+        logged (WARNING on ``parsec.auth``) and the ring in memory changes anyway.
+
+        Raises:
+            KeyRingError: ``PARSEC_INTERNAL``, the document is not a valid keyring (the
+                message names ``source``); the ring is left as it was.
+        """
+        state = _parse(data, source)
+        self._state = state
+        if self._path is None:
+            return
+        try:
+            _write(self._path, state)
+        except KeyRingError as exc:
+            logger.warning("the keyring changed, but its cached copy was not written: %s", exc)
 
     @property
     def path(self) -> Path | None:
@@ -546,14 +588,23 @@ def _read(path: Path) -> _State:
         raise
     except OSError as exc:
         raise KeyRingError(f"cannot read keyring file {path}: {exc.strerror}") from None
+    return _parse(data, f"keyring file {path}")
+
+
+def _parse(data: bytes, source: str) -> _State:
+    """Parse and validate a keyring document read from ``source`` (named in the error).
+
+    Raises:
+        KeyRingError: ``PARSEC_INTERNAL``, the document is not a usable ring.
+    """
     try:
         return _decode(data)
     except (msgspec.DecodeError, _Invalid) as exc:
-        raise KeyRingError(f"keyring file {path} is not a valid keyring: {exc}") from None
+        raise KeyRingError(f"{source} is not a valid keyring: {exc}") from None
 
 
 class _Invalid(Exception):
-    """A problem inside a keyring document; ``_read`` adds the file name."""
+    """A problem inside a keyring document; ``_parse`` adds where it was read from."""
 
 
 def _decode(data: bytes) -> _State:

@@ -6,6 +6,9 @@ Another process (``parsec keys …``, a ``keys import``, an operator's editor) m
 file is bad: the failure is logged on the ``parsec.auth`` logger, never raised, and the next
 change is tried again. A reload swaps the ring's keys in one step, so connections already
 open are untouched and tokens of keys that are still active or verify-only keep verifying.
+
+A node whose keyring is shared through a store (Redis) runs no file watcher: the store's
+document is the ring, and the file is only its cache (see ``parsec.auth.shared_keyring``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
 
     from parsec.auth.keyring import KeyRing
 
-__all__ = ["DEFAULT_INTERVAL", "KeyRingWatcher", "ReloadCallback", "install_sighup"]
+__all__ = ["DEFAULT_INTERVAL", "KeyRingWatcher", "ReloadCallback", "install_sighup", "on_sighup"]
 
 DEFAULT_INTERVAL: Final = 5.0
 """Seconds between two looks at the file (the Go Parsec's ``KeyringPollInterval``)."""
@@ -147,8 +150,20 @@ def install_sighup(
         A function that removes the handler and puts back the SIGHUP handler that was there
         before; calling it again does nothing.
     """
+    return on_sighup(loop, lambda: _reload(keyring, "SIGHUP", on_reload))
+
+
+def on_sighup(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[], object]
+) -> Callable[[], None]:
+    """Call ``callback`` on ``loop`` for every SIGHUP delivered to this process (with a
+    shared keyring, SIGHUP has the node read the store instead of the file).
+
+    Must be called from the main thread; Unix only. Returns the uninstaller, as
+    :func:`install_sighup` does.
+    """
     previous = signal.getsignal(signal.SIGHUP)
-    loop.add_signal_handler(signal.SIGHUP, _reload, keyring, "SIGHUP", on_reload)
+    loop.add_signal_handler(signal.SIGHUP, callback)
     installed = True
 
     def uninstall() -> None:

@@ -460,24 +460,24 @@ def service_router(parsec: Parsec) -> APIRouter:
     @rpc("GenerateKey", KeySummary, "Add a verify-only key (operator only).")
     async def generate_key(claims: Claims, body: GenerateKeyRequest = _GENERATE) -> KeySummary:
         _operator(claims)
-        return _key_summary(parsec.generate_key(_algorithm(body.alg)))
+        return _key_summary(await parsec.generate_key(_algorithm(body.alg)))
 
     @rpc("PromoteKey", Empty, "Make a key the active one (operator only).")
     async def promote_key(body: KeyRef, claims: Claims) -> Empty:
         _operator(claims)
-        parsec.promote_key(body.id)
+        await parsec.promote_key(body.id)
         return Empty()
 
     @rpc("RetireKey", Empty, "Retire a key: its tokens stop verifying (operator only).")
     async def retire_key(body: KeyRef, claims: Claims) -> Empty:
         _operator(claims)
-        parsec.retire_key(body.id)
+        await parsec.retire_key(body.id)
         return Empty()
 
     @rpc("ReloadKeys", Empty, "Re-read the keyring from its store (operator only).")
     async def reload_keys(claims: Claims, body: Empty = _EMPTY) -> Empty:
         _operator(claims)
-        parsec.reload_keys()
+        await parsec.reload_keys()
         return Empty()
 
     @rpc("RevokeToken", Empty, "Revoke one token by its id (operator only).")
