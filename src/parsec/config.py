@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from parsec.backends.capabilities import history_conflict
 from parsec.channels.namespaces import validate_namespace_name
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.options import (
@@ -206,6 +207,7 @@ def _build(raw: Mapping[str, Any], labels: Mapping[str, str], env: Mapping[str, 
     kwargs.update(_build_sinks(raw, env))
     options = Options(**kwargs)
     _check_client(options.client, labels)
+    _check_broker_features(options)
     return options
 
 
@@ -377,6 +379,13 @@ def _check_client(client: ClientOptions, labels: Mapping[str, str]) -> None:
             f"got {client.pong_timeout:g}s",
             code="out_of_range",
         )
+
+
+def _check_broker_features(options: Options) -> None:
+    """Channel options the broker cannot serve (history on NATS) are refused here."""
+    conflict = history_conflict(options)
+    if conflict is not None:
+        raise ConfigError(*conflict, code="unsupported_by_broker")
 
 
 def _expect_table(value: object, key: str) -> Mapping[str, Any]:

@@ -101,33 +101,35 @@ class ClientOptions:
     channel_max_length: int = 255
 
 
-def _public() -> Namespace:
+def _public(history: bool) -> Namespace:
     return Namespace(
         name="public",
         presence=True,
-        history_size=100,
-        history_ttl=300.0,
-        force_recovery=True,
+        history_size=100 if history else 0,
+        history_ttl=300.0 if history else 0.0,
+        force_recovery=history,
         allow_subscribe_for_client=True,
         allow_subscribe_for_anonymous=True,
     )
 
 
-def _private() -> Namespace:
+def _private(history: bool) -> Namespace:
     return Namespace(
         name="private",
         presence=True,
-        history_size=100,
-        history_ttl=300.0,
-        force_recovery=True,
+        history_size=100 if history else 0,
+        history_ttl=300.0 if history else 0.0,
+        force_recovery=history,
         require_subscription_token=True,
     )
 
 
-def builtin_namespaces() -> list[Namespace]:
+def builtin_namespaces(*, history: bool = True) -> list[Namespace]:
     """Parsec's two namespaces: ``public`` (anyone may subscribe) and ``private``
-    (a subscription token is always needed); both keep 100 publications for 5 min."""
-    return [_public(), _private()]
+    (a subscription token is always needed); both keep 100 publications for 5 min and
+    force recovery — unless ``history`` is False (a broker that keeps no history,
+    NATS), when they keep none and subscriptions are not recoverable."""
+    return [_public(history), _private(history)]
 
 
 @dataclass(slots=True, kw_only=True)

