@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from bench import machine, report
 from bench.plan import PlanError, Workload, load_workload, workload_names
 from bench.runner import run_workloads
@@ -70,6 +72,12 @@ def _common_options(cmd: argparse.ArgumentParser) -> None:
         help="measure a pair up to N times while other processes disturb it, keeping the "
         f"least disturbed (default {ATTEMPTS}; 1 with the smoke parameters)",
     )
+    cmd.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="the Redis that workloads with a [cluster] table run their servers over "
+        "(default: the workload file's redis_url)",
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -94,6 +102,8 @@ def main(argv: list[str]) -> int:
     except PlanError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.redis_url is not None:
+        workloads = [_with_redis(w, args.redis_url) for w in workloads]
     smoke = args.command == "smoke" or getattr(args, "smoke", False)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0 if smoke else QUIET_WAIT_S)
     attempts = args.attempts if args.attempts is not None else (1 if smoke else ATTEMPTS)
@@ -114,6 +124,14 @@ def main(argv: list[str]) -> int:
     )
     print(out)
     return 0
+
+
+def _with_redis(workload: Workload, url: str) -> Workload:
+    if workload.cluster is None:
+        return workload
+    return msgspec.structs.replace(
+        workload, cluster=msgspec.structs.replace(workload.cluster, redis_url=url)
+    )
 
 
 def _run(
@@ -139,7 +157,9 @@ def _run(
             "machine": machine.describe(),
         },
     }
-    results["workloads"] = run_workloads(workloads, servers, smoke=smoke, quiet_wait_s=quiet_wait)
+    results["workloads"] = run_workloads(
+        workloads, servers, smoke=smoke, quiet_wait_s=quiet_wait, attempts=attempts
+    )
     finished = dt.datetime.now(dt.UTC)
     results["meta"]["finished"] = finished.isoformat(timespec="seconds")
     results["meta"]["seconds"] = round((finished - started).total_seconds(), 1)

@@ -47,6 +47,21 @@ METRICS = (
     MetricSpec("connect", "connect_p99_ms", "connect: p99 ms", False),
     MetricSpec("api-publish", "publish_per_s", "api-publish: publishes/s", True),
     MetricSpec("api-publish", "batch_publishes_per_s", "api-publish: batch publishes/s", True),
+    MetricSpec(
+        "redis-fanout",
+        "max_sustained_deliveries_per_s",
+        "redis-fanout: max sustained deliveries/s",
+        True,
+    ),
+    MetricSpec(
+        "redis-fanout",
+        "peak_deliveries_per_s",
+        "redis-fanout: peak deliveries/s (any latency)",
+        True,
+    ),
+    MetricSpec("redis-fanout", "ref_p50_ms", "redis-fanout @ 50k/s: p50 ms", False),
+    MetricSpec("redis-fanout", "ref_p99_ms", "redis-fanout @ 50k/s: p99 ms", False),
+    MetricSpec("redis-fanout", "ref_p999_ms", "redis-fanout @ 50k/s: p99.9 ms", False),
 )
 
 
@@ -237,6 +252,10 @@ def _deliveries_chart(results: dict[str, Any], path: Path) -> Path:
         ],
         "many-channels": [
             metric(results, "many-channels", s, "deliveries_per_s") or 0.0 for s in servers
+        ],
+        "redis-fanout (max sustained, 2 workers)": [
+            metric(results, "redis-fanout", s, "max_sustained_deliveries_per_s") or 0.0
+            for s in servers
         ],
     }
     _bars(ax, servers, series)

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from bench.cluster import ClusterError, ClusterRun, cluster_run
 from bench.loadgen.pool import raise_nofile_limit
 from bench.loadgen.spec import Result, Spec
 from bench.machine import QUIET_PCT, CpuLedger, wait_for_quiet
@@ -93,10 +94,11 @@ class _Measure:
                 kept = outcome
             if outcome["status"] != "ok" or outcome["others_cpu_pct"] <= BUSY_MACHINE_PCT:
                 break
-            self.progress(
-                f"{workload.name} / {server}: other processes used "
-                f"{outcome['others_cpu_pct']}% CPU; measuring again"
-            )
+            if attempt < self.attempts:
+                self.progress(
+                    f"{workload.name} / {server}: other processes used "
+                    f"{outcome['others_cpu_pct']}% CPU; measuring again"
+                )
         assert kept is not None
         if kept["others_cpu_pct"] > BUSY_MACHINE_PCT and "notes" in kept:
             kept["notes"].append(
@@ -121,18 +123,35 @@ class _Measure:
 
 
 def run_pair(workload: Workload, server: str, params: dict[str, Any]) -> dict[str, Any]:
-    """One workload against one fresh server process."""
+    """One workload against one fresh server process (or, for a ``[cluster]``
+    workload, a fresh set of workers on a fresh Redis key prefix, cleaned up after)."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{server}-") as tmp:
-        workdir = Path(tmp)
         try:
-            with RunningServer(SERVERS[server], workdir, secrets()) as running:
-                spec = Spec(workload=workload.name, target=running.target, params=params)
-                outcome = _run_loadgen(spec, workdir, workload.timeout_seconds)
-                if outcome["status"] != "ok":
-                    outcome["server_log_tail"] = running.log_tail()
-                return outcome
-        except ServerError as exc:
+            if workload.cluster is None:
+                return _run_server(workload, server, params, Path(tmp), None)
+            with cluster_run(workload.cluster) as cluster:
+                outcome = _run_server(workload, server, params, Path(tmp), cluster)
+            outcome["cluster"] = cluster.describe()
+            if cluster.cleanup_error is not None and "notes" in outcome:
+                outcome["notes"].append(cluster.cleanup_error)
+            return outcome
+        except (ServerError, ClusterError) as exc:
             return {"status": "error", "error": str(exc)}
+
+
+def _run_server(
+    workload: Workload,
+    server: str,
+    params: dict[str, Any],
+    workdir: Path,
+    cluster: ClusterRun | None,
+) -> dict[str, Any]:
+    with RunningServer(SERVERS[server], workdir, secrets(), cluster) as running:
+        spec = Spec(workload=workload.name, target=running.target, params=params)
+        outcome = _run_loadgen(spec, workdir, workload.timeout_seconds)
+        if outcome["status"] != "ok":
+            outcome["server_log_tail"] = running.log_tail()
+        return outcome
 
 
 def _run_loadgen(spec: Spec, workdir: Path, timeout: float) -> dict[str, Any]:

@@ -26,7 +26,8 @@ class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str
     port: int
     pid: int
-    """The server process, read from ``/proc/<pid>`` for CPU and RSS."""
+    """The server process, read from ``/proc/<pid>`` (with its descendants) for CPU and
+    RSS."""
     hmac_secret: str
     """The HS256 secret connection tokens are signed with."""
     publish_path: str | None = None
@@ -34,6 +35,9 @@ class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch_path: str | None = None
     """HTTP path of the Centrifugo ``batch`` method, if the server has one."""
     api_key: str | None = None
+    workers: int = 1
+    """How many processes serve the port: 1, or that many descendants of ``pid``
+    sharing it (SO_REUSEPORT)."""
 
 
 class Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import jwt
 
-__all__ = ["PING_INTERVAL_S", "PING_TIMEOUT_S", "PeerArgs", "parse_args", "token_ok"]
+__all__ = [
+    "PING_INTERVAL_S",
+    "PING_TIMEOUT_S",
+    "PeerArgs",
+    "parse_args",
+    "peer_parser",
+    "token_ok",
+]
 
 PING_INTERVAL_S = 25.0
 """Every server in a run pings its clients this often (Parsec: ``[client] ping_interval``
@@ -22,13 +29,19 @@ class PeerArgs:
     secret: str
 
 
-def parse_args(prog: str, argv: list[str] | None = None) -> PeerArgs:
-    """``--host``, ``--port`` and ``--secret`` (the HS256 secret of connection tokens)."""
+def peer_parser(prog: str) -> argparse.ArgumentParser:
+    """The options every peer takes: ``--host``, ``--port`` and ``--secret`` (the HS256
+    secret of connection tokens); a peer may add its own."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--secret", required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(prog: str, argv: list[str] | None = None) -> PeerArgs:
+    """``--host``, ``--port`` and ``--secret``."""
+    args = peer_parser(prog).parse_args(argv)
     return PeerArgs(host=args.host, port=args.port, secret=args.secret)
 
 

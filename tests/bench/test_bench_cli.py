@@ -24,6 +24,21 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def in_harness(code: str) -> object:
+    """What ``code`` prints as JSON, run in a Python process that imports the harness
+    (``bench`` here is this test directory; the harness lives at the repository root)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -77,24 +92,57 @@ def test_zero_attempts_is_refused() -> None:
     assert "--attempts must be 1 or more" in done.stderr
 
 
-def test_list_shows_every_workload_and_the_placeholder() -> None:
-    """`bench list` names each workload, marks redis-fanout not available, lists servers."""
+def test_list_shows_every_workload() -> None:
+    """`bench list` names each workload, all of them available, and lists the servers."""
     done = run("bench", "list")
     assert done.returncode == 0
-    for name in ("fanout", "many-channels", "idle", "connect", "api-publish"):
+    for name in ("fanout", "many-channels", "idle", "connect", "api-publish", "redis-fanout"):
         assert f"{name}: " in done.stdout
-    assert "redis-fanout:" in done.stdout
-    assert "not available yet" in done.stdout
+    assert "not available" not in done.stdout
     assert "servers: parsec, socketio, broadcaster, limit" in done.stdout
 
 
-def test_placeholder_workload_runs_without_numbers(tmp_path: Path) -> None:
-    """`bench run redis-fanout` starts no server and records "not available" for each."""
-    done = run("bench", "run", "redis-fanout", "--out", str(tmp_path))
+def test_redis_fanout_runs_the_fanout_load() -> None:
+    """redis-fanout takes fanout's parameters (full and smoke) and runs over two workers."""
+    loaded = in_harness(
+        "from bench.plan import load_workload\n"
+        "f, r = load_workload('fanout'), load_workload('redis-fanout')\n"
+        "print(json.dumps({'same': [r.params_for(s) == f.params_for(s) for s in (0, 1)],"
+        " 'workers': r.cluster.workers, 'servers': r.servers}))"
+    )
+    assert loaded == {"same": [True, True], "workers": 2, "servers": ["parsec", "socketio"]}
+
+
+def test_redis_fanout_fails_loudly_without_redis(tmp_path: Path) -> None:
+    """With nothing listening at the Redis URL, each server's pair is an error naming
+    Redis (not skipped, no server started), in the results, the report and on stderr."""
+    url = f"redis://127.0.0.1:{unused_port()}/0"
+    done = run(
+        "bench", "run", "redis-fanout", "--smoke", "--redis-url", url, "--out", str(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
-    results = json.loads((tmp_path / "results.json").read_text())
-    outcomes = results["workloads"]["redis-fanout"]["servers"]
-    assert {o["status"] for o in outcomes.values()} == {"not available"}
+    outcomes = json.loads((tmp_path / "results.json").read_text())["workloads"]["redis-fanout"]
+    for server in ("parsec", "socketio"):
+        assert outcomes["servers"][server]["status"] == "error"
+        assert f"Redis at {url} is not reachable" in outcomes["servers"][server]["error"]
+    assert {outcomes["servers"][s]["status"] for s in ("broadcaster", "limit")} == {"n/a"}
+    assert f"redis-fanout / parsec: error: Redis at {url} is not reachable" in done.stderr
+    assert "redis-fanout / socketio: **error**: Redis at" in (tmp_path / "report.md").read_text()
+
+
+def test_unavailable_workload_is_reported_without_numbers() -> None:
+    """A workload marked `available = false` starts no server: every server gets "not
+    available" with the workload's reason."""
+    outcomes = in_harness(
+        "from bench.plan import Workload\n"
+        "from bench.runner import run_workloads\n"
+        "w = Workload(name='later', description='d', available=False, reason='not yet: why')\n"
+        "r = run_workloads([w], ['parsec', 'limit'], smoke=True, progress=lambda line: None)\n"
+        "print(json.dumps(r['later']['servers']))"
+    )
+    assert outcomes == {
+        s: {"status": "not available", "reason": "not yet: why"} for s in ("parsec", "limit")
+    }
 
 
 def test_loadgen_refuses_unknown_parameter(tmp_path: Path) -> None:

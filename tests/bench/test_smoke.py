@@ -15,11 +15,15 @@ from typing import Any
 
 import pytest
 
+import redis
+
 pytestmark = pytest.mark.timeout(300)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("parsec", "socketio", "broadcaster", "limit")
-WORKLOADS = ("fanout", "many-channels", "idle", "connect", "api-publish")
+WORKLOADS = ("fanout", "many-channels", "idle", "connect", "api-publish", "redis-fanout")
+CLUSTER_SERVERS = ("parsec", "socketio")
+"""The servers redis-fanout runs as two workers sharing Redis."""
 CHARTS = ("deliveries.png", "latency.png", "fanout-steps.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -91,14 +95,38 @@ def test_parsec_runs_every_workload(results: dict[str, Any]) -> None:
         assert results["workloads"][workload]["servers"]["parsec"]["status"] == "ok", workload
 
 
-def test_redis_fanout_is_reported_not_available(results: dict[str, Any]) -> None:
-    """The placeholder workload has a reason and no numbers for any server."""
-    entry = results["workloads"]["redis-fanout"]
-    assert entry["available"] is False
-    for outcome in entry["servers"].values():
-        assert outcome["status"] == "not available"
-        assert "not available yet" in outcome["reason"]
-        assert "metrics" not in outcome
+@pytest.mark.parametrize("server", CLUSTER_SERVERS)
+def test_redis_fanout_splits_subscribers_between_two_workers(
+    results: dict[str, Any], server: str
+) -> None:
+    """Both workers hold subscribers, together all of them; one holds the publisher."""
+    outcome = results["workloads"]["redis-fanout"]["servers"][server]
+    assert outcome["status"] == "ok", outcome
+    workers = outcome["details"]["workers"]
+    assert len(workers) == 2, workers
+    assert all(w["subscribers"] > 0 for w in workers), workers
+    assert sum(w["subscribers"] for w in workers) == outcome["details"]["subscribers"]
+    assert [w["publisher"] for w in workers].count(True) == 1, workers
+    assert outcome["cluster"]["workers"] == 2
+
+
+@pytest.mark.parametrize("server", CLUSTER_SERVERS)
+def test_redis_fanout_leaves_no_keys_behind(results: dict[str, Any], server: str) -> None:
+    """Each run used a key prefix of its own and nothing under it is left in Redis."""
+    cluster = results["workloads"]["redis-fanout"]["servers"][server]["cluster"]
+    assert cluster["key_prefix"].startswith("bench-")
+    client = redis.Redis.from_url(cluster["redis_url"])
+    try:
+        assert list(client.scan_iter(match=cluster["key_prefix"] + "*")) == []
+    finally:
+        client.close()
+
+
+def test_redis_fanout_prefixes_differ(results: dict[str, Any]) -> None:
+    """No two runs share a key prefix."""
+    outcomes = results["workloads"]["redis-fanout"]["servers"]
+    prefixes = {outcomes[s]["cluster"]["key_prefix"] for s in CLUSTER_SERVERS}
+    assert len(prefixes) == len(CLUSTER_SERVERS)
 
 
 def test_report_compares_parsec_with_every_peer(smoke: Path) -> None:
@@ -107,4 +135,5 @@ def test_report_compares_parsec_with_every_peer(smoke: Path) -> None:
     assert "| metric | parsec | socketio | broadcaster | limit |" in report
     assert "| metric | vs socketio | vs broadcaster | vs limit |" in report
     assert "## Issue 5 goals" in report
-    assert "redis-fanout: not available yet" in report
+    assert "| redis-fanout: max sustained deliveries/s |" in report
+    assert "redis-fanout / parsec: subscribers per worker: " in report

@@ -11,7 +11,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bench.loadgen.spec import Result, Target
-from bench.loadgen.workloads import api_publish, connect, fanout, idle, many_channels
+from bench.loadgen.workloads import (
+    api_publish,
+    connect,
+    fanout,
+    idle,
+    many_channels,
+    redis_fanout,
+)
 
 __all__ = ["WORKLOADS", "Runner"]
 
@@ -23,4 +30,5 @@ WORKLOADS: dict[str, Runner] = {
     "idle": idle.run,
     "connect": connect.run,
     "api-publish": api_publish.run,
+    "redis-fanout": redis_fanout.run,
 }

@@ -12,23 +12,27 @@ below it, so that its p50 / p99 / p99.9 are reported for every server.
 The peak deliveries/s is the highest achieved rate of a step that delivered
 ``min_delivered`` of its publications, whatever its latency: the throughput ceiling,
 beside the latency-bound headline.
+
+``run`` is ``connect`` (the subscribers, then the publisher connection) followed by
+``measure`` (the steps); redis-fanout runs the same two around a look at its workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from bench.loadgen.adapters import Conn
 from bench.loadgen.latency import Sink, percentiles, stamped_payload
-from bench.loadgen.pool import close_all, open_conns, open_one
+from bench.loadgen.pool import Opened, close_all, open_conns, open_one
 from bench.loadgen.spec import Result, Target
 from bench.loadgen.workloads.common import CpuWindow, channel, decode_params, pad, wait_delivered
 
-__all__ = ["Params", "run"]
+__all__ = ["Audience", "Params", "connect", "measure", "run"]
 
 TICK_S = 0.005
 """The publisher sends what is due every 5 ms."""
@@ -52,14 +56,55 @@ class Params(msgspec.Struct, forbid_unknown_fields=True):
     concurrency: int = 100
 
 
+@dataclass(slots=True)
+class Audience:
+    """The subscribers of the fanout channel and the publisher connection."""
+
+    channel: str
+    opened: Opened
+    publisher: Conn
+    sink: Sink
+
+    @property
+    def subscribers(self) -> list[Conn]:
+        return self.opened.conns
+
+    def close(self) -> None:
+        close_all([self.publisher, *self.opened.conns])
+
+
 async def run(target: Target, raw: dict[str, Any]) -> Result:
     params = decode_params(Params, raw)
+    audience = await connect(target, params, channel("fanout"))
+    return await measure(target, params, audience)
+
+
+async def connect(target: Target, params: Params, name: str) -> Audience:
+    """``params.subscribers`` subscribers of ``name``, then one publisher connection."""
     sink = Sink()
-    name = channel("fanout")
     opened = await open_conns(
         target, sink, params.subscribers, concurrency=params.concurrency, channel_of=lambda i: name
     )
-    publisher, _ = await open_one(target, Sink(), None, None)
+    try:
+        publisher, _ = await open_one(target, Sink(), None, None)
+    except BaseException:
+        close_all(opened.conns)
+        raise
+    return Audience(name, opened, publisher, sink)
+
+
+async def measure(target: Target, params: Params, audience: Audience) -> Result:
+    """Step through ``params.steps`` (and the reference rate) with ``audience``, then
+    close its connections."""
+    try:
+        return await _measure(target, params, audience)
+    finally:
+        audience.close()
+
+
+async def _measure(target: Target, params: Params, audience: Audience) -> Result:
+    sink, publisher, name = audience.sink, audience.publisher, audience.channel
+    opened = audience.opened
     held = len(opened.conns)
     notes = []
     if opened.failures:
@@ -82,7 +127,6 @@ async def run(target: Target, raw: dict[str, Any]) -> Result:
         )
         reference = await _step(target, params, publisher, sink, name, held, params.reference_rate)
         steps.append(reference)
-    close_all([publisher, *opened.conns])
     sustained = [s["achieved_per_s"] for s in steps if s["sustained"]]
     complete = [s["achieved_per_s"] for s in steps if s["complete"]]
     lost = sink.disconnects
