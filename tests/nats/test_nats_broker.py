@@ -27,6 +27,7 @@ from nats_helpers import (
 
 import nats
 from parsec.backends.nats.subjects import decode_channel, encode_channel
+from parsec.backends.testing import JoinLeave
 from parsec.engine.broker import HistoryFilter, PublishOptions
 from parsec.engine.types import ClientInfo, StreamPosition
 from parsec.errors import ParsecClientError
@@ -177,9 +178,8 @@ async def test_joins_and_leaves_carry_the_client(nodes: Nodes) -> None:
     await sender.publish_join("chat:a.b", info)
     await sender.publish_leave("chat:a.b", info)
 
-    async with asyncio.timeout(WAIT_SECONDS):
-        events = [await received.events.get(), await received.events.get()]
-    assert events == [("join", "chat:a.b", info), ("leave", "chat:a.b", info)]
+    events = await received.take(2)
+    assert events == [JoinLeave("join", "chat:a.b", info), JoinLeave("leave", "chat:a.b", info)]
 
 
 async def test_malformed_messages_are_dropped(nodes: Nodes, subject_prefix: str) -> None:

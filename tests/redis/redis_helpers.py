@@ -8,12 +8,13 @@ import contextlib
 import json
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from parsec.engine.types import ClientInfo, Publication, StreamPosition
+from parsec.backends.testing import BrokerRecorder as Recorder
+from parsec.backends.testing import Delivered
+from parsec.engine.types import Publication
 
 __all__ = [
     "REDIS_URL",
@@ -103,43 +104,6 @@ class RedisServer:
     async def _read_to_end(stream: asyncio.StreamReader) -> None:
         while await stream.read(65536):
             pass
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    channel: str
-    pub: Publication
-    position: StreamPosition
-
-
-class Recorder:
-    """A BrokerEventHandler queueing everything it is handed, in order."""
-
-    def __init__(self) -> None:
-        self.events: asyncio.Queue[Delivered | tuple[str, str, ClientInfo]] = asyncio.Queue()
-        self.gaps: list[str] = []
-
-    def handle_publication(self, channel: str, pub: Publication, position: StreamPosition) -> None:
-        self.events.put_nowait(Delivered(channel, pub, position))
-
-    def handle_join(self, channel: str, info: ClientInfo) -> None:
-        self.events.put_nowait(("join", channel, info))
-
-    def handle_leave(self, channel: str, info: ClientInfo) -> None:
-        self.events.put_nowait(("leave", channel, info))
-
-    def handle_gap(self, channel: str) -> None:
-        self.gaps.append(channel)
-
-    async def publications(self, count: int) -> list[Delivered]:
-        """The next ``count`` events, which must be publications (TimeoutError if late)."""
-        delivered = []
-        async with asyncio.timeout(WAIT_SECONDS):
-            for _ in range(count):
-                event = await self.events.get()
-                assert isinstance(event, Delivered), f"expected a publication, got {event}"
-                delivered.append(event)
-        return delivered
 
 
 class Gate:

@@ -16,6 +16,7 @@ from parsec.backends.redis import RedisBroker, from_url
 from parsec.backends.redis.client import ClientShare
 from parsec.backends.redis.keys import Keys, load_script
 from parsec.backends.redis.urls import make_clients, parse_url
+from parsec.backends.testing import JoinLeave
 from parsec.engine.broker import HistoryFilter, PublishOptions
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
 from parsec.errors import ParsecError
@@ -95,8 +96,8 @@ async def test_join_and_leave_reach_other_nodes(open_node: OpenNode) -> None:
     await a.sync()
 
     assert [at_a.events.get_nowait(), at_a.events.get_nowait()] == [
-        ("join", CHANNEL, info),
-        ("leave", CHANNEL, info),
+        JoinLeave("join", CHANNEL, info),
+        JoinLeave("leave", CHANNEL, info),
     ]
 
 
