@@ -39,6 +39,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal, Self, TypeVar
 
+from parsec._aio import cancel_and_wait
 from parsec.auth.keyring import KeyRing, KeyRingError
 from parsec.auth.keyring_store import KeyRingStore, StoredKeyRing
 
@@ -180,9 +181,7 @@ class SharedKeyRing:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -37,6 +37,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeAlias
 
+from parsec._aio import cancel_and_wait
 from parsec.channels.events import (
     EVENT_BUFFER,
     ChannelEvent,
@@ -246,9 +247,7 @@ class ChannelManager:
             return
         self._closed = True
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait(self._sweeper)
         for task in builtins.list(self._sending):
             with contextlib.suppress(Exception):
                 await task

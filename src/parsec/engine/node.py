@@ -9,7 +9,6 @@ to history and assign the position, fan out to local subscribers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import logging
 import time
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from parsec import __version__
+from parsec._aio import cancel_and_wait
 from parsec.auth.tokens import TokenVerifier
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.namespaces import ChannelRules, ResolvedChannel
@@ -116,11 +116,7 @@ class Node:
         if self._state == "closed":
             return
         self._state = "closed"
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         for session in self.hub.sessions():
             await session.disconnect(disconnects.SHUTDOWN())
         for backend in reversed(self._owned):

@@ -33,6 +33,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from parsec._aio import cancel_and_wait
 from parsec.backends.nats.connection import NatsConnection, translated
 from parsec.backends.nats.messages import Answer, Command, Question, Report, encode
 from parsec.backends.nats.subjects import DEFAULT_SUBJECT_PREFIX, Subjects
@@ -190,11 +191,7 @@ class NatsController:
                 )
                 await client.flush(timeout=1)
         tasks = [task for task in (self._task, *self._answering) if task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         subs, self._subs = self._subs, []
         for sub in subs:
             with contextlib.suppress(Exception):

@@ -31,6 +31,7 @@ import uuid
 import msgspec
 from redis.exceptions import RedisError
 
+from parsec._aio import cancel_and_wait
 from parsec.backends.redis.client import RedisClient, translated
 from parsec.backends.redis.listener import SupervisedListener
 from parsec.engine.controller import (
@@ -181,11 +182,7 @@ class RedisController:
         await self._replies.aclose()
         for pending in self._surveys.values():
             pending.done.set()
-        for task in (*tasks, *answering):
-            task.cancel()
-        for task in (*tasks, *answering):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks, *answering)
         if tasks:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.hdel(self._nodes_key, self._node_id)

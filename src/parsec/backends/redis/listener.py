@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
+from parsec._aio import cancel_and_wait
 from parsec.backends.redis.client import RedisClient
 
 __all__ = ["SupervisedListener"]
@@ -49,9 +50,7 @@ class SupervisedListener:
         """Stop listening. Idempotent."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         delay = 0.1

@@ -34,6 +34,7 @@ import msgspec
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from parsec._aio import cancel_and_wait
 from parsec.backends.redis.client import UNREACHABLE, RedisClient, broker_error, translated
 from parsec.backends.redis.keys import Keys
 from parsec.backends.redis.messages import Join, Published, decode
@@ -123,9 +124,7 @@ class Subscriber:
         task, self._task = self._task, None
         self._handler = None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     # --- node-level subscriptions -----------------------------------------------
 
