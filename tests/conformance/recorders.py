@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Literal
 
-import msgspec
-
-from parsec.backends.testing import WAIT_SECONDS, BrokerRecorder, Delivered, JoinLeave
+from parsec.backends.testing import (
+    WAIT_SECONDS,
+    BrokerRecorder,
+    Delivered,
+    JoinLeave,
+    payload,
+    publication,
+)
 from parsec.engine.controller import ControlCommand, NodeInfo
-from parsec.engine.types import Publication
 
 __all__ = [
     "WAIT_SECONDS",
@@ -22,16 +25,6 @@ __all__ = [
     "payload",
     "publication",
 ]
-
-
-def publication(value: object) -> Publication:
-    """A fresh Publication whose data is ``value`` as compact JSON."""
-    return Publication(data=msgspec.Raw(json.dumps(value, separators=(",", ":")).encode()))
-
-
-def payload(pub: Publication) -> object:
-    """The JSON value a publication carries."""
-    return json.loads(bytes(pub.data))
 
 
 class SurveyFailed(Exception):

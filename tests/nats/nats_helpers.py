@@ -12,23 +12,20 @@ beside tests/redis/conftest.py; each test module wraps these helpers in fixtures
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import os
 import shutil
-import socket
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import msgspec
+from server_processes import ServerProcess
 
 from parsec.backends.nats import NatsBroker, NatsConnection, NatsController
 from parsec.backends.testing import BrokerRecorder as Recorder
-from parsec.backends.testing import Delivered
+from parsec.backends.testing import Delivered, payload, publication
 from parsec.engine.broker import BrokerEventHandler
-from parsec.engine.types import Publication
 
 __all__ = [
     "NATS_URL",
@@ -50,7 +47,6 @@ __all__ = [
 NATS_URL = os.environ.get("PARSEC_TEST_NATS_URL", "nats://127.0.0.1:4222")
 """The shared NATS (``PARSEC_TEST_NATS_URL`` overrides it)."""
 WAIT_SECONDS = 10.0
-READY_LINE = b"Server is ready"
 
 MakeBroker = Callable[..., Awaitable[NatsBroker]]
 """``await make(handler, url=…, **broker_kwargs)``: a started broker, one node."""
@@ -66,23 +62,6 @@ def unique_prefix() -> str:
     return f"parsec-test-{uuid.uuid4().hex[:12]}"
 
 
-def publication(value: object) -> Publication:
-    """A fresh Publication carrying ``value`` as compact JSON."""
-    return Publication(data=msgspec.Raw(json.dumps(value, separators=(",", ":")).encode()))
-
-
-def payload(pub: Publication) -> object:
-    return json.loads(bytes(pub.data))
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def nats_server_binary() -> str:
     """The nats-server executable; a missing one fails the test (never skips it)."""
     found = shutil.which("nats-server") or (
@@ -93,55 +72,20 @@ def nats_server_binary() -> str:
     return found
 
 
-class NatsServer:
-    """A nats-server of the test's own on a free loopback port; ``stop`` and ``start``
-    again keep the port, as a production restart would."""
+class NatsServer(ServerProcess):
+    """A nats-server of the test's own on a free loopback port; ``stop`` (SIGKILL: no
+    goodbye to its clients) and ``start`` again keep the port."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._process: asyncio.subprocess.Process | None = None
-        self._drain: asyncio.Task[None] | None = None
+    name = "nats-server"
+    ready_line = b"Server is ready"
+    stop_signal = signal.SIGKILL
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
-        """Start the server; returns once it accepts connections."""
-        if self._process is not None:
-            raise RuntimeError("the server is already running")
-        self._process = process = await asyncio.create_subprocess_exec(
-            nats_server_binary(),
-            *("-a", "127.0.0.1", "-p", str(self.port)),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert process.stdout is not None
-        seen = b""
-        async with asyncio.timeout(WAIT_SECONDS):
-            while READY_LINE not in seen:
-                line = await process.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"nats-server exited before it was ready:\n{seen!r}")
-                seen += line
-        self._drain = asyncio.create_task(self._read_to_end(process.stdout))
-
-    async def stop(self) -> None:
-        """Kill the server (SIGKILL: no goodbye to its clients) and wait until it has
-        exited. Idempotent."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        if self._drain is not None:
-            await self._drain
-
-    @staticmethod
-    async def _read_to_end(stream: asyncio.StreamReader) -> None:
-        while await stream.read(65536):
-            pass
+    def argv(self) -> list[str]:
+        return [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port)]
 
 
 @contextlib.asynccontextmanager

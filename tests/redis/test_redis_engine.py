@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis_helpers import Gate, RedisServer, free_port
+from redis_helpers import Gate, RedisServer
 from websockets.asyncio.client import ClientConnection, connect
 
 from parsec import Namespace, Options, Parsec
@@ -22,6 +22,7 @@ from parsec.backends.redis import RedisBroker, RedisPresenceManager
 from parsec.backends.redis.client import ClientShare
 from parsec.backends.redis.urls import make_clients, parse_url
 from parsec.options import AuthOptions, ServerOptions
+from parsec.testing import free_port
 
 CHANNEL = "feed:news"
 WAIT = 10.0

@@ -8,15 +8,36 @@ conformance suite and backend tests use it; so can the author of another Broker.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
 
-__all__ = ["WAIT_SECONDS", "BrokerRecorder", "Delivered", "Event", "JoinLeave"]
+__all__ = [
+    "WAIT_SECONDS",
+    "BrokerRecorder",
+    "Delivered",
+    "Event",
+    "JoinLeave",
+    "payload",
+    "publication",
+]
 
 WAIT_SECONDS = 5.0
 """How long ``BrokerRecorder.take`` waits for an event before failing."""
+
+
+def publication(value: object) -> Publication:
+    """A fresh Publication whose data is ``value`` as compact JSON."""
+    return Publication(data=msgspec.Raw(json.dumps(value, separators=(",", ":")).encode()))
+
+
+def payload(pub: Publication) -> object:
+    """The JSON value a publication carries."""
+    return json.loads(bytes(pub.data))
 
 
 @dataclass(frozen=True, slots=True)
