@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from typing import Any
 
@@ -57,12 +58,12 @@ commands are small, so a small start keeps idle connections light."""
 
 
 class _Flusher:
-    """Sends, once per loop tick, what every connection queued during the tick."""
+    """Sends, once per loop tick, what every connection queued during the tick. One
+    per event loop; it holds no reference to its loop, so the loop can be collected."""
 
-    __slots__ = ("_dirty", "_loop", "_scheduled")
+    __slots__ = ("_dirty", "_scheduled")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._dirty: list[NativeTransport] = []
         self._scheduled = False
 
@@ -70,7 +71,7 @@ class _Flusher:
         self._dirty.append(transport)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -79,15 +80,16 @@ class _Flusher:
             transport.flush()
 
 
-_flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    """The loop's flusher (one per event loop, made on first use)."""
     flusher = _flushers.get(loop)
-    if flusher is None or flusher._loop.is_closed():
-        for stale in [k for k in _flushers if k.is_closed()]:
-            del _flushers[stale]
-        flusher = _flushers[loop] = _Flusher(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher()
     return flusher
 
 
