@@ -265,6 +265,15 @@ def test_cache_is_bounded_and_results_stay_correct() -> None:
     assert other.name == "news:b"
 
 
+def test_cache_never_exceeds_its_size_and_keeps_recent_channels() -> None:
+    """Past its size the cache drops its oldest entries, never the newest."""
+    rules = ChannelRules([Namespace(name="news")], ChannelOptions(), cache_size=64)
+    results = [rules.resolve(f"news:{n}") for n in range(1000)]
+    assert len(rules._cache) <= 64
+    assert rules.resolve("news:999") is results[-1]
+    assert rules.resolve("news:0") == results[0]
+
+
 def test_errors_are_raised_again_on_every_call() -> None:
     """A rejected channel stays rejected; failures are not turned into results."""
     assert error_code(RULES, "sport:news") == UNKNOWN_CHANNEL

@@ -48,6 +48,8 @@ from parsec.options import Options
 __all__ = ["Node", "RPCHandler"]
 
 log = logging.getLogger("parsec.node")
+_NO_HISTORY = PublishOptions()
+"""How a publication without history or idempotency key is kept (made once)."""
 
 RPCHandler = Callable[[RPCCall], Awaitable[Any]]
 
@@ -219,8 +221,10 @@ class Node:
                 history_meta_ttl=opts.history_meta_ttl,
                 idempotency_key=idempotency_key,
             )
-        else:
+        elif idempotency_key:
             popts = PublishOptions(idempotency_key=idempotency_key)
+        else:
+            popts = _NO_HISTORY
         return await self.broker.publish(channel, pub, popts)
 
     async def history(
