@@ -35,15 +35,16 @@ def _upgrade_head(path: str = "/connection/websocket") -> bytes:
     ).encode()
 
 
-def _client_frame(text: str) -> bytes:
-    """One masked, final text frame (RFC 6455 §5.2) of under 64 KiB."""
+def _client_frame(text: str, *, opcode: int = 0x1, fin: bool = True) -> bytes:
+    """One masked frame (RFC 6455 §5.2) of under 64 KiB; a final text frame by default."""
     payload = text.encode()
     mask = os.urandom(4)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    first = (0x80 if fin else 0) | opcode
     if len(payload) < 126:
-        header = struct.pack("!BB", 0x81, 0x80 | len(payload))
+        header = struct.pack("!BB", first, 0x80 | len(payload))
     else:
-        header = struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
+        header = struct.pack("!BBH", first, 0x80 | 126, len(payload))
     return header + mask + masked
 
 
@@ -143,4 +144,52 @@ async def test_oversized_head_is_refused(server: Server) -> None:
     async with asyncio.timeout(WAIT):
         answer = await reader.read()
     assert answer.startswith(b"HTTP/1.1 431 ")
+    writer.close()
+
+
+async def _close_code(reader: asyncio.StreamReader) -> int:
+    """The code of the close frame the server sends next (other frames skipped)."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            opcode = (await reader.readexactly(1))[0] & 0x0F
+            length = (await reader.readexactly(1))[0] & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", await reader.readexactly(2))[0]
+            body = await reader.readexactly(length)
+            if opcode == 0x8:
+                code: int = struct.unpack("!H", body[:2])[0]
+                return code
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [_client_frame("x", opcode=0x0)],
+        [_client_frame('{"id":1,', fin=False), _client_frame('{"id":2}')],
+    ],
+    ids=["continuation-without-start", "new-message-inside-fragmented"],
+)
+async def test_broken_fragmentation_closes_1002(server: Server, frames: list[bytes]) -> None:
+    """Fragments out of order are a protocol error (1002), not a message."""
+    reader, writer = await _open(server)
+    writer.write(_upgrade_head())
+    assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
+    writer.write(b"".join(frames))
+    assert await _close_code(reader) == 1002
+    writer.close()
+
+
+async def test_many_tiny_fragments_over_the_limit_close_1009(server: Server) -> None:
+    """A message sent as thousands of one-byte fragments is counted as it grows and
+    refused once over 64 KiB."""
+    reader, writer = await _open(server)
+    writer.write(_upgrade_head())
+    assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
+    writer.write(_client_frame("[", fin=False))
+    one = _client_frame("1", opcode=0x0, fin=False)
+    for batch in range(16):  # 1 + 65,535 bytes: exactly at the limit
+        writer.write(one * (4095 if batch == 0 else 4096))
+        await writer.drain()
+    writer.write(one)  # the byte over it, and nothing after it the server leaves unread
+    assert await _close_code(reader) == 1009
     writer.close()

@@ -160,6 +160,7 @@ class SessionListener(WSListener):
     __slots__ = (
         "_busy",
         "_fragments",
+        "_fragments_size",
         "_inbox",
         "_max_frame",
         "_paused",
@@ -176,6 +177,7 @@ class SessionListener(WSListener):
         self._busy = False
         self._paused = False
         self._fragments: list[bytes] | None = None
+        self._fragments_size = 0
         self._max_frame = node.options.server.max_frame_size
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -187,17 +189,17 @@ class SessionListener(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
         if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-            if frame.fin:
+            if self._fragments is not None:
+                self._close(CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one")
+            elif frame.fin:
                 self._receive(frame.get_payload_as_bytes())
             else:
-                self._fragments = [frame.get_payload_as_bytes()]
-                self._check_fragments()
+                self._fragments, self._fragments_size = [], 0
+                self._add_fragment(frame)
         elif kind is WSMsgType.CONTINUATION:
             if self._fragments is None:
                 self._close(CLOSE_PROTOCOL_ERROR, "unexpected continuation frame")
-                return
-            self._fragments.append(frame.get_payload_as_bytes())
-            if self._check_fragments() and frame.fin:
+            elif self._add_fragment(frame) and frame.fin:
                 data, self._fragments = b"".join(self._fragments), None
                 self._receive(data)
         elif kind is WSMsgType.CLOSE:
@@ -212,12 +214,16 @@ class SessionListener(WSListener):
         if session is not None and not session.is_closed:
             asyncio.get_running_loop().create_task(session.closed())
 
-    def _check_fragments(self) -> bool:
-        fragments = self._fragments
-        if fragments is not None and sum(len(f) for f in fragments) > self._max_frame:
+    def _add_fragment(self, frame: WSFrame) -> bool:
+        """Keep one fragment of a message; False (and 1009) once the message is over
+        the size limit."""
+        assert self._fragments is not None
+        self._fragments_size += frame.payload_size
+        if self._fragments_size > self._max_frame:
             self._fragments = None
             self._close(CLOSE_TOO_BIG, "message size limit exceeded")
             return False
+        self._fragments.append(frame.get_payload_as_bytes())
         return True
 
     def _close(self, code: int, reason: str) -> None:
