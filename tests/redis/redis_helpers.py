@@ -11,13 +11,16 @@ from server_processes import ServerProcess
 
 from parsec.backends.testing import BrokerRecorder as Recorder
 from parsec.backends.testing import Delivered, payload, publication
+from parsec.testing import free_port
 
 __all__ = [
     "REDIS_URL",
+    "ClusterNodeServer",
     "Delivered",
     "Gate",
     "Recorder",
     "RedisServer",
+    "SentinelServer",
     "payload",
     "publication",
 ]
@@ -52,6 +55,42 @@ class RedisServer(ServerProcess):
             *("--save", "", "--logfile", "", "--appendfsync", "always"),
             *("--appendonly", "yes" if self._persistent else "no"),
         ]
+
+
+class ClusterNodeServer(RedisServer):
+    """A redis-server with cluster mode on, not yet part of any cluster; its cluster bus
+    listens on a free port of its own (the default, port + 10000, may not be free)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, persistent=False)
+        self.bus_port = free_port()
+
+    def argv(self) -> list[str]:
+        return [
+            *super().argv(),
+            *("--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)),
+            *("--cluster-config-file", str(self._directory / "nodes.conf")),
+        ]
+
+
+class SentinelServer(ServerProcess):
+    """A Redis Sentinel (``redis-server <conf> --sentinel``) on a free loopback port,
+    monitoring the master at ``master_port`` as ``service`` with a quorum of 1. Its
+    config file (which Sentinel rewrites) lives in ``directory``."""
+
+    name = "redis-sentinel"
+    ready_line = b"+monitor master"
+
+    def __init__(self, directory: Path, *, master_port: int, service: str) -> None:
+        super().__init__()
+        self._config = directory / "sentinel.conf"
+        self._config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"sentinel monitor {service} 127.0.0.1 {master_port} 1\n"
+        )
+
+    def argv(self) -> list[str]:
+        return ["redis-server", str(self._config), "--sentinel", "--logfile", ""]
 
 
 class Gate:

@@ -22,7 +22,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from parsec.errors import ParsecClientError, ParsecError
 
-__all__ = ["UNREACHABLE", "ClientShare", "RedisClient", "broker_error", "translated"]
+__all__ = [
+    "UNREACHABLE",
+    "ClientShare",
+    "RedisClient",
+    "broker_error",
+    "prepare_pubsub",
+    "translated",
+]
 
 RedisClient: TypeAlias = Redis | RedisCluster
 """A standalone or Sentinel-managed client (``Redis``) or a Cluster client."""
@@ -50,6 +57,18 @@ def translated(action: str) -> Iterator[None]:
         ) from exc
     except RedisError as exc:
         raise broker_error("PARSEC_BROKER_INTERNAL", f"redis failed while {action}: {exc}") from exc
+
+
+async def prepare_pubsub(client: RedisClient) -> None:
+    """Make ``client.pubsub()`` usable; call it before every pub/sub (re)connect.
+
+    A Cluster client's pub/sub picks its node from the slot cache, which stays empty
+    until the client has connected: on a client that has sent no command yet its
+    SUBSCRIBE fails with a KeyError. This loads the cluster's slots first (at once when
+    already loaded; a redis error when no node answers). Other clients need nothing.
+    """
+    if isinstance(client, RedisCluster):
+        await client.initialize()
 
 
 class ClientShare:

@@ -35,7 +35,13 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from parsec._aio import cancel_and_wait
-from parsec.backends.redis.client import UNREACHABLE, RedisClient, broker_error, translated
+from parsec.backends.redis.client import (
+    UNREACHABLE,
+    RedisClient,
+    broker_error,
+    prepare_pubsub,
+    translated,
+)
 from parsec.backends.redis.keys import Keys
 from parsec.backends.redis.messages import Join, Published, decode
 from parsec.engine.broker import BrokerEventHandler
@@ -226,6 +232,7 @@ class Subscriber:
         while True:
             pubsub = self._client.pubsub()
             try:
+                await prepare_pubsub(self._client)
                 await self._connect(pubsub)
                 if attempt:
                     log.info("redis pub/sub reconnected after %d attempt(s)", attempt)
