@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import RedisError
 
 from parsec._aio import cancel_and_wait
-from parsec.backends.redis.client import RedisClient
+from parsec.backends.redis.client import RedisClient, prepare_pubsub
 
 __all__ = ["SupervisedListener"]
 
@@ -57,6 +57,7 @@ class SupervisedListener:
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
+                await prepare_pubsub(self._client)
                 await pubsub.subscribe(self._channel)
                 self._subscribed.set()
                 delay = 0.1
@@ -65,6 +66,10 @@ class SupervisedListener:
                         await self._deliver(message["data"])
             except (RedisError, OSError) as exc:
                 log.warning("%s lost (%s); reconnecting in %.1fs", self._channel, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+            except Exception:  # a client bug must not end listening for good
+                log.exception("%s failed; reconnecting in %.1fs", self._channel, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
             finally:
