@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,24 +21,12 @@ import jwt
 import pytest
 from redis.asyncio import Redis
 from redis_helpers import REDIS_URL
+from waiting import WAIT, until
 
 from parsec import AuthOptions, BrokerOptions, Options, Parsec, ParsecError
 from parsec.auth.jws import InvalidToken
 from parsec.auth.keyring import FILE_NAME, KeyRing, KeyRingError
 from parsec.backends.redis.keyring import RedisKeyRingStore
-
-WAIT = 5.0
-"""Deadline of a convergence the design brings about within ~1 s."""
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Return once ``condition()`` holds (TimeoutError after WAIT seconds). A ring has no
-    change event to await: it is looked at every few milliseconds."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.005)
 
 
 def options(prefix: str, state_dir: Path | None) -> Options:

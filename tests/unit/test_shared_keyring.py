@@ -12,23 +12,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from parsec.auth.keyring import ACTIVE, FILE_NAME, VERIFY_ONLY, KeyRing, KeyRingError
 from parsec.auth.keyring_store import MemoryKeyRingStore, StoredKeyRing
 from parsec.auth.shared_keyring import CHECK_INTERVAL, SharedKeyRing
 
-WAIT = 5.0
 FAST = 0.02
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Return once ``condition()`` holds (TimeoutError after WAIT seconds). A ring has no
-    change event to await: it is looked at every few milliseconds."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.005)
 
 
 def kids(ring: KeyRing) -> set[str]:
