@@ -80,7 +80,13 @@ def backends_for(url: str, *, key_prefix: str, node_id: str) -> Backends:
 
 
 def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
-    from parsec.backends.redis import from_url
+    try:
+        from parsec.backends.redis import from_url
+    except ImportError as exc:
+        raise ParsecError(
+            "PARSEC_INVALID_ARGUMENT",
+            f"a Redis broker needs redis-py ({exc}): pip install 'parsec-realtime[redis]'",
+        ) from None
     from parsec.backends.redis.controller import RedisController
     from parsec.backends.redis.dlq import RedisDLQ
     from parsec.backends.redis.events import RedisChannelEventBus

@@ -829,3 +829,34 @@ def test_serve_on_a_busy_port_exits_1(
     proc = spawn("serve", "--addr", url.removeprefix("http://"), cwd=other)
     proc.wait_for("err", "parsec: error: cannot serve on")
     assert proc.popen.wait(timeout=30) == 1
+
+
+def test_version_prints_the_package_version() -> None:
+    """`parsec --version` (and -V) prints `parsec <version>` and exits 0."""
+    for flag in ("--version", "-V"):
+        result = invoke(flag)
+        assert result.exit_code == 0
+        assert result.stdout.strip() == f"parsec {parsec.__version__}"
+
+
+def test_short_help_flag_works_on_every_level() -> None:
+    """`-h` is `--help` for the root command and its subcommands."""
+    assert "Commands" in invoke("-h").stdout
+    assert "--broker" in invoke("serve", "-h").stdout
+    assert "connect" in invoke("tokens", "-h").stdout
+
+
+def test_redis_broker_without_the_redis_extra_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without redis-py, --broker redis:// exits 2 with one line naming the extra."""
+    for name in list(sys.modules):
+        if name == "redis" or name.startswith(("redis.", "parsec.backends.redis")):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` sees uninstalled
+    result = invoke("serve", "--broker", "redis://127.0.0.1:6379")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "pip install 'parsec-realtime[redis]'" in lines[0]
+    assert "Traceback" not in result.output

@@ -6,8 +6,11 @@ Exit codes: 0 success, 1 a run-time failure, 2 bad input (flags, data or configu
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from parsec import __version__
 from parsec.cli import (
     channels,
     dlq,
@@ -26,7 +29,7 @@ app = typer.Typer(
     name="parsec",
     help="Parsec: a realtime messaging server speaking the Centrifugo protocol.",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -39,6 +42,28 @@ app.add_typer(keys.app, name="keys")
 app.command("manifest")(manifest.manifest)
 app.command("publish-or-sink")(publish_or_sink.publish_or_sink)
 app.add_typer(dlq.app, name="dlq")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"parsec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(context_settings={"help_option_names": ["-h", "--help"]})
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Parsec: a realtime messaging server speaking the Centrifugo protocol."""
 
 
 def main() -> None:

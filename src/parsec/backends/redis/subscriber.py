@@ -250,7 +250,7 @@ class Subscriber:
                 self._pubsub = None
                 self._fail_waiters()
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             attempt += 1
             await self._backoff(attempt)
 

@@ -231,7 +231,7 @@ def make_clients(url: RedisURL) -> Clients:
         return Clients(Redis(unix_socket_path=url.path, db=url.db, **common))
     if url.kind == "sentinel":
         timeouts = {k: v for k, v in common.items() if k.startswith("socket_")}
-        sentinel = Sentinel(list(url.hosts), sentinel_kwargs=timeouts, **common)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(list(url.hosts), sentinel_kwargs=timeouts, **common)
         return Clients(sentinel.master_for(url.service, db=url.db), tuple(sentinel.sentinels))
     host, port = url.hosts[0]
     return Clients(Redis(host=host, port=port, db=url.db, ssl=url.tls, **common))
