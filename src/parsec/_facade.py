@@ -44,7 +44,7 @@ from parsec.channels.events import ChannelEventBus, EventSubscription
 from parsec.channels.manager import ChannelManager
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
-from parsec.engine.codes import ClientError
+from parsec.engine.codes import ClientError, errors
 from parsec.engine.controller import Controller
 from parsec.engine.node import Node, RPCHandler
 from parsec.engine.presence import PresenceManager
@@ -250,7 +250,8 @@ class Parsec(ManagementMixin, SinkingMixin):
         history. A managed (``public:`` / ``private:``) channel must be open: publishing
         counts as activity. Raises ParsecError: PARSEC_CHANNEL_INVALID (bad name or
         unknown namespace), PARSEC_CHANNEL_NOT_FOUND, PARSEC_CHANNEL_CLOSED,
-        PARSEC_INVALID_ARGUMENT (bytes that are not JSON)."""
+        PARSEC_INVALID_ARGUMENT (bytes that are not JSON), PARSEC_PAYLOAD_TOO_LARGE
+        (over the channel's ``max_publication_size``; nothing is stored)."""
         if isinstance(data, bytes | bytearray | memoryview):
             try:
                 raw = bytes(compact_json(bytes(data)))
@@ -262,6 +263,8 @@ class Parsec(ManagementMixin, SinkingMixin):
             return await self.node.publish(channel, raw)
         except ParsecClientError as exc:
             raise exc.parsec_error from None
+        except errors.PUBLICATION_TOO_LARGE as exc:
+            raise ParsecError("PARSEC_PAYLOAD_TOO_LARGE", exc.message) from None
         except ClientError as exc:
             raise ParsecError("PARSEC_CHANNEL_INVALID", f"{channel!r}: {exc.message}") from None
 

@@ -265,12 +265,13 @@ class SinkingMixin:
 
         Raises ParsecError: PARSEC_CHANNEL_INVALID (bad name or unknown namespace),
         PARSEC_INVALID_ARGUMENT (data that is not JSON, a recipient the sink cannot
-        use), PARSEC_SINK_CONFIG_INVALID (unknown sink), PARSEC_SINK_UNAVAILABLE (the
+        use), PARSEC_PAYLOAD_TOO_LARGE (data over the channel's publication size
+        limit), PARSEC_SINK_CONFIG_INVALID (unknown sink), PARSEC_SINK_UNAVAILABLE (the
         background queue is full or not running), PARSEC_SINK_DLQ_OVERFLOW (a failed
         delivery could not be dead-lettered).
         """
         raw = _json_bytes(data)
-        keeps_presence = self._keeps_presence(channel)
+        keeps_presence = self._check_publication(channel, raw)
         encoded = self.sinks.get(sink).encode_recipient(recipient)
         if await self._listening(channel, keeps_presence):
             try:
@@ -286,13 +287,20 @@ class SinkingMixin:
         outcome = await self.sink_sender.send(sink, encoded, message)
         return SinkResult(sinked=True, position=None, outcome=outcome)
 
-    def _keeps_presence(self, channel: str) -> bool:
-        """Whether ``channel``'s namespace keeps presence; PARSEC_CHANNEL_INVALID when the
-        name is bad or its namespace unknown."""
+    def _check_publication(self, channel: str, raw: bytes) -> bool:
+        """Whether ``channel``'s namespace keeps presence, once ``raw`` is known to be a
+        publication it takes. PARSEC_CHANNEL_INVALID when the name is bad or its
+        namespace unknown, PARSEC_PAYLOAD_TOO_LARGE when ``raw`` is over its size limit
+        (also when it would go to the sink: the answer must not depend on listeners)."""
         try:
-            return self.node.rules.resolve(channel).options.presence
+            options = self.node.rules.resolve(channel).options
         except ClientError as exc:
             raise ParsecError("PARSEC_CHANNEL_INVALID", f"{channel!r}: {exc.message}") from None
+        try:
+            self.node.check_publication_size(options, raw)
+        except ClientError as exc:
+            raise ParsecError("PARSEC_PAYLOAD_TOO_LARGE", exc.message) from None
+        return options.presence
 
     async def _listening(self, channel: str, keeps_presence: bool) -> bool:
         """Cluster-wide presence where the namespace keeps it, else this node's subscribers."""

@@ -207,6 +207,7 @@ def _build(raw: Mapping[str, Any], labels: Mapping[str, str], env: Mapping[str, 
     kwargs.update(_build_sinks(raw, env))
     options = Options(**kwargs)
     _check_client(options.client, labels)
+    _check_publication_sizes(options, labels)
     _check_broker_features(options)
     return options
 
@@ -379,6 +380,35 @@ def _check_client(client: ClientOptions, labels: Mapping[str, str]) -> None:
             f"got {client.pong_timeout:g}s",
             code="out_of_range",
         )
+
+
+def _check_publication_sizes(options: Options, labels: Mapping[str, str]) -> None:
+    """Every publication size limit is at least 1 (0 in channel options: the server's)
+    and at most half the client queue: one publication must never be able to fill a
+    subscriber's queue, which disconnects every subscriber of its channel (3008)."""
+    queue = options.client.queue_max_size
+    tables: list[tuple[str, int]] = [
+        ("server", options.server.max_publication_size),
+        ("without_namespace", options.without_namespace.max_publication_size),
+        *(
+            (f"namespaces[{index}]", namespace.max_publication_size)
+            for index, namespace in enumerate(options.namespaces)
+        ),
+    ]
+    for table, limit in tables:
+        key = f"{table}.max_publication_size"
+        if table == "server" and limit < 1:
+            raise ConfigError(
+                labels.get(key, key), f"must be at least 1, got {limit}", code="out_of_range"
+            )
+        if limit * 2 > queue:
+            raise ConfigError(
+                labels.get(key, key),
+                f"must be at most half of client.queue_max_size ({queue}), got {limit}: "
+                "a publication that fills a subscriber's queue disconnects every "
+                "subscriber of its channel (3008)",
+                code="out_of_range",
+            )
 
 
 def _check_broker_features(options: Options) -> None:

@@ -24,6 +24,10 @@ CODES: Final[dict[str, tuple[str, int]]] = {
     "PARSEC_CHANNEL_INVALID": ("invalid_argument", 400),
     "PARSEC_INVALID_ARGUMENT": ("invalid_argument", 400),
     "PARSEC_CHANNEL_TTL_EXCEEDS_MAX": ("invalid_argument", 400),
+    # Parsec for Python's own: a publication or request body over its size limit. The
+    # Twirp code stays invalid_argument (Twirp has none for 413), so a client that only
+    # reads the Twirp code sees a terminal error, never a retryable one.
+    "PARSEC_PAYLOAD_TOO_LARGE": ("invalid_argument", 413),
     "PARSEC_CHANNEL_NOT_FOUND": ("not_found", 404),
     "PARSEC_KEY_NOT_FOUND": ("not_found", 404),
     "PARSEC_SINK_DLQ_NOT_FOUND": ("not_found", 404),
@@ -46,6 +50,7 @@ CODES: Final[dict[str, tuple[str, int]]] = {
 _CLIENT_CODES: Final[dict[str, int]] = {
     "PARSEC_CHANNEL_INVALID": 107,
     "PARSEC_INVALID_ARGUMENT": 107,
+    "PARSEC_PAYLOAD_TOO_LARGE": 106,
     "PARSEC_AUTH_DENIED": 103,
     "PARSEC_AUTH_EXPIRED": 109,
     "PARSEC_AUTH_MISSING": 103,

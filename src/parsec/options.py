@@ -33,6 +33,12 @@ class ServerOptions:
     allowed; an empty list allows only same-host origins; ``"*"`` allows any."""
     max_frame_size: int = 65536
     """Largest inbound WebSocket message in bytes; larger closes with 1009."""
+    max_publication_size: int = 65536
+    """Largest publication in bytes: its data (compact JSON, as stored) plus its tags
+    (encoded as JSON). A larger one is refused on every publish path before anything
+    is stored or sent. A namespace may set its own (``max_publication_size`` there).
+    At most half of ``client.queue_max_size``, so one publication can never fill a
+    subscriber's queue (3008)."""
     native_websocket: bool = True
     """``Parsec.run`` (``parsec serve``) serves ``/connection/websocket`` with the native
     transport (picows on the server socket, no ASGI); False sends it through the ASGI

@@ -113,13 +113,16 @@ def make_options(
     allowed_origins: list[str] | None = None,
     without_namespace: ChannelOptions | None = None,
     native_websocket: bool = True,
+    server: Mapping[str, Any] | None = None,
 ) -> Options:
-    """Options for a test server on a free loopback port with the test API key."""
+    """Options for a test server on a free loopback port with the test API key;
+    ``server`` sets further ServerOptions fields."""
     return Options(
         server=ServerOptions(
             addr=f"127.0.0.1:{_free_port()}",
             allowed_origins=allowed_origins or [],
             native_websocket=native_websocket,
+            **(server or {}),
         ),
         auth=AuthOptions(state_dir=state_dir, allow_anonymous=allow_anonymous),
         api=ApiOptions(key=API_KEY),

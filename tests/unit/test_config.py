@@ -150,6 +150,21 @@ def test_every_option_field_is_settable_under_its_own_name(
         assert getattr(loaded, name) == value, name
 
 
+def test_publication_size_limits_load_per_server_and_per_namespace(tmp_path: Path) -> None:
+    """``server.max_publication_size`` is the default; a namespace may set its own, up to
+    half of the client queue; 0 (the default) in a namespace uses the server's."""
+    options = load_text(
+        tmp_path,
+        "[server]\nmax_publication_size = 1000\n"
+        "[client]\nqueue_max_size = 8000\n"
+        '[[namespaces]]\nname = "docs"\nmax_publication_size = 4000\n'
+        '[[namespaces]]\nname = "chat"\n',
+    )
+    assert options.server.max_publication_size == 1000
+    docs, chat = options.namespaces
+    assert (docs.max_publication_size, chat.max_publication_size) == (4000, 0)
+
+
 def test_node_name_is_a_top_level_key(tmp_path: Path) -> None:
     """node_name is set at the top of the file."""
     assert load_text(tmp_path, 'node_name = "edge-1"').node_name == "edge-1"
@@ -352,6 +367,36 @@ def test_bad_duration_in_a_namespace_names_its_path(tmp_path: Path) -> None:
             "at least 0",
         ),
         ("[server]\nmax_frame_size = 0", "server.max_frame_size", "out_of_range", "at least 1"),
+        (
+            "[server]\nmax_publication_size = 0",
+            "server.max_publication_size",
+            "out_of_range",
+            "at least 1",
+        ),
+        (
+            "[server]\nmax_publication_size = 600000",
+            "server.max_publication_size",
+            "out_of_range",
+            "at most half of client.queue_max_size (1048576)",
+        ),
+        (
+            "[client]\nqueue_max_size = 100000",
+            "server.max_publication_size",
+            "out_of_range",
+            "at most half of client.queue_max_size (100000), got 65536",
+        ),
+        (
+            '[[namespaces]]\nname = "ab"\nmax_publication_size = 524289',
+            "namespaces[0].max_publication_size",
+            "out_of_range",
+            "disconnects every subscriber of its channel (3008)",
+        ),
+        (
+            "[without_namespace]\nmax_publication_size = -1",
+            "without_namespace.max_publication_size",
+            "out_of_range",
+            "at least 0",
+        ),
         ('server = "x"', "server", "wrong_type", "expected a table, got string"),
         ('[namespaces]\nname = "ab"', "namespaces", "wrong_type", "array of tables"),
         (

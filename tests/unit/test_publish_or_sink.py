@@ -4,13 +4,18 @@ Parsec, centrifuge-python subscribers and an aiosmtpd SMTP server on loopback.""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from sink_harness import (
+    EVENT_TIMEOUT,
     SENDER,
     Mailbox,
     Served,
@@ -20,7 +25,7 @@ from sink_harness import (
     subscribed,
 )
 
-from parsec import AuthOptions, Namespace, Options, Parsec
+from parsec import AuthOptions, Namespace, Options, Parsec, ServerOptions
 from parsec._sinking import SHUTDOWN_ERROR, DeliverySettings, go_duration
 from parsec.channels.store import ChannelState, MemoryChannelStore
 from parsec.errors import ParsecError
@@ -380,6 +385,56 @@ async def test_data_that_is_not_json_is_refused(served: Served, data: object) ->
     with pytest.raises(ParsecError) as refused:
         await served.parsec.publish_or_sink(NOBODY, data, "mail", ANA, NOTICE)
     assert refused.value.code == "PARSEC_INVALID_ARGUMENT"
+
+
+OVERSIZED = "a" * (ServerOptions().max_publication_size - 1)
+"""Data one byte over the default publication size limit once encoded as JSON."""
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["nobody-listens", "a-subscriber"])
+async def test_data_over_the_size_limit_is_refused_whichever_way_it_would_go(
+    served: Served, mailbox: Mailbox, listening: bool
+) -> None:
+    """Data over the publication size limit is PARSEC_PAYLOAD_TOO_LARGE whether it would
+    be published or sinked, waiting or not: nothing is published, mailed or dead-lettered."""
+    async with contextlib.AsyncExitStack() as stack:
+        if listening:
+            await stack.enter_async_context(subscribed(served, "ana", LOBBY))
+        for wait in (True, False):
+            with pytest.raises(ParsecError) as refused:
+                await served.parsec.publish_or_sink(
+                    LOBBY, OVERSIZED, "mail", ANA, NOTICE, wait=wait
+                )
+            assert refused.value.code == "PARSEC_PAYLOAD_TOO_LARGE"
+    history = await served.parsec.node.history(LOBBY, limit=10)
+    assert history.publications == []
+    assert await served.parsec.dlq_count() == 0
+    assert messages_left(mailbox) == 0
+
+
+async def test_publish_or_sink_over_http_over_the_size_limit_is_413(
+    served: Served, mailbox: Mailbox
+) -> None:
+    """ParsecService PublishOrSink of oversized data is a 413 Twirp error naming
+    PARSEC_PAYLOAD_TOO_LARGE; no email goes out."""
+    token = served.parsec.issue_mgmt("operator").token
+    body = {
+        "name": LOBBY,
+        "data": base64.b64encode(json.dumps(OVERSIZED).encode()).decode(),
+        "sink": "mail",
+        "recipient": ANA,
+        "wait": True,
+    }
+    async with httpx.AsyncClient(base_url=served.url, trust_env=False) as http:
+        response = await http.post(
+            "/twirp/parsec.ParsecService/PublishOrSink",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=EVENT_TIMEOUT,
+        )
+    assert response.status_code == 413
+    assert response.json()["meta"] == {"parsec_code": "PARSEC_PAYLOAD_TOO_LARGE"}
+    assert messages_left(mailbox) == 0
 
 
 async def test_with_no_sinks_configured_every_sink_is_unknown(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ class ChannelOptions:
     channel_regex: str = ""
     require_subscription_token: bool = False
     """Parsec's own option: every subscribe needs a token (always on for ``private``)."""
+    max_publication_size: int = 0
+    """Parsec's own option: the largest publication in bytes in these channels (data
+    plus tags); 0 uses the server's ``server.max_publication_size``."""
 
     @property
     def history_enabled(self) -> bool:

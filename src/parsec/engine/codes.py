@@ -113,6 +113,9 @@ class errors:
     EXPIRED: Final = _error("Expired", 110, "expired")
     TOO_MANY_REQUESTS: Final = _error("TooManyRequests", 111, "too many requests", temporary=True)
     UNRECOVERABLE_POSITION: Final = _error("UnrecoverablePosition", 112, "unrecoverable position")
+    PUBLICATION_TOO_LARGE: Final = _error("PublicationTooLarge", 106, "publication too large")
+    """A publication over its channel's size limit (a 106 of its own kind, so that the
+    layers above can tell it from the channel limit)."""
 
 
 class disconnects:

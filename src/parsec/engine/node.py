@@ -23,6 +23,7 @@ from parsec._aio import cancel_and_wait
 from parsec.auth.tokens import TokenVerifier
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.namespaces import ChannelRules, ResolvedChannel
+from parsec.channels.options import ChannelOptions
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
 from parsec.engine.codes import Disconnect, disconnects, errors
@@ -207,12 +208,15 @@ class Node:
         """Publish raw JSON ``data`` (compact, no raw newlines) to a channel.
 
         Returns the publication's stream position when the channel keeps history.
-        Raises ClientError 102 / 107 for unknown or invalid channels.
+        Raises ClientError 102 / 107 for unknown or invalid channels, and
+        ``errors.PUBLICATION_TOO_LARGE`` (106) before anything is stored when ``data``
+        and ``tags`` are over the channel's size limit.
         """
         resolved = resolved or self.rules.resolve(channel)
+        opts = resolved.options
+        self.check_publication_size(opts, data, tags)
         if self.authority is not None and self.authority.manages(resolved):
             await self.authority.check_publish(channel)
-        opts = resolved.options
         pub = Publication(data=msgspec.Raw(data), info=info, tags=tags or None)
         if opts.history_enabled and not skip_history:
             popts = PublishOptions(
@@ -226,6 +230,19 @@ class Node:
         else:
             popts = _NO_HISTORY
         return await self.broker.publish(channel, pub, popts)
+
+    def check_publication_size(
+        self, options: ChannelOptions, data: bytes, tags: dict[str, str] | None = None
+    ) -> None:
+        """Raise ``errors.PUBLICATION_TOO_LARGE`` (106) when ``data`` plus ``tags``
+        (encoded as JSON) are over the limit of a channel with ``options``. Once per
+        publication, on bytes the caller already has; tags are encoded only when given."""
+        limit = options.max_publication_size or self.options.server.max_publication_size
+        size = len(data) + len(_encode(tags)) if tags else len(data)
+        if size > limit:
+            raise errors.PUBLICATION_TOO_LARGE(
+                message=f"publication too large: {size} bytes, the limit is {limit}"
+            )
 
     async def history(
         self,
