@@ -364,6 +364,7 @@ def _at_least(least: int) -> Callable[[object, str], object]:
 
 _FIELD_CHECKS: Final[Mapping[str, Callable[[object, str], object]]] = {
     "max_frame_size": _at_least(1),
+    "max_request_body_size": _at_least(1),
     "channel_max_length": _at_least(1),
     "addr": _check_addr,
     "name": _check_namespace_name,

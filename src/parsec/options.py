@@ -39,6 +39,9 @@ class ServerOptions:
     is stored or sent. A namespace may set its own (``max_publication_size`` there).
     At most half of ``client.queue_max_size``, so one publication can never fill a
     subscriber's queue (3008)."""
+    max_request_body_size: int = 1024 * 1024
+    """Largest HTTP request body in bytes, on every route of the ASGI app: a larger one
+    is answered 413 as soon as its size is known, and no more of it reaches the app."""
     native_websocket: bool = True
     """``Parsec.run`` (``parsec serve``) serves ``/connection/websocket`` with the native
     transport (picows on the server socket, no ASGI); False sends it through the ASGI

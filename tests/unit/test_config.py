@@ -155,12 +155,13 @@ def test_publication_size_limits_load_per_server_and_per_namespace(tmp_path: Pat
     half of the client queue; 0 (the default) in a namespace uses the server's."""
     options = load_text(
         tmp_path,
-        "[server]\nmax_publication_size = 1000\n"
+        "[server]\nmax_publication_size = 1000\nmax_request_body_size = 4096\n"
         "[client]\nqueue_max_size = 8000\n"
         '[[namespaces]]\nname = "docs"\nmax_publication_size = 4000\n'
         '[[namespaces]]\nname = "chat"\n',
     )
     assert options.server.max_publication_size == 1000
+    assert options.server.max_request_body_size == 4096
     docs, chat = options.namespaces
     assert (docs.max_publication_size, chat.max_publication_size) == (4000, 0)
 
@@ -390,6 +391,12 @@ def test_bad_duration_in_a_namespace_names_its_path(tmp_path: Path) -> None:
             "namespaces[0].max_publication_size",
             "out_of_range",
             "disconnects every subscriber of its channel (3008)",
+        ),
+        (
+            "[server]\nmax_request_body_size = 0",
+            "server.max_request_body_size",
+            "out_of_range",
+            "at least 1",
         ),
         (
             "[without_namespace]\nmax_publication_size = -1",

@@ -26,6 +26,7 @@ from parsec.auth.jwks import jwks
 from parsec.rpc.centrifugo_api import CentrifugoApi
 from parsec.rpc.parsec_models import DescriptorEnvelope, JSONWebKeySet
 from parsec.rpc.parsec_service import bad_route, service_router, twirp_error
+from parsec.server.limits import BodyLimit
 from parsec.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ def build_app(parsec: Parsec) -> FastAPI:
     """The ASGI application of ``parsec``: every route in the module docstring.
 
     Interactive docs (``/docs``, ``/redoc``) are off: they load scripts from a CDN.
+    Every HTTP request body is limited to ``server.max_request_body_size``
+    (:mod:`parsec.server.limits`).
     """
     node = parsec.node
 
@@ -66,6 +69,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     app.include_router(service_router(parsec))
     app.add_route("/twirp/{path:path}", bad_route, _EVERY_METHOD, include_in_schema=False)
     app.include_router(_documents_router(parsec))
+    app.add_middleware(BodyLimit, limit=parsec.options.server.max_request_body_size)
     return app
 
 
