@@ -13,6 +13,7 @@ from typing import Any
 import cent
 import centrifuge
 import pytest
+import requests
 
 from .parsec_process import (
     EXPIRED_CLOSE_DELAY,
@@ -275,6 +276,50 @@ async def test_recovers_after_server_forced_reconnect(
         assert reconnecting.reason == "compat reconnect"
         assert (again.was_recovering, again.recovered) == (True, True)
         assert (missed.offset, missed.data) == (2, {"n": 2})
+
+
+SMALL_QUEUE = 128 * 1024
+"""A client queue that two of the default 64 KiB publications fill."""
+
+
+@pytest.fixture(scope="module")
+def small_queue_server(server_factory: ServerFactory) -> ParsecServer:
+    """A server whose clients have a 128 KiB queue (the default publication limit, 64
+    KiB, is half of it)."""
+    return server_factory.start(client={"queue_max_size": SMALL_QUEUE})
+
+
+async def test_missed_publications_over_the_queue_size_do_not_loop_the_sdk(
+    small_queue_server: ParsecServer, user: str, channel: str
+) -> None:
+    """Missed while offline: ten publications of 60 KB, far more than the client's queue
+    takes in one go. The SDK reconnects once and is told ``recovered: false`` at the
+    stream's top (no 3008, no reconnect loop); live publications follow from there."""
+    session = requests.Session()
+    session.trust_env = False
+    server = small_queue_server
+    with cent.Client(server.api_url, server.api_key, session=session) as api:
+        async with sdk_client(server, user) as (client, events):
+            await connected(client, events)
+            _, log, first = await subscribed(client, channel)
+
+            await client.disconnect()
+            for n in range(10):
+                api.publish(
+                    cent.PublishRequest(channel=channel, data={"n": n, "pad": "x" * 60_000})
+                )
+            await client.connect()
+            again = await log.next("subscribed")
+            api.publish(cent.PublishRequest(channel=channel, data={"live": True}))
+            live = (await log.next("publication")).pub
+
+            assert (again.was_recovering, again.recovered) == (True, False)
+            assert again.stream_position.epoch == first.stream_position.epoch
+            assert again.stream_position.offset == 10
+            assert (live.offset, live.data) == (11, {"live": True})
+            # the two connect() calls, and no reconnect after a 3008
+            assert [ctx.code for ctx in events.of("connecting")] == [0, 0]
+            assert client.state == centrifuge.ClientState.CONNECTED
 
 
 async def test_expired_token_at_connect_is_replaced_through_get_token(

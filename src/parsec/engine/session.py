@@ -24,7 +24,7 @@ from parsec.engine.codes import ClientError, Disconnect, Unsubscribe, disconnect
 from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.protocol import Command, MalformedCommand
 from parsec.engine.subscription import Subscription
-from parsec.engine.types import EMPTY_RAW, ClientInfo, StreamPosition
+from parsec.engine.types import EMPTY_RAW, ClientInfo, Publication, StreamPosition
 
 if TYPE_CHECKING:
     from parsec.auth.tokens import ServerSubscription
@@ -139,7 +139,8 @@ class Session:
             e = errors.INTERNAL
             self.write(protocol.encode_error(cmd.id, e.code, e.message, e.temporary))
         else:
-            self.write(protocol.encode_reply(cmd.id, method, result))
+            if not self._try_write(protocol.encode_reply(cmd.id, method, result)):
+                await self._reply_lighter(cmd, method, result)
         self._release_pending()
 
     def _release_pending(self) -> None:
@@ -155,6 +156,43 @@ class Session:
         if self.state is SessionState.CLOSED:
             return
         if not self.transport.write(message):
+            self.schedule_disconnect(disconnects.SLOW())
+
+    def _try_write(self, message: bytes) -> bool:
+        """Queue one message; False, with nothing queued and the client still connected,
+        when it does not fit the client's queue."""
+        return self.state is SessionState.CLOSED or self.transport.write(message)
+
+    async def _reply_lighter(self, cmd: Command, method: str, result: Any) -> None:
+        """A reply too large for the client's queue. One that carries publications
+        (recovered ones, a history page) is replaced by one without them, so that the
+        client is not disconnected as slow (3008) and, reconnecting, asks for the same
+        again: a subscribe or connect answers ``recovered: false`` at the stream's top
+        (112 for a subscribe with ``flag & 2``, which then does not subscribe), a
+        history read answers 106. Any other reply, or one still too large, is 3008."""
+        lighter: bytes | None = None
+        if method == "subscribe" and result.publications:
+            request = cmd.subscribe
+            assert request is not None
+            if request.flag & 2:
+                sub = self.subs.get(request.channel)
+                if sub is not None:
+                    await self._drop(sub)
+                e = errors.UNRECOVERABLE_POSITION
+                lighter = protocol.encode_error(cmd.id, e.code, e.message)
+            else:
+                result.publications, result.recovered = [], False
+                lighter = protocol.encode_reply(cmd.id, method, result)
+        elif method == "connect" and result.subs:
+            recovered = [r for r in result.subs.values() if r.publications]
+            for sub_result in recovered:
+                sub_result.publications, sub_result.recovered = [], False
+            if recovered:
+                lighter = protocol.encode_reply(cmd.id, method, result)
+        elif method == "history" and result.publications:
+            e = errors.LIMIT_EXCEEDED
+            lighter = protocol.encode_error(cmd.id, e.code, _HISTORY_TOO_LARGE)
+        if lighter is None or not self._try_write(lighter):
             self.schedule_disconnect(disconnects.SLOW())
 
     def schedule_disconnect(self, d: Disconnect) -> None:
@@ -421,6 +459,8 @@ class Session:
             from parsec.engine.recovery import recovered_publications
 
             pubs = recovered_publications(req.offset, req.epoch, history)
+            if pubs and _data_size(pubs) > node.options.client.queue_max_size:
+                pubs = None  # can never fit the client's queue: see _reply_lighter
             result.was_recovering = True
             if pubs is None and req.flag & 2:
                 raise errors.UNRECOVERABLE_POSITION
@@ -624,6 +664,16 @@ class Session:
                 await self._drop(sub)
             except Exception:
                 log.exception("cleanup of %r failed for client %s", sub.channel, self.client_id)
+
+
+_HISTORY_TOO_LARGE = (
+    "history reply too large for the client's queue: ask for fewer publications (limit)"
+)
+
+
+def _data_size(pubs: list[Publication]) -> int:
+    """The bytes of the publications' data: a lower bound of what sending them costs."""
+    return sum(len(pub.data) for pub in pubs)
 
 
 def _ttl(expires_at: int) -> int:
