@@ -21,7 +21,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import uvicorn
@@ -203,11 +203,12 @@ class Parsec(ManagementMixin, SinkingMixin):
             self._app = build_app(self)
         return self._app
 
-    def _http_protocol(self) -> type[asyncio.Protocol] | Literal["auto"]:
-        """uvicorn's per-connection protocol: with ``native_websocket``, one that hands
+    def _http_protocol(self) -> type[asyncio.Protocol]:
+        """uvicorn's per-connection protocol, enforcing the request head limits
+        (:mod:`parsec.server.protocol`): with ``native_websocket`` it also hands
         WebSocket upgrades of the client path to the native transport."""
         if not self.options.server.native_websocket:
-            return "auto"
+            return http_protocol()
         path = WEBSOCKET_PATH
         return http_protocol(path, native.protocol_factory(self.node, path))
 
