@@ -87,6 +87,7 @@ class Node:
         self.verifier = verifier
         self.version = __version__
         self.rules = ChannelRules.from_options(options)
+        self._max_publication_size = options.server.max_publication_size
         self.hub = Hub()
         self._owned: list[Broker | PresenceManager | Controller] = []
         self.broker: Broker = broker or self._own(MemoryBroker())
@@ -214,7 +215,8 @@ class Node:
         """
         resolved = resolved or self.rules.resolve(channel)
         opts = resolved.options
-        self.check_publication_size(opts, data, tags)
+        if tags or len(data) > (opts.max_publication_size or self._max_publication_size):
+            self.check_publication_size(opts, data, tags)
         if self.authority is not None and self.authority.manages(resolved):
             await self.authority.check_publish(channel)
         pub = Publication(data=msgspec.Raw(data), info=info, tags=tags or None)
@@ -237,7 +239,7 @@ class Node:
         """Raise ``errors.PUBLICATION_TOO_LARGE`` (106) when ``data`` plus ``tags``
         (encoded as JSON) are over the limit of a channel with ``options``. Once per
         publication, on bytes the caller already has; tags are encoded only when given."""
-        limit = options.max_publication_size or self.options.server.max_publication_size
+        limit = options.max_publication_size or self._max_publication_size
         size = len(data) + len(_encode(tags)) if tags else len(data)
         if size > limit:
             raise errors.PUBLICATION_TOO_LARGE(
