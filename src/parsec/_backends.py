@@ -28,6 +28,7 @@ from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
 from parsec.errors import ParsecError
+from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT
 from parsec.sinks.dlq import DLQ
 
 __all__ = ["Backends", "backends_for"]
@@ -63,9 +64,18 @@ class Backends:
                 log.exception("closing a backend failed")
 
 
-def backends_for(url: str, *, key_prefix: str, node_id: str) -> Backends:
-    """The backends ``url`` names. Raises ParsecError PARSEC_INVALID_ARGUMENT for an
-    unknown scheme or a malformed URL."""
+def backends_for(
+    url: str,
+    *,
+    key_prefix: str,
+    node_id: str,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+) -> Backends:
+    """The backends ``url`` names; a Redis client's pool has ``pool_size`` connections
+    for commands and makes them wait up to ``pool_timeout`` seconds for a free one.
+    Raises ParsecError PARSEC_INVALID_ARGUMENT for an unknown scheme or a malformed
+    URL."""
     if url in ("", "memory://"):
         return Backends()
     if url.startswith(NATS_SCHEMES):
@@ -76,10 +86,12 @@ def backends_for(url: str, *, key_prefix: str, node_id: str) -> Backends:
             f"unknown broker URL scheme in {url.split('://')[0]!r}: "
             "use memory://, redis:// or nats://",
         )
-    return _redis(url, key_prefix, node_id)
+    return _redis(url, key_prefix, node_id, pool_size, pool_timeout)
 
 
-def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
+def _redis(
+    url: str, key_prefix: str, node_id: str, pool_size: int, pool_timeout: float
+) -> Backends:
     try:
         from parsec.backends.redis import from_url
     except ImportError as exc:
@@ -97,7 +109,7 @@ def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
         RedisRevocationStore,
     )
 
-    core = from_url(url, key_prefix=key_prefix)
+    core = from_url(url, key_prefix=key_prefix, pool_size=pool_size, pool_timeout=pool_timeout)
     client = core.broker.client
     controller = RedisController(client, node_id, prefix=key_prefix)
     bus = RedisChannelEventBus(client, node_id, prefix=key_prefix)

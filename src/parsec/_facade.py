@@ -96,7 +96,13 @@ class Parsec(ManagementMixin, SinkingMixin):
         self.options = options or Options()
         node_id = str(uuid.uuid4())
         shared = self.options.broker
-        self._backends = backends_for(shared.url, key_prefix=shared.key_prefix, node_id=node_id)
+        self._backends = backends_for(
+            shared.url,
+            key_prefix=shared.key_prefix,
+            node_id=node_id,
+            pool_size=shared.pool_size,
+            pool_timeout=shared.pool_timeout,
+        )
         built = self._backends
         # -- keyring: local, or kept in step with a shared store --
         store = keyring_store or (None if keyring else built.keyring_store)

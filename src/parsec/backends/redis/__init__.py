@@ -15,6 +15,7 @@ from parsec.backends.redis.client import ClientShare
 from parsec.backends.redis.keys import DEFAULT_KEY_PREFIX, Keys
 from parsec.backends.redis.presence import RedisPresenceManager
 from parsec.backends.redis.urls import make_clients, parse_url
+from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT
 
 __all__ = ["RedisBackends", "RedisBroker", "RedisPresenceManager", "from_url"]
 
@@ -27,14 +28,22 @@ class RedisBackends(NamedTuple):
     presence: RedisPresenceManager
 
 
-def from_url(url: str, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> RedisBackends:
+def from_url(
+    url: str,
+    *,
+    key_prefix: str = DEFAULT_KEY_PREFIX,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+) -> RedisBackends:
     """Broker and PresenceManager for the Redis at ``url`` (see ``urls`` for the forms),
-    keeping their keys under ``key_prefix``. Nothing connects until first used.
+    keeping their keys under ``key_prefix``, on a client whose commands use at most
+    ``pool_size`` connections at once and wait up to ``pool_timeout`` seconds for a
+    free one. Nothing connects until first used.
 
     Raises ParsecError ``PARSEC_INVALID_ARGUMENT`` for a malformed URL or key prefix.
     """
     Keys(key_prefix)
-    clients = make_clients(parse_url(url))
+    clients = make_clients(parse_url(url), pool_size=pool_size, pool_timeout=pool_timeout)
     share = ClientShare(clients.main, holders=2, helpers=clients.helpers)
     return RedisBackends(
         RedisBroker(clients.main, prefix=key_prefix, share=share),

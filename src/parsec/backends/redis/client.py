@@ -5,7 +5,8 @@ protocol error 100 (temporary, so SDKs retry) that carries a ``ParsecError`` for
 management surface:
 
 * ``PARSEC_BROKER_NOT_READY`` (HTTP 503) when Redis cannot be reached or does not
-  answer within the socket timeout;
+  answer within the socket timeout, or when every connection of the client's pool
+  stayed busy for the pool timeout;
 * ``PARSEC_BROKER_INTERNAL`` (HTTP 500) when Redis answers with an error.
 """
 
@@ -37,6 +38,10 @@ RedisClient: TypeAlias = Redis | RedisCluster
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 """Failures that mean Redis is down, unreachable or too slow: retrying later may work."""
 
+_POOL_BUSY = frozenset({"No connection available.", "Too many connections"})
+"""What redis-py's connection errors say when no connection of a pool came free (a
+waiting pool's timeout; a pool that does not wait, such as a Cluster node's)."""
+
 
 def broker_error(code: str, message: str) -> ParsecClientError:
     """The error a backend call raises: client error 100 (temporary) carrying ``code``."""
@@ -52,6 +57,12 @@ def translated(action: str) -> Iterator[None]:
     try:
         yield
     except UNREACHABLE as exc:
+        if str(exc) in _POOL_BUSY:
+            raise broker_error(
+                "PARSEC_BROKER_NOT_READY",
+                f"no free redis connection while {action}: every connection of the pool "
+                "stayed busy (see broker.pool_size and broker.pool_timeout)",
+            ) from exc
         raise broker_error(
             "PARSEC_BROKER_NOT_READY", f"redis is unreachable while {action}: {exc}"
         ) from exc

@@ -13,24 +13,42 @@ to the Redis servers (Sentinels are asked without them). Options: ``socket_timeo
 and ``socket_connect_timeout`` (seconds, > 0; defaults 5 and 2), ``client_name``, and
 ``db`` where the path does not give one. A malformed URL raises ParsecError
 ``PARSEC_INVALID_ARGUMENT`` naming the problem; messages never show the password.
+
+Every client ``make_clients`` builds has a bounded pool that waits: at most
+``pool_size`` commands hold a connection at once (on a Cluster, in all), and a command
+that finds them all busy waits up to ``pool_timeout`` seconds for one, then fails with
+redis-py's ``ConnectionError("No connection available.")``. The node's long-lived
+pub/sub listeners (``PUBSUB_CONNECTIONS``) hold connections of the same pool on top
+of ``pool_size``. redis-py's own default pool would instead refuse a command at once
+(``MaxConnectionsError``) when 100 connections are busy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
-from redis.asyncio import Redis, RedisCluster, Sentinel
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.typing import EncodableT
 
 from parsec.backends.redis.client import RedisClient
 from parsec.errors import ParsecError
+from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT
 
-__all__ = ["Clients", "RedisURL", "make_clients", "parse_url"]
+__all__ = ["PUBSUB_CONNECTIONS", "Clients", "RedisURL", "make_clients", "parse_url"]
+
+PUBSUB_CONNECTIONS = 5
+"""Pub/sub connections a node holds while it runs, beside ``pool_size``: the broker's
+subscriber, the controller's two listeners, the channel events' and the keyring's."""
 
 Kind = Literal["tcp", "unix", "sentinel", "cluster"]
 
@@ -206,8 +224,15 @@ class Clients(NamedTuple):
     helpers: tuple[Redis, ...] = ()
 
 
-def make_clients(url: RedisURL) -> Clients:
-    """Build (without connecting) the client for a parsed URL.
+def make_clients(
+    url: RedisURL,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+) -> Clients:
+    """Build (without connecting) the client for a parsed URL, with a pool of
+    ``pool_size`` connections for commands that waits up to ``pool_timeout`` seconds
+    for a free one (see the module docstring).
 
     Standalone and Sentinel clients never retry a command on their own: a publish
     either happens once or raises. Cluster clients keep redis-py's retries, which
@@ -215,6 +240,8 @@ def make_clients(url: RedisURL) -> Clients:
     pooled connection that Redis closed (a restart) before using it again, where with
     RESP3 (redis-py 8's default) the next command on it fails.
     """
+    if pool_size < 1 or not pool_timeout > 0:
+        raise ValueError(f"a pool needs a size >= 1 and a timeout > 0: {pool_size}, {pool_timeout}")
     common: dict[str, Any] = {
         "protocol": 2,
         "username": url.username,
@@ -223,15 +250,80 @@ def make_clients(url: RedisURL) -> Clients:
         "socket_connect_timeout": url.socket_connect_timeout,
         "client_name": url.client_name,
     }
+    pool: dict[str, Any] = {
+        "max_connections": pool_size + PUBSUB_CONNECTIONS,
+        "timeout": pool_timeout,
+    }
     if url.kind == "cluster":
-        nodes = [ClusterNode(host, port) for host, port in url.hosts]
-        return Clients(RedisCluster(startup_nodes=nodes, ssl=url.tls, **common))
+        per_node = pool_size + PUBSUB_CONNECTIONS
+        nodes = [ClusterNode(host, port, max_connections=per_node) for host, port in url.hosts]
+        return Clients(
+            _WaitingCluster(
+                pool_size,
+                pool_timeout,
+                startup_nodes=nodes,
+                ssl=url.tls,
+                max_connections=per_node,
+                **common,
+            )
+        )
     common["retry"] = Retry(NoBackoff(), 0)
-    if url.kind == "unix":
-        return Clients(Redis(unix_socket_path=url.path, db=url.db, **common))
     if url.kind == "sentinel":
         timeouts = {k: v for k, v in common.items() if k.startswith("socket_")}
         sentinel = Sentinel(list(url.hosts), sentinel_kwargs=timeouts, **common)
-        return Clients(sentinel.master_for(url.service, db=url.db), tuple(sentinel.sentinels))
-    host, port = url.hosts[0]
-    return Clients(Redis(host=host, port=port, db=url.db, ssl=url.tls, **common))
+        master = sentinel.master_for(
+            url.service, connection_pool_class=_WaitingSentinelPool, db=url.db, **pool
+        )
+        return Clients(master, tuple(sentinel.sentinels))
+    if url.kind == "unix":
+        connection: dict[str, Any] = {
+            "connection_class": UnixDomainSocketConnection,
+            "path": url.path,
+        }
+    else:
+        host, port = url.hosts[0]
+        connection = {
+            "connection_class": SSLConnection if url.tls else Connection,
+            "host": host,
+            "port": port,
+        }
+    return Clients(
+        Redis.from_pool(BlockingConnectionPool(db=url.db, **pool, **connection, **common))
+    )
+
+
+class _WaitingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The pool of a Sentinel-managed client that waits for a free connection, as the
+    other clients' pools do (redis-py's Sentinel pool refuses at once)."""
+
+
+class _WaitingCluster(RedisCluster):
+    """A Cluster client whose commands wait for a free connection.
+
+    redis-py's Cluster keeps a pool per node that refuses a command at once
+    (``MaxConnectionsError``) when ``max_connections`` of that node are busy, and has
+    no pool that waits. Here at most ``pool_size`` commands run at once in all, so no
+    node's pool (sized ``pool_size`` plus the pub/sub connections) runs out; a command
+    beyond them waits up to ``pool_timeout`` seconds for its turn, then fails as a
+    waiting pool would.
+    """
+
+    def __init__(self, pool_size: int, pool_timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._slots = asyncio.Semaphore(pool_size)
+        self._slot_timeout = pool_timeout
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        slots = self._slots
+        if not slots.locked():
+            await slots.acquire()  # returns at once
+        else:
+            try:
+                async with asyncio.timeout(self._slot_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise RedisConnectionError("No connection available.") from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            slots.release()
