@@ -25,6 +25,7 @@ from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenc
 from parsec.channels.namespaces import ChannelRules, ResolvedChannel
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
+from parsec.engine.cleanup import Cleanups
 from parsec.engine.codes import Disconnect, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.commands import RPCCall
@@ -96,6 +97,10 @@ class Node:
         self._broker_channels: set[str] = set()
         self._channel_locks: dict[str, _ChannelLock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # half the broker's connections at most: the rest stays free for publishing
+        self.cleanups = Cleanups(
+            max(1, options.broker.pool_size // 2), presence_ttl=options.client.presence_ttl
+        )
         self._started_at = time.monotonic()
         self._state = "new"
 
@@ -114,13 +119,16 @@ class Node:
         self._tasks.append(asyncio.create_task(self._refresh_presence()))
 
     async def aclose(self) -> None:
-        """Disconnect every session (3001 shutdown) and stop. Idempotent."""
+        """Disconnect every session (3001 shutdown), wait for their cleanups (presence
+        removed, leaves sent: at most ``cleanup.DRAIN_TIMEOUT``), then stop the
+        backends. Idempotent."""
         if self._state == "closed":
             return
         self._state = "closed"
         await cancel_and_wait(*self._tasks)
         for session in self.hub.sessions():
-            await session.disconnect(disconnects.SHUTDOWN())
+            session.close(disconnects.SHUTDOWN())
+        await self.cleanups.drain()
         for backend in reversed(self._owned):
             try:
                 await backend.aclose()

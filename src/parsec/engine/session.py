@@ -81,6 +81,7 @@ class Session:
         self._pong: asyncio.TimerHandle | None = None
         self._expire: asyncio.TimerHandle | None = None
         self._release: list[Subscription] = []
+        self._cleanup: asyncio.Task[None] | None = None
 
     @property
     def is_closed(self) -> bool:
@@ -158,10 +159,11 @@ class Session:
             self.schedule_disconnect(disconnects.SLOW())
 
     def schedule_disconnect(self, d: Disconnect) -> None:
-        """Disconnect from a context that cannot await (timers, fan-out)."""
+        """Disconnect from a context that cannot await (timers, fan-out): the session
+        closes on the loop's next step and the node finishes its cleanup."""
         if self.state is not SessionState.CLOSED and self.close_reason is None:
             self.close_reason = d
-            self._loop.create_task(self.disconnect(d))
+            self._loop.call_soon(self.close, d)
 
     # --- connect and refresh ----------------------------------------------------
 
@@ -446,15 +448,19 @@ class Session:
 
     async def _drop(self, sub: Subscription) -> None:
         """Forget a subscription: hub, broker, presence, leave. Idempotent."""
+        if await self._forget(sub):
+            await self._unannounce(sub)
+
+    async def _forget(self, sub: Subscription) -> bool:
+        """Forget a subscription here, in the hub and (after its channel's last local
+        one) in the broker; whether its presence and leave are due. Idempotent."""
         if self.subs.get(sub.channel) is not sub:
-            return
+            return False
         del self.subs[sub.channel]
         sub.cancel_expiry()
-        node = self.node
-        await node.remove_subscription(sub)
-        if sub.announced:
-            sub.announced = False
-            await self._unannounce(sub)
+        await self.node.remove_subscription(sub)
+        announced, sub.announced = sub.announced, False
+        return announced
 
     def lost_position(self, sub: Subscription) -> None:
         """A publication did not follow the last one delivered: the client can no
@@ -464,7 +470,7 @@ class Session:
             self.schedule_disconnect(disconnects.INSUFFICIENT_STATE())
             return
         sub.lost = True  # deliver nothing more: the subscription is going away
-        self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.INSUFFICIENT_STATE))
+        self.node.cleanups.submit(self._unsubscribe_later(sub.channel, unsub.INSUFFICIENT_STATE))
 
     def _set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
         sub.cancel_expiry()
@@ -479,7 +485,15 @@ class Session:
         if sub.server_side:
             self.schedule_disconnect(disconnects.SUBSCRIPTION_EXPIRED())
         else:
-            self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.EXPIRED))
+            self.node.cleanups.submit(self._unsubscribe_later(sub.channel, unsub.EXPIRED))
+
+    async def _unsubscribe_later(self, channel: str, reason: Unsubscribe) -> None:
+        """``unsubscribe_channel`` as one of the node's cleanups (from a timer or the
+        fan-out, which cannot await it)."""
+        try:
+            await self.unsubscribe_channel(channel, reason)
+        except Exception as exc:
+            self.node.cleanups.failed(1, exc)
 
     async def _sub_refresh(self, req: protocol.SubRefreshRequest) -> protocol.SubRefreshResult:
         sub = self.subs.get(req.channel)
@@ -601,29 +615,60 @@ class Session:
 
     # --- closing ----------------------------------------------------------------
 
-    async def disconnect(self, d: Disconnect) -> None:
-        """Close with ``d`` and release everything the session holds. Idempotent."""
+    def close(self, d: Disconnect | None = None) -> None:
+        """Close now — with ``d`` while the connection is open, without when it is
+        already gone — and hand the release of what the session holds elsewhere
+        (node-level subscriptions, presence, leaves) to the node's cleanups, which run a
+        bounded number at a time. Idempotent."""
         if self.state is SessionState.CLOSED:
             return
-        self.close_reason = self.close_reason or d
-        self.transport.close(d.code, d.reason)
-        await self.closed()
-
-    async def closed(self) -> None:
-        """The connection is gone (closed by us or by the peer): clean up. Idempotent."""
-        if self.state is SessionState.CLOSED:
-            return
+        if d is not None:
+            self.close_reason = self.close_reason or d
+            self.transport.close(d.code, d.reason)
         was_connected = self.state is SessionState.CONNECTED
         self.state = SessionState.CLOSED
         for handle in (self._stale, self._ping, self._pong, self._expire):
             self._cancel(handle)
         if was_connected:
             self.node.hub.remove_session(self)
-        for sub in list(self.subs.values()):
+        if self.subs:
+            self._cleanup = self.node.cleanups.submit(self._release_all(list(self.subs.values())))
+
+    async def disconnect(self, d: Disconnect) -> None:
+        """Close with ``d`` and release everything the session holds; returns once
+        released. Idempotent."""
+        self.close(d)
+        await self._released()
+
+    async def closed(self) -> None:
+        """The connection is gone (closed by us or by the peer): clean up; returns once
+        released. Idempotent."""
+        self.close()
+        await self._released()
+
+    async def _released(self) -> None:
+        """Wait for the cleanup ``close`` started (a waiter's cancellation leaves it
+        running: the node owns it)."""
+        if self._cleanup is not None:
+            await asyncio.shield(self._cleanup)
+
+    async def _release_all(self, subs: list[Subscription]) -> None:
+        """The cleanup of a closed session: drop each of its subscriptions. After the
+        first failure (the broker is unreachable) the others are only forgotten here
+        and in the hub: their presence expires, their leaves are lost (reported)."""
+        error: Exception | None = None
+        undone = 0
+        for sub in subs:
             try:
-                await self._drop(sub)
-            except Exception:
-                log.exception("cleanup of %r failed for client %s", sub.channel, self.client_id)
+                if error is None:
+                    await self._drop(sub)
+                elif await self._forget(sub):
+                    undone += 1
+            except Exception as exc:
+                error = error or exc
+                undone += 1
+        if error is not None:
+            self.node.cleanups.failed(undone, error)
 
 
 def _ttl(expires_at: int) -> int:

@@ -210,9 +210,8 @@ class SessionListener(WSListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self.transport is not None:
             self.transport.gone()
-        session = self.session
-        if session is not None and not session.is_closed:
-            asyncio.get_running_loop().create_task(session.closed())
+        if self.session is not None:
+            self.session.close()  # the node finishes the cleanup
 
     def _add_fragment(self, frame: WSFrame) -> bool:
         """Keep one fragment of a message; False (and 1009) once the message is over
