@@ -172,7 +172,7 @@ async def _publish_everywhere_and_read(
 
 
 async def _crowd_on_a_small_pool(url: str, pool_size: int) -> tuple[RedisBackends, int]:
-    """Five hundred presence and join commands at once through a client of
+    """Five hundred presence writes and reads at once through a client of
     ``pool_size`` connections, spread over CHANNELS: every one succeeds (each channel's
     presence holds its share). The backends (open) and the most connections the client
     holds to any one server."""
@@ -183,7 +183,7 @@ async def _crowd_on_a_small_pool(url: str, pool_size: int) -> tuple[RedisBackend
         channel = CHANNELS[n % len(CHANNELS)]
         info = ClientInfo(f"u{n}", f"c{n}")
         await backends.presence.add_presence(channel, f"c{n}", info, 60.0)
-        await backends.broker.publish_join(channel, info)
+        await backends.presence.presence_stats(channel)
 
     await asyncio.gather(*(arrive(n) for n in range(500)))
     for channel in CHANNELS:
