@@ -213,8 +213,9 @@ async def _crowd_on_a_small_pool(url: str, pool_size: int) -> tuple[RedisBackend
 
 async def test_cluster_commands_beyond_the_pool_wait_their_turn(cluster_url: str) -> None:
     """On a Cluster (whose redis-py node pools refuse at once when full) five hundred
-    commands at once on a pool of 2 all succeed, within the bound on every master; a
-    command that finds the pool busy for pool_timeout fails saying so."""
+    commands at once on a pool of 2 all succeed, within every master's bound (redis-py
+    also asks a node for the slots, outside the commands' turns); a command that gets
+    no turn within pool_timeout fails saying so."""
     backends, most = await _crowd_on_a_small_pool(cluster_url, pool_size=2)
     try:
         assert 1 <= most <= 2 + PUBSUB_CONNECTIONS
@@ -328,11 +329,11 @@ async def test_cluster_backends_for_shares_broker_presence_and_stores(cluster_ur
 
 
 async def test_sentinel_commands_beyond_the_pool_wait_their_turn(sentinel_url: str) -> None:
-    """Through Sentinel, five hundred commands at once on a pool of 2 all succeed,
-    within the bound."""
+    """Through Sentinel, five hundred commands at once on a pool of 2 all succeed, on
+    at most 2 connections to the master."""
     backends, most = await _crowd_on_a_small_pool(sentinel_url, pool_size=2)
     try:
-        assert 1 <= most <= 2 + PUBSUB_CONNECTIONS
+        assert 1 <= most <= 2
     finally:
         await backends.broker.aclose()
         await backends.presence.aclose()

@@ -26,6 +26,7 @@ from parsec.errors import ParsecClientError, ParsecError
 __all__ = [
     "UNREACHABLE",
     "ClientShare",
+    "PoolBusy",
     "RedisClient",
     "broker_error",
     "prepare_pubsub",
@@ -38,9 +39,14 @@ RedisClient: TypeAlias = Redis | RedisCluster
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 """Failures that mean Redis is down, unreachable or too slow: retrying later may work."""
 
-_POOL_BUSY = frozenset({"No connection available.", "Too many connections"})
-"""What redis-py's connection errors say when no connection of a pool came free (a
-waiting pool's timeout; a pool that does not wait, such as a Cluster node's)."""
+
+class PoolBusy(RedisConnectionError):
+    """No turn to run a command came within the pool timeout: every connection the
+    client may use stayed busy (``urls.make_clients``)."""
+
+
+_POOL_FULL = "Too many connections"
+"""What redis-py's MaxConnectionsError says: a pool that does not wait was full."""
 
 
 def broker_error(code: str, message: str) -> ParsecClientError:
@@ -57,11 +63,11 @@ def translated(action: str) -> Iterator[None]:
     try:
         yield
     except UNREACHABLE as exc:
-        if str(exc) in _POOL_BUSY:
+        if isinstance(exc, PoolBusy) or str(exc) == _POOL_FULL:
             raise broker_error(
                 "PARSEC_BROKER_NOT_READY",
-                f"no free redis connection while {action}: every connection of the pool "
-                "stayed busy (see broker.pool_size and broker.pool_timeout)",
+                f"no free redis connection while {action}: {exc} "
+                "(see broker.pool_size and broker.pool_timeout)",
             ) from exc
         raise broker_error(
             "PARSEC_BROKER_NOT_READY", f"redis is unreachable while {action}: {exc}"

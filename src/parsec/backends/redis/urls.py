@@ -14,13 +14,16 @@ and ``socket_connect_timeout`` (seconds, > 0; defaults 5 and 2), ``client_name``
 ``db`` where the path does not give one. A malformed URL raises ParsecError
 ``PARSEC_INVALID_ARGUMENT`` naming the problem; messages never show the password.
 
-Every client ``make_clients`` builds has a bounded pool that waits: at most
-``pool_size`` commands hold a connection at once (on a Cluster, in all), and a command
-that finds them all busy waits up to ``pool_timeout`` seconds for one, then fails with
-redis-py's ``ConnectionError("No connection available.")``. The node's long-lived
-pub/sub listeners (``PUBSUB_CONNECTIONS``) hold connections of the same pool on top
-of ``pool_size``. redis-py's own default pool would instead refuse a command at once
-(``MaxConnectionsError``) when 100 connections are busy.
+Every client ``make_clients`` builds bounds its connections and makes commands wait
+for one rather than fail: at most ``pool_size`` of its commands run at once (on a
+Cluster, in all), and a command beyond them waits its turn up to ``pool_timeout``
+seconds, then fails with ``PoolBusy``. Its pool (each node's pool, on a Cluster) holds
+at most ``pool_size`` + ``PUBSUB_CONNECTIONS`` connections: the commands' and those of
+the node's long-lived pub/sub listeners. redis-py alone would refuse a command at once
+(``MaxConnectionsError``) when 100 connections are busy: its pool that waits
+(``BlockingConnectionPool``) costs every command several microseconds even when
+connections are free, where a free turn here costs a fraction of one, and its Cluster
+and Sentinel clients have no such pool at all.
 """
 
 from __future__ import annotations
@@ -31,16 +34,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, Sentinel
+from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
-from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.typing import EncodableT
 
-from parsec.backends.redis.client import RedisClient
+from parsec.backends.redis.client import PoolBusy, RedisClient
 from parsec.errors import ParsecError
 from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT
 
@@ -230,9 +231,9 @@ def make_clients(
     pool_size: int = DEFAULT_POOL_SIZE,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT,
 ) -> Clients:
-    """Build (without connecting) the client for a parsed URL, with a pool of
-    ``pool_size`` connections for commands that waits up to ``pool_timeout`` seconds
-    for a free one (see the module docstring).
+    """Build (without connecting) the client for a parsed URL, running at most
+    ``pool_size`` commands at once; the others wait their turn up to ``pool_timeout``
+    seconds (see the module docstring).
 
     Standalone and Sentinel clients never retry a command on their own: a publish
     either happens once or raises. Cluster clients keep redis-py's retries, which
@@ -240,8 +241,7 @@ def make_clients(
     pooled connection that Redis closed (a restart) before using it again, where with
     RESP3 (redis-py 8's default) the next command on it fails.
     """
-    if pool_size < 1 or not pool_timeout > 0:
-        raise ValueError(f"a pool needs a size >= 1 and a timeout > 0: {pool_size}, {pool_timeout}")
+    turns = _Turns(pool_size, pool_timeout)
     common: dict[str, Any] = {
         "protocol": 2,
         "username": url.username,
@@ -249,81 +249,83 @@ def make_clients(
         "socket_timeout": url.socket_timeout,
         "socket_connect_timeout": url.socket_connect_timeout,
         "client_name": url.client_name,
-    }
-    pool: dict[str, Any] = {
         "max_connections": pool_size + PUBSUB_CONNECTIONS,
-        "timeout": pool_timeout,
     }
     if url.kind == "cluster":
-        per_node = pool_size + PUBSUB_CONNECTIONS
+        per_node = common["max_connections"]
         nodes = [ClusterNode(host, port, max_connections=per_node) for host, port in url.hosts]
-        return Clients(
-            _WaitingCluster(
-                pool_size,
-                pool_timeout,
-                startup_nodes=nodes,
-                ssl=url.tls,
-                max_connections=per_node,
-                **common,
-            )
-        )
+        return Clients(_WaitingCluster(turns, startup_nodes=nodes, ssl=url.tls, **common))
     common["retry"] = Retry(NoBackoff(), 0)
     if url.kind == "sentinel":
         timeouts = {k: v for k, v in common.items() if k.startswith("socket_")}
         sentinel = Sentinel(list(url.hosts), sentinel_kwargs=timeouts, **common)
-        master = sentinel.master_for(
-            url.service, connection_pool_class=_WaitingSentinelPool, db=url.db, **pool
-        )
+        # as Sentinel.master_for builds its client, but one that takes turns
+        kwargs = {**sentinel.connection_kwargs, "db": url.db, "is_master": True}
+        pool = SentinelConnectionPool(url.service, sentinel, **kwargs)  # type: ignore[no-untyped-call]
+        master = _WaitingRedis(turns, connection_pool=pool)
+        master.auto_close_connection_pool = True  # the client owns (closes) the pool
         return Clients(master, tuple(sentinel.sentinels))
     if url.kind == "unix":
-        connection: dict[str, Any] = {
-            "connection_class": UnixDomainSocketConnection,
-            "path": url.path,
-        }
-    else:
-        host, port = url.hosts[0]
-        connection = {
-            "connection_class": SSLConnection if url.tls else Connection,
-            "host": host,
-            "port": port,
-        }
-    return Clients(
-        Redis.from_pool(BlockingConnectionPool(db=url.db, **pool, **connection, **common))
-    )
+        return Clients(_WaitingRedis(turns, unix_socket_path=url.path, db=url.db, **common))
+    host, port = url.hosts[0]
+    return Clients(_WaitingRedis(turns, host=host, port=port, db=url.db, ssl=url.tls, **common))
 
 
-class _WaitingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
-    """The pool of a Sentinel-managed client that waits for a free connection, as the
-    other clients' pools do (redis-py's Sentinel pool refuses at once)."""
+class _Turns:
+    """At most ``size`` commands at once; one beyond them waits for its turn up to
+    ``timeout`` seconds, then raises PoolBusy."""
+
+    __slots__ = ("_slots", "_timeout")
+
+    def __init__(self, size: int, timeout: float) -> None:
+        if size < 1 or not timeout > 0:
+            raise ValueError(f"a pool needs a size >= 1 and a timeout > 0: {size}, {timeout}")
+        self._slots = asyncio.Semaphore(size)
+        self._timeout = timeout
+
+    async def take(self) -> None:
+        slots = self._slots
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise PoolBusy(f"no connection came free within {self._timeout:g}s") from None
+
+    def give_back(self) -> None:
+        self._slots.release()
+
+
+class _WaitingRedis(Redis):
+    """A standalone or Sentinel-managed client whose commands take turns (``_Turns``).
+    Pub/sub connections and pipelines take none: the pool's bound covers them."""
+
+    def __init__(self, turns: _Turns, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._turns = turns
+
+    async def execute_command(self, *args: EncodableT, **options: Any) -> Any:
+        await self._turns.take()
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            self._turns.give_back()
 
 
 class _WaitingCluster(RedisCluster):
-    """A Cluster client whose commands wait for a free connection.
+    """A Cluster client whose commands take turns (``_Turns``): with at most
+    ``pool_size`` commands at once in all, no node's pool runs out (redis-py's Cluster
+    node pools refuse a command at once when full)."""
 
-    redis-py's Cluster keeps a pool per node that refuses a command at once
-    (``MaxConnectionsError``) when ``max_connections`` of that node are busy, and has
-    no pool that waits. Here at most ``pool_size`` commands run at once in all, so no
-    node's pool (sized ``pool_size`` plus the pub/sub connections) runs out; a command
-    beyond them waits up to ``pool_timeout`` seconds for its turn, then fails as a
-    waiting pool would.
-    """
-
-    def __init__(self, pool_size: int, pool_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, turns: _Turns, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._slots = asyncio.Semaphore(pool_size)
-        self._slot_timeout = pool_timeout
+        self._turns = turns
 
     async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
-        slots = self._slots
-        if not slots.locked():
-            await slots.acquire()  # returns at once
-        else:
-            try:
-                async with asyncio.timeout(self._slot_timeout):
-                    await slots.acquire()
-            except TimeoutError:
-                raise RedisConnectionError("No connection available.") from None
+        await self._turns.take()
         try:
             return await super().execute_command(*args, **kwargs)
         finally:
-            slots.release()
+            self._turns.give_back()
