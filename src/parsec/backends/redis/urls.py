@@ -22,7 +22,7 @@ at most ``pool_size`` + ``PUBSUB_CONNECTIONS`` connections: the commands' and th
 the node's long-lived pub/sub listeners. redis-py alone would refuse a command at once
 (``MaxConnectionsError``) when 100 connections are busy: its pool that waits
 (``BlockingConnectionPool``) costs every command several microseconds even when
-connections are free, where a free turn here costs a fraction of one, and its Cluster
+connections are free, where a free turn here costs about one, and its Cluster
 and Sentinel clients have no such pool at all.
 """
 
