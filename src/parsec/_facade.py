@@ -53,6 +53,7 @@ from parsec.engine.types import StreamPosition
 from parsec.errors import ParsecClientError, ParsecError
 from parsec.options import Options
 from parsec.server.app import build_app
+from parsec.server.listen import BACKLOG, listen
 from parsec.server.protocol import http_protocol
 from parsec.sinks.dlq import DLQ
 from parsec.sinks.metrics import SinkMetrics
@@ -219,8 +220,10 @@ class Parsec(ManagementMixin, SinkingMixin):
         ``ready`` is called once the server accepts connections. With ``reuse_port``
         the listening socket is bound with SO_REUSEPORT, so several processes (the
         workers of ``parsec serve --workers N``) share the port and the kernel spreads
-        connections among them."""
+        connections among them. Raises :class:`parsec.server.listen.ListenError` (an
+        OSError naming the address) when the address cannot be listened on."""
         server_opts = self.options.server
+        sockets = listen(server_opts.host, server_opts.port, reuse_port=reuse_port)
         config = uvicorn.Config(
             self.asgi_app(),
             host=server_opts.host,
@@ -231,16 +234,18 @@ class Parsec(ManagementMixin, SinkingMixin):
             lifespan="off",
             log_level="warning",
             access_log=False,
+            backlog=BACKLOG,
         )
         server = _Server(config, ready)
         self._server = server
         uninstall = _reload_on_sighup(self.keyring, self._shared_keyring)
-        sockets = [_reuse_port_socket(server_opts.host, server_opts.port)] if reuse_port else None
         try:
             await server.serve(sockets=sockets)
         finally:
             uninstall()
             self._server = None
+            for sock in sockets:
+                sock.close()
 
     # --- publishing -------------------------------------------------------------
 
@@ -300,18 +305,6 @@ class Parsec(ManagementMixin, SinkingMixin):
             return handler
 
         return register
-
-
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket that other processes may bind too (SO_REUSEPORT)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def _reload_on_sighup(keyring: KeyRing, shared: SharedKeyRing | None) -> Callable[[], None]:

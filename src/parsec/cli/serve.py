@@ -25,17 +25,19 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
+from parsec._backends import BrokerUnreachable, check_reachable
 from parsec.auth.keyring import KeyRingError
 from parsec.cli._common import EXIT_USAGE, fail, load_config, run_async, state_dir_of
 from parsec.cli.workers import run_workers, worker_index
 from parsec.descriptor import rfc3339
 from parsec.errors import ParsecError
 from parsec.options import Options
+from parsec.server.listen import ListenError, listen
 
 if TYPE_CHECKING:
     from parsec import Parsec
 
-__all__ = ["BOOTSTRAP_SUBJECT", "LogLevel", "banner", "serve"]
+__all__ = ["ADDR_HINT", "BOOTSTRAP_SUBJECT", "LogLevel", "banner", "serve"]
 
 BOOTSTRAP_SUBJECT: Final = "operator"
 """The subject of the management token ``serve`` prints at start."""
@@ -127,23 +129,52 @@ def serve(
                 "--workers needs a shared broker: set --broker redis://… (or [broker] url)",
                 EXIT_USAGE,
             )
+        with _start_errors(options):  # checked once here, not once per worker
+            _check_listen(options)
+            try:
+                run_async(check_reachable(options.broker.url))
+            except KeyboardInterrupt:
+                raise typer.Exit(0) from None
         raise typer.Exit(run_workers(workers, sys.argv[2:]))
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
+    with _start_errors(options), contextlib.suppress(KeyboardInterrupt):
         run_async(_serve(options, worker_index()))
-    except KeyboardInterrupt:
-        pass
+
+
+ADDR_HINT: Final = (
+    "choose another address with --addr HOST:PORT (env PARSEC_ADDR, config [server] addr)"
+)
+
+
+@contextlib.contextmanager
+def _start_errors(options: Options) -> Iterator[None]:
+    """Whatever stops the server from starting becomes one ``parsec: error:`` line: exit
+    2 for what the operator must fix (the address, the broker URL or its reachability),
+    1 for the rest."""
+    try:
+        yield
+    except ListenError as e:
+        fail(f"{e}; {ADDR_HINT}", EXIT_USAGE)
+    except BrokerUnreachable as e:
+        fail(str(e), EXIT_USAGE)
     except KeyRingError as e:
+        if e.code == "PARSEC_BROKER_NOT_READY":  # the broker went away after the check
+            fail(f"{e}; check the broker (--broker, PARSEC_BROKER_URL or [broker] url)", EXIT_USAGE)
         fail(str(e))
     except ParsecError as e:  # a malformed broker URL, found before anything starts
         fail(f"bad configuration: broker.url: {e.message}", EXIT_USAGE)
     except OSError as e:
         fail(f"cannot serve on {options.server.addr}: {e.strerror or e}")
-    except SystemExit as e:  # uvicorn exits 1 when it cannot bind; it logged why
-        if e.code not in (None, 0):
-            fail(f"cannot serve on {options.server.addr} (see the error above)")
+
+
+def _check_listen(options: Options) -> None:
+    """Raise ListenError when something listens on the address already (bound without
+    SO_REUSEPORT, so that a listener of any kind, even another ``--workers`` server,
+    is found)."""
+    for sock in listen(options.server.host, options.server.port):
+        sock.close()
 
 
 async def _serve(options: Options, worker: int | None = None) -> None:
@@ -157,6 +188,7 @@ async def _serve(options: Options, worker: int | None = None) -> None:
     from parsec import Parsec  # the whole server stack loads only for `serve`
     from parsec.server.tuning import tune_gc
 
+    await check_reachable(options.broker.url)
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         async with Parsec(options) as parsec:
