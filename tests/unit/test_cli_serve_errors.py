@@ -1,6 +1,7 @@
 """``parsec serve`` that cannot start: one ``parsec: error:`` line saying what to do,
-exit code 2, never a traceback. The broker cases are in tests/redis/test_redis_serve.py
-and tests/nats/test_nats_serve.py; the missing-extra cases in test_cli.py."""
+exit code 2, never a traceback; and a browser origin it refuses, logged with the
+setting that admits it. The broker cases are in tests/redis/test_redis_serve.py and
+tests/nats/test_nats_serve.py; the missing-extra cases in test_cli.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from cli_runs import Proc, assert_one_line_error, isolate, processes
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from parsec._backends import BrokerUnreachable, check_reachable
 from parsec.testing import free_port
@@ -100,6 +104,38 @@ def test_serve_on_an_address_it_cannot_listen_on_exits_2(
     code, stderr = proc.finish()
     assert code == 2, stderr
     assert_one_line_error(stderr, f"cannot listen on {addr}", words, "--addr HOST:PORT")
+
+
+# -- browser origins --------------------------------------------------------------------
+
+
+def test_allowed_origin_flags_admit_origins_and_a_refusal_says_how_to_admit_one(
+    spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """--allowed-origin (repeatable, globs) admits those origins; any other is refused
+    with 403 and an INFO line naming it and the flag that would admit it."""
+    addr = f"127.0.0.1:{free_port()}"
+    origins = [
+        "--allowed-origin",
+        "https://app.example.com",
+        "--allowed-origin",
+        "https://*.ex.org",
+    ]
+    proc = spawn("serve", "--addr", addr, "--allow-anonymous", *origins, cwd=tmp_path)
+    proc.wait_for("err", "parsec listening on")
+    url = f"ws://{addr}/connection/websocket"
+    for origin in ("https://app.example.com", "https://x.ex.org"):
+        with connect(url, origin=Origin(origin), open_timeout=10) as ws:
+            ws.send('{"id":1,"connect":{}}')
+            assert '"connect"' in str(ws.recv(timeout=10))
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin=Origin("https://evil.example.com"), open_timeout=10)
+    assert refused.value.response.status_code == 403
+    line = proc.wait_for("err", "refused")
+    assert " INFO parsec.websocket: " in line
+    assert "origin 'https://evil.example.com' refused" in line
+    assert "admits only https://app.example.com, https://*.ex.org" in line
+    assert "--allowed-origin 'https://evil.example.com'" in line
 
 
 # -- check_reachable: a broker that never answers -----------------------------------------

@@ -90,6 +90,17 @@ def serve(
             "--api-key", metavar="KEY", help="Server API key for /api (env PARSEC_API_KEY)."
         ),
     ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-origin",
+            metavar="ORIGIN",
+            help="Browser origin allowed to open a WebSocket (repeatable; globs such as "
+            "https://*.example.com, or * for any; env PARSEC_ALLOWED_ORIGINS, "
+            "comma-separated). Default: the server's own host only.",
+            show_default=False,
+        ),
+    ] = None,
     allow_anonymous: Annotated[
         bool | None,
         typer.Option(
@@ -116,6 +127,7 @@ def serve(
         config,
         {
             "server.addr": addr,
+            "server.allowed_origins": allowed_origin or None,
             "auth.state_dir": state_dir,
             "api.key": api_key,
             "broker.url": broker,

@@ -39,7 +39,7 @@ from picows import picows as _picows
 
 from parsec.engine.node import Node
 from parsec.engine.session import Session
-from parsec.transports.websocket import origin_allowed
+from parsec.transports.websocket import log_refused_origin, origin_allowed
 
 __all__ = ["NativeTransport", "SessionListener", "listener_factory", "protocol_factory"]
 
@@ -280,8 +280,9 @@ def listener_factory(node: Node, path: str) -> Any:
                 WSUpgradeResponse.create_error_response(404, b"not found"), None
             )
         origin = request.headers.get("origin")
-        if origin and not origin_allowed(origin, request.headers.get("host", ""), allowed):
-            log.info("websocket from origin %r refused", origin)
+        host = request.headers.get("host", "")
+        if origin and not origin_allowed(origin, host, allowed):
+            log_refused_origin(origin, host, allowed)
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_error_response(403, b"origin not allowed"), None
             )

@@ -17,7 +17,13 @@ from urllib.parse import urlsplit
 
 from parsec.engine.node import Node
 
-__all__ = ["WEBSOCKET_PATH", "WebSocketEndpoint", "WebSocketTransport", "origin_allowed"]
+__all__ = [
+    "WEBSOCKET_PATH",
+    "WebSocketEndpoint",
+    "WebSocketTransport",
+    "log_refused_origin",
+    "origin_allowed",
+]
 
 log = logging.getLogger("parsec.websocket")
 
@@ -134,6 +140,23 @@ def origin_allowed(origin: str, host: str, allowed: list[str]) -> bool:
     return any(p == "*" or fnmatch.fnmatchcase(origin, p.lower().rstrip("/")) for p in allowed)
 
 
+def log_refused_origin(origin: str, host: str, allowed: list[str]) -> None:
+    """Say at INFO on ``parsec.websocket`` that ``origin`` was refused, what the
+    allow-list admits, and the settings that would admit it."""
+    if allowed:
+        admits = f"admits only {', '.join(allowed)}"
+    else:
+        admits = f"is empty, so it admits only the server's own host {host.lower()!r}"
+    log.info(
+        "websocket from origin %r refused: server.allowed_origins %s; to admit it, add it "
+        "to allowed_origins in the [server] table of the config file, to "
+        "PARSEC_ALLOWED_ORIGINS (comma-separated), or pass parsec serve --allowed-origin %r",
+        origin,
+        admits,
+        origin,
+    )
+
+
 class WebSocketEndpoint:
     """Raw ASGI endpoint: one Session per accepted WebSocket."""
 
@@ -150,7 +173,7 @@ class WebSocketEndpoint:
         if origin and not origin_allowed(
             origin, headers.get("host", ""), opts.server.allowed_origins
         ):
-            log.info("websocket from origin %r refused", origin)
+            log_refused_origin(origin, headers.get("host", ""), opts.server.allowed_origins)
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
