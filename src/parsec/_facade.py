@@ -114,7 +114,9 @@ class Parsec(ManagementMixin, SinkingMixin):
             audience=auth.token_audience,
             issuer=auth.token_issuer,
         )
-        self.issuer = TokenIssuer(self.keyring)
+        self.issuer = TokenIssuer(
+            self.keyring, audience=auth.token_audience, issuer=auth.token_issuer
+        )
         self.tokens = ParsecTokens(self.keyring)
         self.manager = ChannelManager(
             channel_store or built.channel_store, bus=channel_event_bus or built.channel_event_bus

@@ -26,7 +26,7 @@ from websockets.sync.server import serve as ws_serve
 
 import parsec
 from parsec.auth.keyring import KeyRing
-from parsec.auth.tokens import TokenVerifier
+from parsec.auth.tokens import InvalidToken, TokenVerifier
 from parsec.cli.serve import banner
 from parsec.cli.subscribe import websocket_url
 from parsec.options import ApiOptions, AuthOptions, Options, ServerOptions
@@ -252,6 +252,14 @@ def verifier(state_dir: Path) -> TokenVerifier:
     return TokenVerifier(KeyRing.open(state_dir))
 
 
+@pytest.fixture
+def server_keyring(tmp_path: Path) -> KeyRing:
+    """The keyring in ./.parsec, as `parsec serve` in this directory leaves it (the
+    commands that mint never create one: see test_cli_keyring.py)."""
+    return KeyRing.open(tmp_path / ".parsec")
+
+
+@pytest.mark.usefixtures("server_keyring")
 def test_connect_token_is_the_only_output_and_verifies(tmp_path: Path) -> None:
     """tokens connect prints one token, signed by the .parsec keyring, with the claims."""
     result = invoke(
@@ -278,6 +286,7 @@ def test_connect_token_is_the_only_output_and_verifies(tmp_path: Path) -> None:
     assert claims.exp - claims.iat == 3600
 
 
+@pytest.mark.usefixtures("server_keyring")
 @pytest.mark.parametrize(("ttl", "lifetime"), [("90s", 90), ("1h30m", 5400), ("0", None)])
 def test_connect_token_ttl(tmp_path: Path, ttl: str, lifetime: int | None) -> None:
     """--ttl sets the lifetime; 0 mints a token that never expires."""
@@ -287,6 +296,7 @@ def test_connect_token_ttl(tmp_path: Path, ttl: str, lifetime: int | None) -> No
     assert lived == lifetime
 
 
+@pytest.mark.usefixtures("server_keyring")
 def test_subscription_token_verifies(tmp_path: Path) -> None:
     """tokens subscription prints a token for the user and channel."""
     result = invoke("tokens", "subscription", "--sub", "alice", "--channel", "private:x")
@@ -299,14 +309,23 @@ def test_state_dir_precedence_flag_env_file(tmp_path: Path) -> None:
     """The keyring comes from --state-dir, else PARSEC_STATE_DIR, else the config file."""
     config = tmp_path / "parsec.toml"
     config.write_text('[auth]\nstate_dir = "from-file"')
-    invoke("tokens", "connect", "--sub", "u", "-c", str(config))
-    assert (tmp_path / "from-file" / "keyring.json").is_file()
-    env = {"PARSEC_STATE_DIR": str(tmp_path / "from-env")}
-    invoke("tokens", "connect", "--sub", "u", "-c", str(config), env=env)
-    assert (tmp_path / "from-env" / "keyring.json").is_file()
-    flag = str(tmp_path / "from-flag")
-    invoke("tokens", "connect", "--sub", "u", "-c", str(config), "--state-dir", flag, env=env)
-    assert (tmp_path / "from-flag" / "keyring.json").is_file()
+    dirs = {name: tmp_path / f"from-{name}" for name in ("file", "env", "flag")}
+    rings = {name: KeyRing.open(path) for name, path in dirs.items()}
+
+    def signer(*args: str, env: dict[str, str] | None = None) -> str:
+        token = invoke("tokens", "connect", "--sub", "u", "-c", str(config), *args, env=env)
+        for name, ring in rings.items():
+            try:
+                TokenVerifier(ring).verify_connection(token.stdout.strip())
+            except InvalidToken:
+                continue
+            return name
+        raise AssertionError(f"no keyring verifies {token.output!r}")
+
+    assert signer() == "file"
+    env = {"PARSEC_STATE_DIR": str(dirs["env"])}
+    assert signer(env=env) == "env"
+    assert signer("--state-dir", str(dirs["flag"]), env=env) == "flag"
     assert not (tmp_path / ".parsec").exists()
 
 
@@ -584,11 +603,13 @@ def test_subscribe_mints_a_token_for_sub(
 ) -> None:
     """Without --token, a token for --sub is minted from the state directory's keyring."""
     url, fake = fake_ws
+    KeyRing.open(tmp_path / "keys")
     invoke("subscribe", "c", "--server", url, "--sub", "robot", "--state-dir", "keys")
     token = fake.commands[0]["connect"]["token"]
     assert verifier(tmp_path / "keys").verify_connection(token).user == "robot"
 
 
+@pytest.mark.usefixtures("server_keyring")
 def test_subscribe_defaults_to_user_cli(
     fake_ws: tuple[str, FakeCentrifugo], tmp_path: Path
 ) -> None:

@@ -554,9 +554,9 @@ def test_tokens_mgmt_with_an_empty_subject_exits_2(fake: FakeService) -> None:
 def test_tokens_mgmt_minted_locally_is_an_operator_token(tmp_path: Path) -> None:
     """--state-dir mints, with no server, a 24 h operator token the keyring verifies."""
     state = tmp_path / "state"
+    ring = KeyRing.open(state)
     result = invoke("tokens", "mgmt", "--state-dir", str(state))
     assert result.exit_code == 0, result.output
-    ring = KeyRing.open(state)
     claims = ParsecTokens(ring).verify(result.stdout.strip(), "mgmt")
     assert claims.sub == "operator"
     assert claims.exp - claims.iat == 86400
@@ -567,6 +567,7 @@ def test_tokens_mgmt_minted_locally_is_an_operator_token(tmp_path: Path) -> None
 def test_tokens_mgmt_minted_locally_with_scopes_and_clamped_ttl(tmp_path: Path) -> None:
     """Local minting honours --scope/--deny-scope and clamps --ttl to at least 1 h."""
     state = tmp_path / "state"
+    ring = KeyRing.open(state)
     result = invoke(
         "tokens",
         "mgmt",
@@ -583,7 +584,6 @@ def test_tokens_mgmt_minted_locally_with_scopes_and_clamped_ttl(tmp_path: Path) 
         "--json",
     )
     payload = envelope_of(result, "parsec.token.mgmt")
-    ring = KeyRing.open(state)
     claims = ParsecTokens(ring).verify(payload["mgmt_token"], "mgmt")
     assert claims.sub == "ci"
     assert claims.exp - claims.iat == 3600
@@ -741,10 +741,12 @@ def test_keys_export_to_a_file_is_private(tmp_path: Path) -> None:
     assert payload == {"active_key_id": KeyRing.open(tmp_path / "a").active.id, "keys": 1}
 
 
-def test_keys_export_without_a_keyring_exits_1(tmp_path: Path) -> None:
-    """Exporting a directory with no keyring fails instead of inventing one."""
+def test_keys_export_without_a_keyring_exits_2(tmp_path: Path) -> None:
+    """Exporting a directory with no keyring fails, naming where it looked, instead of
+    inventing one."""
     result = invoke("keys", "export", "--state-dir", str(tmp_path / "empty"))
-    assert_error(result, 1, "no keyring")
+    assert_error(result, 2, f"no keyring at {tmp_path / 'empty' / 'keyring.json'}")
+    assert "--state-dir DIR or PARSEC_STATE_DIR" in result.stderr
     assert not (tmp_path / "empty").exists()
 
 

@@ -373,12 +373,23 @@ class TokenIssuer:
     """Signs connection and subscription tokens with the keyring's active key.
 
     Every token has ``sub`` and ``iat``; ``exp`` is ``now + ttl`` (none when ``ttl`` is
-    None). A token minted here passes :class:`TokenVerifier`'s shape checks.
+    None). ``audience`` and ``issuer``, when given, become every token's ``aud`` and
+    ``iss``: give the ``token_audience`` and ``token_issuer`` the verifying server is
+    configured with. A token minted here passes :class:`TokenVerifier`'s shape checks.
     """
 
-    def __init__(self, keyring: KeyRing, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        keyring: KeyRing,
+        clock: Callable[[], float] = time.time,
+        *,
+        audience: str | None = None,
+        issuer: str | None = None,
+    ) -> None:
         self._keyring = keyring
         self._clock = clock
+        self._fixed: dict[str, object] = {}
+        _put_optional(self._fixed, aud=audience, iss=issuer)
 
     def connection_token(
         self,
@@ -393,7 +404,7 @@ class TokenIssuer:
         """A connection token for ``user`` ("" for anonymous) with a random ``jti``.
 
         ``channels`` become server-side subscriptions; ``extra`` adds claims such as
-        ``meta``, ``subs``, ``aud``, ``iss`` or ``nbf``.
+        ``meta``, ``subs`` or ``nbf``, and its ``aud`` or ``iss`` replace the issuer's.
 
         Raises:
             ValueError: ``extra`` repeats a claim set by a parameter or has ``channel``,
@@ -431,7 +442,7 @@ class TokenIssuer:
 
     def _base(self, user: str, ttl: float | None) -> dict[str, object]:
         now = self._clock()
-        claims: dict[str, object] = {"sub": user, "iat": int(now)}
+        claims: dict[str, object] = {"sub": user, "iat": int(now), **self._fixed}
         if ttl is not None:
             if not math.isfinite(ttl):
                 raise ValueError("ttl must be a finite number of seconds or None")
