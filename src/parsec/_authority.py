@@ -18,7 +18,7 @@ from parsec.auth.revocation import RevocationStore, check_not_revoked
 from parsec.channels.manager import ChannelManager
 from parsec.channels.namespaces import ResolvedChannel
 from parsec.engine.authority import Grant
-from parsec.engine.codes import errors
+from parsec.engine.codes import permission_denied
 from parsec.errors import ParsecError
 
 __all__ = ["MANAGED_NAMESPACES", "ParsecAuthority"]
@@ -58,7 +58,8 @@ class ParsecAuthority:
         except ParsecError as exc:
             raise exc.client_error() from None
         if not claims.authorizes(channel, "subscribe"):
-            raise errors.PERMISSION_DENIED
+            why = f"the access token of {claims.sub!r} does not grant subscribe on it"
+            raise permission_denied("subscribe to", channel, why)
         return Grant(expires_at=claims.exp, publish=claims.authorizes(channel, "publish"))
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
+import pytest
 
 from parsec import __version__
 
@@ -189,6 +191,20 @@ async def test_refresh_expired_closes_3005(server: Server) -> None:
     assert await client.closed() == (3005, "connection expired")
 
 
+async def test_an_unknown_namespace_is_named_and_logged(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Publishing into an unknown namespace answers 102 naming the namespace, and the
+    server logs it at INFO."""
+    caplog.set_level(logging.INFO, logger="parsec.api")
+    response = await server.api("publish", {"channel": "nope:b", "data": 1})
+    message = "unknown channel: namespace 'nope' is not configured"
+    assert response.json() == {"error": {"code": 102, "message": message}}
+    (record,) = [r for r in caplog.records if r.name == "parsec.api"]
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == f"server API publish refused: {message}"
+
+
 async def test_batch_replies_in_order(server: Server) -> None:
     """batch runs each command and answers replies keyed by method, in order."""
     client = await server.client()
@@ -204,7 +220,8 @@ async def test_batch_replies_in_order(server: Server) -> None:
     replies = response.json()["replies"]
     assert replies[0]["publish"]["offset"] == 1
     assert replies[1] == {"presence_stats": {"num_clients": 1, "num_users": 1}}
-    assert replies[2] == {"error": {"code": 102, "message": "unknown channel"}}
+    message = "unknown channel: namespace 'nope' is not configured"
+    assert replies[2] == {"error": {"code": 102, "message": message}}
     assert (await client.push("chat:b", "pub"))["data"] == 1
 
 

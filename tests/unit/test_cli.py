@@ -721,9 +721,10 @@ def test_minted_tokens_work_with_the_server(
 
 
 def test_subscribe_to_an_unknown_namespace_exits_1(server: tuple[Proc, str]) -> None:
-    """The server's 102 error reply is printed and the command exits 1."""
+    """The server's 102 error reply, naming the namespace, is printed; exit 1."""
     _, url = server
-    assert_clean_error(invoke("subscribe", "nope:x", "--server", url), 1, "error 102")
+    result = invoke("subscribe", "nope:x", "--server", url)
+    assert_clean_error(result, 1, "error 102: unknown channel: namespace 'nope' is not configured")
 
 
 def test_subscribe_with_a_bad_token_exits_1(server: tuple[Proc, str]) -> None:

@@ -14,7 +14,8 @@ The built-in namespaces ``public`` and ``private`` also enforce Parsec's name gr
 
 Errors are client protocol replies: a name that can never be valid is
 ``errors.BAD_REQUEST`` (107), a name in a namespace that is not configured is
-``errors.UNKNOWN_CHANNEL`` (102). Nothing else is raised for any input string.
+``errors.UNKNOWN_CHANNEL`` (102, its message naming the namespace). Nothing else is
+raised for any input string.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 from parsec.channels.names import VISIBILITIES, is_valid_name
 from parsec.channels.options import ChannelOptions, Namespace
-from parsec.engine.codes import errors
+from parsec.engine.codes import errors, unknown_channel
 
 if TYPE_CHECKING:
     from parsec.options import Options
@@ -184,7 +185,7 @@ class ChannelRules:
             namespace, rest = "", channel
         rule = self._rules.get(namespace)
         if rule is None:
-            raise errors.UNKNOWN_CHANNEL
+            raise unknown_channel(namespace)
         if namespace in VISIBILITIES and not is_valid_name(unprefixed):
             raise errors.BAD_REQUEST
         # Like Centrifugo, the regex sees everything after "<namespace>:", or the whole

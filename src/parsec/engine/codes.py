@@ -20,6 +20,8 @@ __all__ = [
     "Unsubscribe",
     "disconnects",
     "errors",
+    "permission_denied",
+    "unknown_channel",
     "unsubscribes",
 ]
 
@@ -36,9 +38,16 @@ class ClientError(Exception):
     code: int = 100
     message: str = "internal server error"
     temporary: bool = False
+    detail: str = ""
+    """Why, for the server log only (which rule refused, for whom); never sent."""
 
     def __init__(
-        self, code: int | None = None, message: str | None = None, temporary: bool | None = None
+        self,
+        code: int | None = None,
+        message: str | None = None,
+        temporary: bool | None = None,
+        *,
+        detail: str = "",
     ) -> None:
         if code is not None:
             self.code = code
@@ -46,6 +55,7 @@ class ClientError(Exception):
             self.message = message
         if temporary is not None:
             self.temporary = temporary
+        self.detail = detail
         super().__init__(self.code, self.message)
 
     def __str__(self) -> str:
@@ -79,6 +89,20 @@ class Disconnect(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.reason}"
+
+
+def unknown_channel(namespace: str) -> ClientError:
+    """102 ``unknown channel: namespace '<namespace>' is not configured``. The client
+    named the channel, so naming its namespace tells it nothing new."""
+    return errors.UNKNOWN_CHANNEL(
+        message=f"unknown channel: namespace {namespace!r} is not configured"
+    )
+
+
+def permission_denied(action: str, channel: str, why: str) -> ClientError:
+    """103 ``permission denied: <action> <channel>`` for the channel the client named;
+    ``why`` (the rule that refused it) goes to the server log only."""
+    return errors.PERMISSION_DENIED(message=f"permission denied: {action} {channel!r}", detail=why)
 
 
 def _error(name: str, code: int, message: str, temporary: bool = False) -> type[ClientError]:

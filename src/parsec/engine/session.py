@@ -20,7 +20,14 @@ import msgspec
 from parsec.auth.tokens import InvalidToken, TokenExpired
 from parsec.engine import access, commands, protocol
 from parsec.engine.broker import HistoryFilter
-from parsec.engine.codes import ClientError, Disconnect, Unsubscribe, disconnects, errors
+from parsec.engine.codes import (
+    ClientError,
+    Disconnect,
+    Unsubscribe,
+    disconnects,
+    errors,
+    permission_denied,
+)
 from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.protocol import Command, MalformedCommand
 from parsec.engine.subscription import Subscription
@@ -36,6 +43,9 @@ __all__ = ["Session", "SessionState", "new_client_id"]
 
 log = logging.getLogger("parsec.session")
 
+_EXPLAINED = frozenset({errors.UNKNOWN_CHANNEL.code, errors.PERMISSION_DENIED.code})
+"""Refusals logged at INFO with what the client asked for and why: the ones that leave
+a developer guessing."""
 _MAX_COMMAND_ID = 2**32 - 1
 """Command ids are uint32 on the wire; anything outside that range is a bad request."""
 
@@ -131,6 +141,8 @@ class Session:
         except ClientError as exc:
             if method == "connect":
                 self._connect_failed = True
+            if exc.code in _EXPLAINED:
+                self._log_refusal(method, exc)
             self.write(protocol.encode_error(cmd.id, exc.code, exc.message, exc.temporary))
         except (Disconnect, asyncio.CancelledError):
             raise
@@ -141,6 +153,18 @@ class Session:
         else:
             self.write(protocol.encode_reply(cmd.id, method, result))
         self._release_pending()
+
+    def _log_refusal(self, method: str, exc: ClientError) -> None:
+        """INFO: a command refused with 102 or 103, the channel (in the message) and why."""
+        why = f" ({exc.detail})" if exc.detail else ""
+        log.info(
+            "%s refused for client %s (user %r): %s%s",
+            method,
+            self.client_id,
+            self.user,
+            exc.message,
+            why,
+        )
 
     def _release_pending(self) -> None:
         released, self._release = self._release, []
@@ -374,7 +398,8 @@ class Session:
         if not req.token:
             if access.may_subscribe_without_token(sub.resolved, self.user):
                 return None, None
-            raise errors.PERMISSION_DENIED
+            why = access.explain_subscribe(sub.resolved, self.user)
+            raise permission_denied("subscribe to", req.channel, why)
         authority = self.node.authority
         if authority is not None:
             grant = await authority.grant(req.token, req.channel)
@@ -386,8 +411,8 @@ class Session:
         except TokenExpired:
             raise errors.TOKEN_EXPIRED from None
         except InvalidToken as exc:
-            log.info("invalid subscription token for %r: %s", req.channel, exc)
-            raise errors.PERMISSION_DENIED from None
+            why = f"invalid subscription token: {exc}"
+            raise permission_denied("subscribe to", req.channel, why) from None
         if claims.channel != req.channel or claims.user != self.user:
             raise disconnects.INVALID_TOKEN
         if claims.client and claims.client != self.client_id:
@@ -484,7 +509,8 @@ class Session:
     async def _sub_refresh(self, req: protocol.SubRefreshRequest) -> protocol.SubRefreshResult:
         sub = self.subs.get(req.channel)
         if sub is None or sub.server_side:
-            raise errors.PERMISSION_DENIED
+            why = "not subscribed" if sub is None else "a server-side subscription"
+            raise permission_denied("sub_refresh of", req.channel, why)
         if sub.grant is not None:
             return await self._refresh_grant(sub, req.token)
         try:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,10 @@ from parsec.engine.types import EMPTY_RAW, Publication, StreamPosition
 from parsec.options import ApiOptions
 
 __all__ = ["CentrifugoApi"]
+
+log = logging.getLogger("parsec.api")
+
+_EXPLAINED = frozenset({errors.UNKNOWN_CHANNEL.code, errors.PERMISSION_DENIED.code})
 
 
 class _Req(msgspec.Struct, forbid_unknown_fields=False):
@@ -213,6 +218,7 @@ class CentrifugoApi:
         try:
             result = await handler(self, req)
         except ClientError as exc:
+            _log_refusal(method, exc)
             return _error(exc)
         if method == "batch":  # Centrifugo answers batch with top-level "replies"
             return _encode(result)
@@ -233,6 +239,7 @@ class CentrifugoApi:
             try:
                 res = await self._publish_one(channel, data, req)
             except ClientError as exc:
+                _log_refusal("broadcast", exc)
                 responses.append(msgspec.Raw(_error(exc)))
             else:
                 responses.append(msgspec.Raw(b'{"result":%s}' % _encode(res)))
@@ -375,6 +382,14 @@ class _BatchReplies(msgspec.Struct):
 class _LegacyCommand(msgspec.Struct):
     method: str
     params: msgspec.Raw = EMPTY_RAW
+
+
+def _log_refusal(method: str, exc: ClientError) -> None:
+    """INFO for the refusals that leave a caller guessing (102, 103): the message names
+    the channel's namespace or the channel."""
+    if exc.code in _EXPLAINED:
+        why = f" ({exc.detail})" if exc.detail else ""
+        log.info("server API %s refused: %s%s", method, exc.message, why)
 
 
 def _error(exc: ClientError) -> bytes:
