@@ -41,6 +41,10 @@ __all__ = ["ADDR_HINT", "BOOTSTRAP_SUBJECT", "LogLevel", "banner", "serve"]
 
 BOOTSTRAP_SUBJECT: Final = "operator"
 """The subject of the management token ``serve`` prints at start."""
+ADDR_HINT: Final = (
+    "choose another address with --addr HOST:PORT (env PARSEC_ADDR, config [server] addr)"
+)
+"""How to listen elsewhere: the end of the error for an address it cannot listen on."""
 
 
 class LogLevel(StrEnum):
@@ -153,11 +157,6 @@ def serve(
     )
     with _start_errors(options), contextlib.suppress(KeyboardInterrupt):
         run_async(_serve(options, worker_index()))
-
-
-ADDR_HINT: Final = (
-    "choose another address with --addr HOST:PORT (env PARSEC_ADDR, config [server] addr)"
-)
 
 
 @contextlib.contextmanager
