@@ -152,11 +152,15 @@ def serve(
             except KeyboardInterrupt:
                 raise typer.Exit(0) from None
         raise typer.Exit(run_workers(workers, sys.argv[2:]))
+    worker = worker_index()
+    if worker is None:  # before anything starts and logs (a worker's siblings share the port)
+        with _start_errors(options):
+            _check_listen(options)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     with _start_errors(options), contextlib.suppress(KeyboardInterrupt):
-        run_async(_serve(options, worker_index()))
+        run_async(_serve(options, worker))
 
 
 @contextlib.contextmanager
