@@ -33,6 +33,26 @@ async def test_authorization_apikey_header_is_accepted(server: Server) -> None:
     assert response.status_code == 200
 
 
+async def test_api_key_in_the_query_string_is_not_accepted(server: Server) -> None:
+    """?api_key= is no credential (keys in URLs end up in access logs): 401 as when
+    the key is missing, even with the right key; the same call with the header works."""
+    async with httpx.AsyncClient(trust_env=False) as http:
+        for path in ["/api/info", "/api"]:
+            body = b"{}" if path == "/api/info" else b'{"method": "info"}'
+            response = await http.post(
+                server.base_url + path, params={"api_key": "test-api-key"}, content=body
+            )
+            assert response.status_code == 401, path
+            assert response.content == b""
+            response = await http.post(
+                server.base_url + path,
+                params={"api_key": "wrong"},
+                content=body,
+                headers={"X-API-Key": "test-api-key"},
+            )
+            assert response.status_code == 200, path
+
+
 async def test_malformed_body_is_400(server: Server) -> None:
     """A body that is not JSON, not an object, or wrongly typed is answered 400."""
     for body in [b"{not json", b"[1, 2]", b'"text"', b'{"channel": 5, "data": 1}']:

@@ -3,7 +3,8 @@
 Requests and results are shaped exactly as Centrifugo v5/v6 shapes them
 (centrifuge-protocol.md §5), so the ``cent`` client and framework integrations work
 unchanged. Errors are HTTP 200 with ``{"error": {"code", "message"}}``; a missing or
-wrong API key is 401; a body that is not a JSON object of the method's shape is 400.
+wrong API key is 401 (the key is read from ``X-API-Key`` or ``Authorization: apikey``,
+never from the query string); a body that is not a JSON object of the method's shape is 400.
 """
 
 from __future__ import annotations
@@ -162,14 +163,15 @@ class CentrifugoApi:
         key = self.options.key
         if not key:
             return False
+        # Headers only: Centrifugo also reads ?api_key=, but a key in a URL ends up in
+        # proxy and access logs.
         given = request.headers.get("x-api-key")
         if given is None:
-            auth = request.headers.get("authorization", "")
-            scheme, _, value = auth.partition(" ")
-            given = (
-                value.strip() if scheme.lower() == "apikey" else request.query_params.get("api_key")
-            )
-        return given is not None and hmac.compare_digest(given.encode(), key.encode())
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "apikey":
+                return False
+            given = value.strip()
+        return hmac.compare_digest(given.encode(), key.encode())
 
     async def _endpoint(self, request: Request) -> Response:
         if not self._authorized(request):
