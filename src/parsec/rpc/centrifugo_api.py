@@ -14,7 +14,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -139,6 +139,7 @@ class ChannelInfo(msgspec.Struct):
 
 
 _Handler = Callable[["CentrifugoApi", Any], Awaitable[Any]]
+_T = TypeVar("_T")
 _encode = msgspec.json.encode
 
 
@@ -193,9 +194,9 @@ class CentrifugoApi:
             if not line.strip():
                 continue
             try:
-                cmd = msgspec.json.decode(line, type=_LegacyCommand)
+                cmd = _decode(line, _LegacyCommand)
                 out.append(await self.call(cmd.method, bytes(cmd.params) or b"{}"))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except msgspec.DecodeError as exc:
                 return Response(f"bad request: {exc}", status_code=400, media_type="text/plain")
         return Response(b"\n".join(out), media_type="application/json")
 
@@ -208,10 +209,7 @@ class CentrifugoApi:
         if spec is None:
             return _error(errors.METHOD_NOT_FOUND())
         req_type, handler = spec
-        try:
-            req = msgspec.json.decode(body, type=req_type)
-        except msgspec.ValidationError as exc:
-            raise msgspec.DecodeError(str(exc)) from None
+        req = _decode(body, req_type)
         try:
             result = await handler(self, req)
         except ClientError as exc:
@@ -377,6 +375,17 @@ class _BatchReplies(msgspec.Struct):
 class _LegacyCommand(msgspec.Struct):
     method: str
     params: msgspec.Raw = EMPTY_RAW
+
+
+def _decode(body: bytes, req_type: type[_T]) -> _T:
+    """``body`` as a ``req_type``. Raises msgspec.DecodeError for anything else: bytes
+    that are not JSON in UTF-8, JSON of another shape, or nesting too deep to decode."""
+    try:
+        return msgspec.json.decode(body, type=req_type)
+    except msgspec.ValidationError as exc:
+        raise msgspec.DecodeError(str(exc)) from None
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
 
 
 def _error(exc: ClientError) -> bytes:
