@@ -39,6 +39,7 @@ from parsec.engine.controller import (
     SurveyReply,
     UnsubscribeCommand,
 )
+from parsec.engine.faults import ClientFaults
 from parsec.engine.hub import Hub
 from parsec.engine.presence import PresenceManager, PresenceStats
 from parsec.engine.session import Session
@@ -88,6 +89,8 @@ class Node:
         self.version = __version__
         self.rules = ChannelRules.from_options(options)
         self.hub = Hub()
+        self.client_faults = ClientFaults()
+        """Problems clients caused, counted by reason (``client_faults.counts``)."""
         self._owned: list[Broker | PresenceManager | Controller] = []
         self.broker: Broker = broker or self._own(MemoryBroker())
         self.presence: PresenceManager = presence or self._own(MemoryPresenceManager())
