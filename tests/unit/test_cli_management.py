@@ -398,6 +398,13 @@ def test_an_error_reply_without_a_parsec_code_is_mapped(fake: FakeService) -> No
     assert_error(run(fake, "keys", "list"), 1, "PARSEC_AUTH_DENIED: not an operator")
 
 
+def test_a_malformed_reply_without_a_parsec_code_is_invalid_argument(fake: FakeService) -> None:
+    """Twirp's ``malformed`` (a request the server could not decode) is the caller's
+    bad input, not an internal error."""
+    fake.reply("ListKeys", {"code": "malformed", "msg": "not JSON"}, status=400)
+    assert_error(run(fake, "keys", "list"), 1, "PARSEC_INVALID_ARGUMENT: not JSON")
+
+
 @pytest.mark.parametrize(
     ("status", "body", "words"),
     [

@@ -22,6 +22,7 @@ from parsec import __version__
 from parsec._aio import cancel_and_wait
 from parsec.auth.tokens import TokenVerifier
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
+from parsec.channels.names import has_safe_characters
 from parsec.channels.namespaces import ChannelRules, ResolvedChannel
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
@@ -38,6 +39,7 @@ from parsec.engine.controller import (
     SurveyReply,
     UnsubscribeCommand,
 )
+from parsec.engine.faults import ClientFaults
 from parsec.engine.hub import Hub
 from parsec.engine.presence import PresenceManager, PresenceStats
 from parsec.engine.session import Session
@@ -87,6 +89,8 @@ class Node:
         self.version = __version__
         self.rules = ChannelRules.from_options(options)
         self.hub = Hub()
+        self.client_faults = ClientFaults()
+        """Problems clients caused, counted by reason (``client_faults.counts``)."""
         self._owned: list[Broker | PresenceManager | Controller] = []
         self.broker: Broker = broker or self._own(MemoryBroker())
         self.presence: PresenceManager = presence or self._own(MemoryPresenceManager())
@@ -295,6 +299,10 @@ class Node:
         await self.controller.broadcast(cmd)
 
     async def unsubscribe_user(self, cmd: UnsubscribeCommand) -> None:
+        """Unsubscribe a user everywhere. The channel need not resolve (unsubscribing
+        from nothing is no error), but a name no channel can have is 107."""
+        if not has_safe_characters(cmd.channel):
+            raise errors.BAD_REQUEST
         await self._apply(cmd)
         await self.controller.broadcast(cmd)
 

@@ -3,7 +3,8 @@
 States: CONNECTING (until a successful ``connect``) → CONNECTED → CLOSED. A command
 other than ``connect`` while CONNECTING, a second ``connect``, an unknown or malformed
 command close the connection with 3501. Commands of one frame are handled, and
-answered, in order.
+answered, in order. Problems the client causes are counted and logged within a budget
+(:mod:`parsec.engine.faults`); only the server's own faults are logged as errors.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from parsec.auth.tokens import InvalidToken, TokenExpired
-from parsec.engine import access, commands, protocol
+from parsec.engine import access, commands, faults, protocol
 from parsec.engine.broker import HistoryFilter
 from parsec.engine.codes import ClientError, Disconnect, Unsubscribe, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
@@ -81,6 +82,8 @@ class Session:
         self._pong: asyncio.TimerHandle | None = None
         self._expire: asyncio.TimerHandle | None = None
         self._release: list[Subscription] = []
+        self.fault_lines = faults.LINES_PER_CONNECTION
+        """How many more client problems of this connection may be logged at INFO."""
 
     @property
     def is_closed(self) -> bool:
@@ -104,27 +107,46 @@ class Session:
                 if self.is_closed:
                     return
         except MalformedCommand as exc:
-            log.info("malformed command from %s: %s", self.client_id, exc)
+            self.node.client_faults.report(
+                faults.MALFORMED_COMMAND,
+                self,
+                "malformed command from client %s: %s; closing with 3501",
+                self.client_id,
+                exc,
+            )
             await self.disconnect(disconnects.BAD_REQUEST())
         except Disconnect as d:
+            if isinstance(d, disconnects.BAD_REQUEST):
+                why = "; ".join(getattr(d, "__notes__", ())) or "bad request"
+                self.node.client_faults.report(
+                    faults.PROTOCOL_VIOLATION,
+                    self,
+                    "protocol violation by client %s: %s; closing with 3501",
+                    self.client_id,
+                    why,
+                )
             await self.disconnect(d)
 
     async def _dispatch(self, cmd: Command) -> None:
         method = cmd.method
         if not 0 <= cmd.id <= _MAX_COMMAND_ID:
-            raise disconnects.BAD_REQUEST
+            raise _violation(f"command id {cmd.id} out of range")
         if method == "send" and self.state is SessionState.CONNECTED:
             await commands.send(self, cmd)
             return
         if cmd.id == 0:
             if method != "":
-                raise disconnects.BAD_REQUEST
+                raise _violation(f"{method} command without an id")
             self._on_pong()
             return
-        if method == "" or self._connect_failed:
-            raise disconnects.BAD_REQUEST
+        if method == "":
+            raise _violation("empty or unknown command")
+        if self._connect_failed:
+            raise _violation(f"{method} command after a refused connect")
         if (method == "connect") != (self.state is SessionState.CONNECTING):
-            raise disconnects.BAD_REQUEST
+            raise _violation(
+                "second connect" if method == "connect" else f"{method} before connect"
+            )
         handler = _HANDLERS[method]
         try:
             result = await handler(self, getattr(cmd, method))
@@ -175,7 +197,13 @@ class Session:
             except TokenExpired:
                 raise errors.TOKEN_EXPIRED from None
             except InvalidToken as exc:
-                log.info("invalid connection token: %s", exc)
+                node.client_faults.report(
+                    faults.INVALID_TOKEN,
+                    self,
+                    "invalid connection token from client %s: %s",
+                    self.client_id,
+                    exc,
+                )
                 raise disconnects.INVALID_TOKEN from None
             self.user = claims.user
             if claims.info:
@@ -183,7 +211,7 @@ class Session:
             expires_at = claims.expires_at
             subs_claims = claims.subscriptions
         elif not node.options.auth.allow_anonymous:
-            raise disconnects.BAD_REQUEST
+            raise _violation("connect without a token (anonymous connections are off)")
         if expires_at is not None and expires_at <= time.time():
             raise errors.EXPIRED
         self.state = SessionState.CONNECTED
@@ -386,7 +414,14 @@ class Session:
         except TokenExpired:
             raise errors.TOKEN_EXPIRED from None
         except InvalidToken as exc:
-            log.info("invalid subscription token for %r: %s", req.channel, exc)
+            self.node.client_faults.report(
+                faults.INVALID_TOKEN,
+                self,
+                "invalid subscription token for %r from client %s: %s",
+                req.channel,
+                self.client_id,
+                exc,
+            )
             raise errors.PERMISSION_DENIED from None
         if claims.channel != req.channel or claims.user != self.user:
             raise disconnects.INVALID_TOKEN
@@ -582,7 +617,7 @@ class Session:
 
     def _on_pong(self) -> None:
         if self.state is not SessionState.CONNECTED or not self._awaiting_pong:
-            raise disconnects.BAD_REQUEST
+            raise _violation("pong without a ping")
         self._awaiting_pong = False
         self._cancel(self._pong)
         self._pong = None
@@ -624,6 +659,13 @@ class Session:
                 await self._drop(sub)
             except Exception:
                 log.exception("cleanup of %r failed for client %s", sub.channel, self.client_id)
+
+
+def _violation(why: str) -> Disconnect:
+    """A 3501 disconnect noting ``why`` for the log (the client gets "bad request")."""
+    disconnect = disconnects.BAD_REQUEST()
+    disconnect.add_note(why)
+    return disconnect
 
 
 def _ttl(expires_at: int) -> int:

@@ -3,7 +3,8 @@
 Requests and results are shaped exactly as Centrifugo v5/v6 shapes them
 (centrifuge-protocol.md §5), so the ``cent`` client and framework integrations work
 unchanged. Errors are HTTP 200 with ``{"error": {"code", "message"}}``; a missing or
-wrong API key is 401; a body that is not a JSON object of the method's shape is 400.
+wrong API key is 401 (the key is read from ``X-API-Key`` or ``Authorization: apikey``,
+never from the query string); a body that is not a JSON object of the method's shape is 400.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -138,6 +139,7 @@ class ChannelInfo(msgspec.Struct):
 
 
 _Handler = Callable[["CentrifugoApi", Any], Awaitable[Any]]
+_T = TypeVar("_T")
 _encode = msgspec.json.encode
 
 
@@ -162,14 +164,15 @@ class CentrifugoApi:
         key = self.options.key
         if not key:
             return False
+        # Headers only: Centrifugo also reads ?api_key=, but a key in a URL ends up in
+        # proxy and access logs.
         given = request.headers.get("x-api-key")
         if given is None:
-            auth = request.headers.get("authorization", "")
-            scheme, _, value = auth.partition(" ")
-            given = (
-                value.strip() if scheme.lower() == "apikey" else request.query_params.get("api_key")
-            )
-        return given is not None and hmac.compare_digest(given.encode(), key.encode())
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "apikey":
+                return False
+            given = value.strip()
+        return hmac.compare_digest(given.encode(), key.encode())
 
     async def _endpoint(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -191,9 +194,9 @@ class CentrifugoApi:
             if not line.strip():
                 continue
             try:
-                cmd = msgspec.json.decode(line, type=_LegacyCommand)
+                cmd = _decode(line, _LegacyCommand)
                 out.append(await self.call(cmd.method, bytes(cmd.params) or b"{}"))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except msgspec.DecodeError as exc:
                 return Response(f"bad request: {exc}", status_code=400, media_type="text/plain")
         return Response(b"\n".join(out), media_type="application/json")
 
@@ -206,10 +209,7 @@ class CentrifugoApi:
         if spec is None:
             return _error(errors.METHOD_NOT_FOUND())
         req_type, handler = spec
-        try:
-            req = msgspec.json.decode(body, type=req_type)
-        except msgspec.ValidationError as exc:
-            raise msgspec.DecodeError(str(exc)) from None
+        req = _decode(body, req_type)
         try:
             result = await handler(self, req)
         except ClientError as exc:
@@ -375,6 +375,17 @@ class _BatchReplies(msgspec.Struct):
 class _LegacyCommand(msgspec.Struct):
     method: str
     params: msgspec.Raw = EMPTY_RAW
+
+
+def _decode(body: bytes, req_type: type[_T]) -> _T:
+    """``body`` as a ``req_type``. Raises msgspec.DecodeError for anything else: bytes
+    that are not JSON in UTF-8, JSON of another shape, or nesting too deep to decode."""
+    try:
+        return msgspec.json.decode(body, type=req_type)
+    except msgspec.ValidationError as exc:
+        raise msgspec.DecodeError(str(exc)) from None
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
 
 
 def _error(exc: ClientError) -> bytes:
