@@ -2,7 +2,8 @@
 
 It connects, subscribes (optionally recovering from a stream position) and yields the
 publications the server pushes. It answers the server's ``{}`` pings with ``{}`` pongs,
-reads several ``\\n``-joined messages per frame, and never reconnects by itself.
+reads several ``\\n``-joined messages per frame, and never reconnects by itself
+(:class:`parsec.client.Follower` does).
 """
 
 from __future__ import annotations
