@@ -142,6 +142,10 @@ class Client:
             }
         return _convert(SubscribeResult, await self._call("subscribe", params), "subscribe")
 
+    async def unsubscribe(self, channel: str) -> None:
+        """Unsubscribe from ``channel``: the server sends no more of its publications."""
+        await self._call("unsubscribe", {"channel": channel})
+
     async def publications(self) -> AsyncIterator[tuple[str, PublicationDict]]:
         """Yield ``(channel, publication)`` for every ``pub`` push, in arrival order.
 
