@@ -39,6 +39,7 @@ class ParsecServe(ServerProcess):
 
     name = "parsec serve"
     ready_line = b"parsec listening on"
+    start_wait = 30.0  # a Python server's imports take a while on a busy machine
 
     def __init__(self, workdir: Path, config: str, *args: str) -> None:
         super().__init__()

@@ -28,6 +28,7 @@ class ServerProcess(abc.ABC):
     name = "server"
     ready_line = b""
     stop_signal = signal.SIGTERM
+    start_wait = START_WAIT_SECONDS
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -49,7 +50,7 @@ class ServerProcess(abc.ABC):
         )
         assert process.stdout is not None
         seen = b""
-        async with asyncio.timeout(START_WAIT_SECONDS):
+        async with asyncio.timeout(self.start_wait):
             while self.ready_line not in seen:
                 line = await process.stdout.readline()
                 if not line:

@@ -219,7 +219,7 @@ async def test_an_expired_token_exits_instead_of_reconnecting_forever(
     """A --token that expires: the server closes the connection (3005), the reconnect
     is refused with 109, and the command exits 1 saying to pass a fresh token."""
     node = await serve(servers, tmp_path / "node")
-    token = TokenIssuer(KeyRing.open(node.state_dir)).connection_token("alice", ttl=4)
+    token = TokenIssuer(KeyRing.open(node.state_dir)).connection_token("alice", ttl=8)
     sub = await subscribe(clis, node, "--token", token)
     assert await sub.exit_code() == 1
     assert sub.err[-1] == (
