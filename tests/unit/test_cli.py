@@ -196,12 +196,13 @@ def fake_api() -> Iterator[tuple[str, FakeApi]]:
 
 class FakeCentrifugo:
     """A scripted client-protocol server: replies to connect and subscribe, sends
-    ``pushes``, then closes with ``close`` or waits for the client to leave."""
+    ``pushes``, then closes with ``close`` or waits for the client to leave. The default
+    close is terminal (3503): after a reconnect code `parsec subscribe` would come back."""
 
     def __init__(self) -> None:
         self.subscribe_reply: dict[str, Any] = {"subscribe": {"epoch": "ep", "offset": 2}}
         self.pushes: list[dict[str, Any]] = []
-        self.close: tuple[int, str] | None = (3001, "shutdown")
+        self.close: tuple[int, str] | None = (3503, "force disconnect")
         self.commands: list[dict[str, Any]] = []
 
     def handler(self, ws: ServerConnection) -> None:
@@ -580,7 +581,7 @@ def test_subscribe_prints_publications_as_ndjson(fake_ws: tuple[str, FakeCentrif
         {"channel": "chat:a", "offset": 4, "epoch": "ep", "data": "four"},
     ]
     assert "subscribed to chat:a (epoch ep, offset 2)" in result.stderr
-    assert_clean_error(result, 1, "disconnected: 3001 shutdown")
+    assert_clean_error(result, 1, "disconnected: 3503 force disconnect")
     assert fake.commands[0]["connect"]["token"] == "tok"
     assert fake.commands[1]["subscribe"] == {"channel": "chat:a"}
 

@@ -144,8 +144,11 @@ class disconnects:
 
 
 class unsubscribes:
-    """Unsubscribe push values (centrifuge-protocol.md §1.9)."""
+    """Unsubscribe push values (centrifuge-protocol.md §1.9). CLIENT and DISCONNECT are
+    internal: they name why a subscription ended (in logs) and are never sent."""
 
+    CLIENT: Final = Unsubscribe(0, "client unsubscribe")
+    DISCONNECT: Final = Unsubscribe(1, "disconnect")
     SERVER: Final = Unsubscribe(2000, "server unsubscribe")
     INSUFFICIENT_STATE: Final = Unsubscribe(2500, "insufficient state")
     EXPIRED: Final = Unsubscribe(2501, "subscription expired")
