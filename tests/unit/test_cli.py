@@ -25,9 +25,7 @@ import parsec.cli
 from parsec.auth.keyring import KeyRing
 from parsec.auth.tokens import TokenVerifier
 from parsec.cli import app
-from parsec.cli.serve import banner
 from parsec.cli.subscribe import websocket_url
-from parsec.options import ApiOptions, AuthOptions, Options, ServerOptions
 
 SRC = Path(parsec.cli.__file__).resolve().parents[2]
 
@@ -313,30 +311,6 @@ def test_top_level_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("serve", "tokens", "publish", "subscribe"):
         assert command in result.stdout
-
-
-def test_banner_says_where_and_how_to_mint_a_token() -> None:
-    """The banner names the HTTP and WebSocket URLs and the tokens command."""
-    options = Options(
-        server=ServerOptions(addr="0.0.0.0:9001"),
-        auth=AuthOptions(state_dir=Path("/var/lib/my parsec")),
-        api=ApiOptions(key="k"),
-    )
-    text = banner(options)
-    assert text.splitlines()[0] == (
-        "parsec listening on http://0.0.0.0:9001 (websocket ws://0.0.0.0:9001/connection/websocket)"
-    )
-    assert "parsec tokens connect --sub USER --state-dir '/var/lib/my parsec'" in text
-    assert "X-API-Key" in text
-
-
-@pytest.mark.parametrize(
-    ("api", "words"),
-    [(ApiOptions(), "disabled"), (ApiOptions(insecure=True), "WITHOUT a key")],
-)
-def test_banner_says_whether_the_api_is_open(api: ApiOptions, words: str) -> None:
-    """The banner warns when /api is disabled or open without a key."""
-    assert words in banner(Options(api=api))
 
 
 # -- parsec tokens --------------------------------------------------------------------------
@@ -742,7 +716,10 @@ def test_serve_prints_the_banner(server: tuple[Proc, str]) -> None:
     proc, url = server
     ws = url.replace("http://", "ws://")
     assert f"parsec listening on {url} (websocket {ws}/connection/websocket)" in proc.seen
-    proc.wait_for("err", "parsec tokens connect --sub USER --state-dir .parsec")
+    line = proc.wait_for("err", " tokens connect --sub alice ")
+    assert line.endswith(
+        f" --config {Path.cwd() / 'parsec.toml'} --state-dir {Path.cwd() / '.parsec'}"
+    )
 
 
 def test_publish_reaches_subscribe_end_to_end(

@@ -13,8 +13,6 @@ import json
 import os
 import queue
 import stat
-import subprocess
-import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ import jwt
 import pytest
 from typer.testing import CliRunner, Result
 
-import parsec.cli
 from parsec.auth.keyring import KeyRing
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.scopes import OPERATOR_SCOPES, Scope
@@ -39,7 +36,6 @@ from parsec.client.management import (
 )
 from parsec.testing import TestServer, free_port, serve_for_tests
 
-SRC = Path(parsec.cli.__file__).resolve().parents[2]
 _T = TypeVar("_T")
 
 TOKEN = "mgmt-token-for-tests"
@@ -1124,33 +1120,3 @@ def test_live_manifest(live: LiveServer) -> None:
     assert any(line.split() == ["service", "parsec"] for line in text.stdout.splitlines())
     payload = envelope_of(live.cli("manifest", "--json"), "parsec.manifest")
     assert payload["service"] == "parsec"
-
-
-# -- parsec serve as a process -------------------------------------------------------------
-
-
-def test_serve_prints_a_working_bootstrap_token(tmp_path: Path) -> None:
-    """`parsec serve` prints an operator mgmt token on stderr that the CLI can manage with."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARSEC_")}
-    env |= {"PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "parsec", "serve", "--addr", f"127.0.0.1:{port}"]
-    command += ["--state-dir", str(tmp_path / "state")]
-    with subprocess.Popen(
-        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stderr is not None
-            line = next((line for line in process.stderr if "management token" in line), None)
-            assert line is not None, f"parsec serve exited with {process.wait(timeout=30)}"
-            token = line.split()[-1]
-            url = f"http://127.0.0.1:{port}"
-            result = invoke("channels", "list", "--server", url, "--token", token)
-            assert result.exit_code == 0, result.output
-            assert result.stdout == "no channels\n"
-            claims = ParsecTokens(KeyRing.open(tmp_path / "state")).verify(token, "mgmt")
-            assert claims.sub == "operator"
-            assert claims.exp - claims.iat == 86400
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
