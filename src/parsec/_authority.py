@@ -13,7 +13,7 @@ from typing import Final
 
 import jwt
 
-from parsec.auth.parsec_tokens import ACCESS, ParsecTokens
+from parsec.auth.parsec_tokens import ACCESS, TYPES, ParsecTokens
 from parsec.auth.revocation import RevocationStore, check_not_revoked
 from parsec.channels.manager import ChannelManager
 from parsec.channels.namespaces import ResolvedChannel
@@ -63,10 +63,11 @@ class ParsecAuthority:
 
 
 def _is_parsec_token(token: str) -> bool:
-    """Whether ``token`` carries Parsec's ``typ`` claim (read without verifying: the
-    verification that decides comes next)."""
+    """Whether ``token`` carries one of Parsec's ``typ`` values (read without verifying:
+    the verification that decides comes next). Other issuers' ``typ`` values, such as
+    Keycloak's ``"Bearer"``, leave the token to be read as a Centrifugo token."""
     try:
         payload = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return False
-    return isinstance(payload, dict) and "typ" in payload
+    return isinstance(payload, dict) and payload.get("typ") in TYPES
