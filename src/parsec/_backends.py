@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.refresh import RefreshStore
-from parsec.auth.revocation import RevocationStore
+from parsec.auth.revocation_store import RevocationStore
 from parsec.backends.capabilities import NATS_SCHEMES
 from parsec.channels.events import ChannelEventBus
 from parsec.channels.store import ChannelStore

@@ -34,12 +34,14 @@ from parsec.engine.controller import (
     DisconnectCommand,
     NodeInfo,
     RefreshCommand,
+    RevokeCommand,
     SubscribeCommand,
     SurveyReply,
     UnsubscribeCommand,
 )
 from parsec.engine.hub import Hub
 from parsec.engine.presence import PresenceManager, PresenceStats
+from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenRevocations
 from parsec.engine.session import Session
 from parsec.engine.subscription import Subscription
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
@@ -78,10 +80,12 @@ class Node:
         presence: PresenceManager | None = None,
         controller: Controller | None = None,
         authority: ChannelAuthority | None = None,
+        revocations: TokenRevocations | None = None,
         node_id: str | None = None,
     ) -> None:
         self.id = node_id or str(uuid.uuid4())
         self.authority = authority
+        self.revocations = revocations
         self.options = options
         self.verifier = verifier
         self.version = __version__
@@ -313,6 +317,10 @@ class Node:
             await sub.session.unsubscribe_channel(channel, unsub.SERVER)
 
     async def handle_control(self, command: ControlCommand) -> None:
+        if isinstance(command, RevokeCommand):
+            if self.revocations is not None:
+                await self.revocations.handle_command(command)
+            return
         await self._apply(command)
 
     async def handle_survey(self, op: str, data: bytes) -> bytes:
@@ -320,9 +328,38 @@ class Node:
         msgspec.DecodeError for a malformed request."""
         if op == CHANNELS_SURVEY:
             return _encode(self.channels(_pattern.decode(data)))
+        if op == REVOCATIONS_SURVEY and self.revocations is not None:
+            return self.revocations.survey_answer()
         raise ValueError(f"unknown survey {op!r}")
 
-    async def _apply(self, cmd: ControlCommand) -> None:
+    # --- revocations --------------------------------------------------------------
+
+    def revocations_changed(self) -> None:
+        """Re-check every live connection and subscription against the revocations (call
+        it after they changed): a connection whose token is revoked is closed (3005
+        "token revoked"), a client-side subscription whose token is revoked is ended
+        (unsubscribe 2501). Runs over this node's sessions once per change, never per
+        message; the closing happens in tasks of its own."""
+        revocations = self.revocations
+        if revocations is None:
+            return
+        for session in self.hub.sessions():
+            token = session.token
+            if token is not None and revocations.connection_revoked(token):
+                session.schedule_disconnect(disconnects.TOKEN_REVOKED())
+                continue
+            for sub in list(session.subs.values()):
+                token = sub.token
+                if (
+                    token is not None
+                    and not sub.server_side
+                    and revocations.subscription_revoked(token, sub.channel)
+                ):
+                    session.revoked(sub)
+
+    async def _apply(
+        self, cmd: DisconnectCommand | UnsubscribeCommand | SubscribeCommand | RefreshCommand
+    ) -> None:
         for session in self.hub.user_sessions(cmd.user):
             if cmd.client and session.client_id != cmd.client:
                 continue
