@@ -38,7 +38,7 @@ from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
 from parsec.auth.revocation import FILE_NAME as REVOCATIONS_FILE
-from parsec.auth.revocation import Revocations
+from parsec.auth.revocation import PEERS_WAIT, Revocations
 from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
 from parsec.auth.shared_keyring import SharedKeyRing
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
@@ -133,6 +133,10 @@ class Parsec(ManagementMixin, SinkingMixin):
         )
         cache = None if state_dir is None else Path(state_dir) / REVOCATIONS_FILE
         self.revocations = Revocations(revocation_store, cache=cache)
+        # on NATS each node keeps revocations in its memory: a starting node waits to
+        # hear of the others, and asks them for theirs
+        unshared = revocations is None and built.persistence == "nats"
+        self._peers_wait = PEERS_WAIT if unshared else 0.0
         authority = ParsecAuthority(self.manager, self.tokens, self.revocations)
         self.node = Node(
             self.options,
@@ -163,7 +167,7 @@ class Parsec(ManagementMixin, SinkingMixin):
                 raise
         await self.node.start()
         try:
-            await self.revocations.start(self.node.controller)
+            await self.revocations.start(self.node.controller, peers_wait=self._peers_wait)
         except BaseException:
             await self.aclose()
             raise

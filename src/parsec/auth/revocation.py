@@ -91,6 +91,7 @@ __all__ = [
     "EVERY_TOKEN",
     "FILE_NAME",
     "FOREVER",
+    "PEERS_WAIT",
     "PRUNE_INTERVAL",
     "MemoryRevocationStore",
     "RevocationStore",
@@ -104,6 +105,9 @@ PRUNE_INTERVAL: Final = 60.0
 """Seconds between two prunes of expired entries (this node's and the store's)."""
 SURVEY_TIMEOUT: Final = 1.0
 """How long a starting node waits for the other nodes' revocations."""
+PEERS_WAIT: Final = 1.0
+"""How long a starting node whose revocations live in memory only (NATS) waits to hear
+of another node before it asks for theirs (a node announces itself when it starts)."""
 FILE_NAME: Final = "revocations.json"
 """The file in the state directory where a node keeps its revocations."""
 
@@ -326,9 +330,14 @@ class Revocations:
 
     # --- lifecycle --------------------------------------------------------------
 
-    async def start(self, controller: Controller | None = None) -> None:
+    async def start(self, controller: Controller | None = None, *, peers_wait: float = 0.0) -> None:
         """Load the local file and the store, ask the other nodes when the store has no
         generation, write back what the store lacks, then follow the store.
+
+        With ``peers_wait`` (for a store no other node shares: NATS keeps revocations in
+        each node's memory) the node first waits up to that many seconds for the
+        Controller to list another node, since a node that has just started hears of
+        the others a moment later.
 
         Raises:
             ParsecError: the local file is not a revocations file (``PARSEC_INTERNAL``),
@@ -345,7 +354,7 @@ class Revocations:
                 stored = await self._store.load()
             self._take(stored.entries)
             if stored.state.generation is None and controller is not None:
-                await self._ask_peers(controller)
+                await self._ask_peers(controller, peers_wait)
             lacking = {
                 key: entry
                 for key, entry in self._live_entries().items()
@@ -449,8 +458,10 @@ class Revocations:
         self._generation = state.generation
         return state
 
-    async def _ask_peers(self, controller: Controller) -> None:
+    async def _ask_peers(self, controller: Controller, wait: float) -> None:
         try:
+            if wait > 0:
+                await _some_node(controller, wait)
             replies = await controller.survey(REVOCATIONS_SURVEY, b"", timeout=SURVEY_TIMEOUT)
         except Exception as exc:
             log.warning("revocations: could not ask the other nodes: %s", exc)
@@ -548,6 +559,17 @@ class Revocations:
         if self._failure is not None:
             self._failure = None
             log.info("revocations: following %s again", self._store.where)
+
+
+async def _some_node(controller: Controller, wait: float) -> None:
+    """Return once ``controller`` lists another node, or after ``wait`` seconds (the
+    Controller has no event for a node appearing: this looks every 50 ms)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            while True:
+                if await controller.nodes():
+                    return
+                await asyncio.sleep(0.05)
 
 
 @contextlib.contextmanager
