@@ -38,7 +38,7 @@ from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
 from parsec.auth.revocation import FILE_NAME as REVOCATIONS_FILE
-from parsec.auth.revocation import PEERS_WAIT, Revocations
+from parsec.auth.revocation import PEERS_WAIT, SETTLE, Revocations
 from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
 from parsec.auth.shared_keyring import SharedKeyRing
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
@@ -134,9 +134,11 @@ class Parsec(ManagementMixin, SinkingMixin):
         cache = None if state_dir is None else Path(state_dir) / REVOCATIONS_FILE
         self.revocations = Revocations(revocation_store, cache=cache)
         # on NATS each node keeps revocations in its memory: a starting node waits to
-        # hear of the others, and asks them for theirs
-        unshared = revocations is None and built.persistence == "nats"
-        self._peers_wait = PEERS_WAIT if unshared else 0.0
+        # hear of the others, and asks them for theirs; on Redis, a node starting on a
+        # store that lost its data waits for the others to write theirs back
+        built_store = revocations is None
+        self._peers_wait = PEERS_WAIT if built_store and built.persistence == "nats" else 0.0
+        self._settle = SETTLE if built_store and built.persistence == "redis" else 0.0
         authority = ParsecAuthority(self.manager, self.tokens, self.revocations)
         self.node = Node(
             self.options,
@@ -167,7 +169,9 @@ class Parsec(ManagementMixin, SinkingMixin):
                 raise
         await self.node.start()
         try:
-            await self.revocations.start(self.node.controller, peers_wait=self._peers_wait)
+            await self.revocations.start(
+                self.node.controller, peers_wait=self._peers_wait, settle=self._settle
+            )
         except BaseException:
             await self.aclose()
             raise

@@ -127,7 +127,7 @@ class ManagementMixin:
     async def authenticate_mgmt(self, bearer: str) -> ParsecClaims:
         """The claims of a valid, unrevoked management token."""
         claims = self.tokens.verify(bearer, MGMT)
-        self.revocations.check(claims)
+        self.revocations.check(claims, once=True)
         return claims
 
     async def revoke_token(self, jti: str, user: str = "", reason: str = "") -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from redis_helpers import REDIS_URL, RedisServer
 from waiting import WAIT
 
 from parsec import AuthOptions, BrokerOptions, Options, Parsec, ParsecError
-from parsec.auth.parsec_tokens import IssuedToken
+from parsec.auth.parsec_tokens import IssuedToken, ParsecTokens
 
 StartRedis = Callable[[bool], Awaitable[RedisServer]]
 CHANNEL = "private:app.docs.1"
@@ -219,3 +220,33 @@ async def test_revocations_reach_the_other_node_at_once(key_prefix: str) -> None
 
         assert loop.time() - started < 0.5
         assert await status(b, token.token) == 401
+
+
+async def test_a_node_that_cannot_tell_yet_refuses_older_management_tokens(
+    redis_server: StartRedis, key_prefix: str, tmp_path: Path
+) -> None:
+    """A node starts on a Redis that lost its data with the cluster's keyring but not its
+    revocations (a new machine given keyring.json): for a few seconds, until the nodes
+    still running would have written theirs back, it refuses management calls with
+    tokens issued before it started (fail closed); tokens issued since work at once,
+    and older unrevoked ones work once it has settled."""
+    redis = await redis_server(False)
+    state = tmp_path / "state"
+    async with node(redis.url, key_prefix, state) as first:
+        earlier = ParsecTokens(first.keyring, clock=lambda: time.time() - 5)
+        revoked, older = earlier.issue_mgmt("ops"), earlier.issue_mgmt("operator")
+        assert revoked.claims.jti is not None
+        await first.revoke_token(revoked.claims.jti)
+    await redis.stop()
+    await redis.start()
+    (state / "revocations.json").unlink()
+
+    async with node(redis.url, key_prefix, state) as newcomer:
+        assert await status(newcomer, revoked.token) == 401
+        assert await status(newcomer, older.token) == 401
+        assert await status(newcomer, newcomer.issue_mgmt("operator").token) == 200
+
+        async def settled() -> bool:
+            return await status(newcomer, older.token) == 200
+
+        await eventually(settled)

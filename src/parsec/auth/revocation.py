@@ -93,6 +93,7 @@ __all__ = [
     "FOREVER",
     "PEERS_WAIT",
     "PRUNE_INTERVAL",
+    "SETTLE",
     "MemoryRevocationStore",
     "RevocationStore",
     "Revocations",
@@ -105,6 +106,10 @@ PRUNE_INTERVAL: Final = 60.0
 """Seconds between two prunes of expired entries (this node's and the store's)."""
 SURVEY_TIMEOUT: Final = 1.0
 """How long a starting node waits for the other nodes' revocations."""
+SETTLE: Final = 3.0
+"""How long a node that starts on a shared store holding no revocations (a new store, or
+one that lost its data) refuses management tokens issued before it started: long enough
+for the nodes still running to notice and write theirs back (``check_interval`` each)."""
 PEERS_WAIT: Final = 1.0
 """How long a starting node whose revocations live in memory only (NATS) waits to hear
 of another node before it asks for theirs (a node announces itself when it starts)."""
@@ -165,6 +170,8 @@ class Revocations:
         self._task: asyncio.Task[None] | None = None
         self._next_prune = clock() + PRUNE_INTERVAL
         self._failure: str | None = None
+        self._settle_until = 0.0
+        self._settle_before = 0
         self._state: Literal["new", "running", "closed"] = "new"
         self.listeners: list[Callable[[], None]] = []
         """Called (on the event loop; they must not block) after every change that
@@ -193,14 +200,28 @@ class Revocations:
         entry = self._live(user_key(user, scope))
         return None if entry is None else entry.level
 
-    def check(self, claims: ParsecClaims, *, channel: str | None = None) -> None:
+    def check(
+        self, claims: ParsecClaims, *, channel: str | None = None, once: bool = False
+    ) -> None:
         """Refuse a Parsec token that is revoked: its ``jti``, its family, every token of
         its subject up to its ``iat``, or — when it is used to subscribe to ``channel`` —
         the subject's tokens for that channel.
 
+        ``once`` is for a use that is never checked again (a management call: nothing
+        can undo it once this node learns of a revocation). Such a use of a token issued
+        before this node started is refused while the node cannot tell yet whether the
+        token is revoked (see :meth:`start`'s ``settle``).
+
         Raises:
-            ParsecError: ``PARSEC_AUTH_DENIED`` when the token is revoked.
+            ParsecError: ``PARSEC_AUTH_DENIED`` when the token is revoked;
+                ``PARSEC_BROKER_NOT_READY`` for a ``once`` use this node cannot decide yet.
         """
+        if once and self._settle_until and self._undecided(claims.iat):
+            raise ParsecError(
+                "PARSEC_BROKER_NOT_READY",
+                "this node is restoring the revocations of a store that lost them; "
+                "tokens issued before it started are refused for a few seconds",
+            )
         if not self._entries:
             return
         if claims.jti is not None and self.token_revoked(claims.jti):
@@ -234,6 +255,12 @@ class Revocations:
             or self._cut(token.user, EVERY_TOKEN, token.iat)
             or self._cut(token.user, channel_tokens(channel), token.iat)
         )
+
+    def _undecided(self, iat: int) -> bool:
+        if self._clock() >= self._settle_until:
+            self._settle_until = 0.0
+            return False
+        return iat < self._settle_before
 
     def _live(self, key: str) -> Revocation | None:
         entry = self._entries.get(key)
@@ -330,7 +357,13 @@ class Revocations:
 
     # --- lifecycle --------------------------------------------------------------
 
-    async def start(self, controller: Controller | None = None, *, peers_wait: float = 0.0) -> None:
+    async def start(
+        self,
+        controller: Controller | None = None,
+        *,
+        peers_wait: float = 0.0,
+        settle: float = 0.0,
+    ) -> None:
         """Load the local file and the store, ask the other nodes when the store has no
         generation, write back what the store lacks, then follow the store.
 
@@ -338,6 +371,14 @@ class Revocations:
         each node's memory) the node first waits up to that many seconds for the
         Controller to list another node, since a node that has just started hears of
         the others a moment later.
+
+        With ``settle`` (for a store other nodes share: Redis), a store without a
+        generation — new, or it lost its data and the nodes still running have not
+        written theirs back yet — leaves this node unable to tell, for a moment, which
+        tokens are revoked: for ``settle`` seconds it refuses the ``once`` uses (see
+        :meth:`check`) of tokens issued before it started. Connections and
+        subscriptions need no such wait: they are checked again when the revocations
+        arrive.
 
         Raises:
             ParsecError: the local file is not a revocations file (``PARSEC_INTERNAL``),
@@ -355,6 +396,15 @@ class Revocations:
             self._take(stored.entries)
             if stored.state.generation is None and controller is not None:
                 await self._ask_peers(controller, peers_wait)
+            if stored.state.generation is None and settle > 0:
+                now = self._clock()
+                self._settle_until, self._settle_before = now + settle, int(now)
+                log.info(
+                    "revocations: %s holds none (new, or it lost its data); for %gs this "
+                    "node refuses management calls with tokens issued before it started",
+                    self._store.where,
+                    settle,
+                )
             lacking = {
                 key: entry
                 for key, entry in self._live_entries().items()
