@@ -60,6 +60,9 @@ CHANNELS_SURVEY = "channels"
 string, the answer a JSON object of channel → local subscriber count."""
 SURVEY_TIMEOUT = 2.0
 """How long a cluster-wide question waits for the other nodes' answers."""
+RECHECK_DELAY = 0.05
+"""Seconds between a change of the revocations and the re-check of the live
+connections: changes arriving meanwhile share one pass over the sessions."""
 
 _encode = msgspec.json.encode
 _pattern = msgspec.json.Decoder(str)
@@ -100,6 +103,7 @@ class Node:
         self._broker_channels: set[str] = set()
         self._channel_locks: dict[str, _ChannelLock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._recheck: asyncio.TimerHandle | None = None
         self._started_at = time.monotonic()
         self._state = "new"
 
@@ -122,6 +126,8 @@ class Node:
         if self._state == "closed":
             return
         self._state = "closed"
+        if self._recheck is not None:
+            self._recheck.cancel()
         await cancel_and_wait(*self._tasks)
         for session in self.hub.sessions():
             await session.disconnect(disconnects.SHUTDOWN())
@@ -335,11 +341,19 @@ class Node:
     # --- revocations --------------------------------------------------------------
 
     def revocations_changed(self) -> None:
-        """Re-check every live connection and subscription against the revocations (call
-        it after they changed): a connection whose token is revoked is closed (3005
+        """The revocations changed: within ``RECHECK_DELAY`` re-check every live
+        connection and subscription. A connection whose token is revoked is closed (3005
         "token revoked"), a client-side subscription whose token is revoked is ended
-        (unsubscribe 2501). Runs over this node's sessions once per change, never per
-        message; the closing happens in tasks of its own."""
+        (unsubscribe 2501). One pass over this node's sessions serves every change made
+        meanwhile (at most 20 passes a second, whatever the rate of revocations); never
+        per message. The closing happens in tasks of their own."""
+        if self.revocations is None or self._recheck is not None or self._state == "closed":
+            return
+        loop = asyncio.get_running_loop()
+        self._recheck = loop.call_later(RECHECK_DELAY, self._recheck_revocations)
+
+    def _recheck_revocations(self) -> None:
+        self._recheck = None
         revocations = self.revocations
         if revocations is None:
             return
