@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from waiting import until
 
 from parsec.auth import jws
 from parsec.auth.keyring import KeyRing
@@ -383,11 +384,14 @@ class Peers:
     def __init__(self, held: dict[str, tuple[int, int]]) -> None:
         self.held = held
         self.sent: list[ControlCommand] = []
+        self.down = False
 
     async def start(self, handler: ControlEventHandler) -> None:
         """Nothing to start."""
 
     async def broadcast(self, command: ControlCommand) -> None:
+        if self.down:
+            raise ParsecError("PARSEC_BROKER_NOT_READY", "nats is unreachable").client_error()
         self.sent.append(command)
 
     async def nodes(self) -> list[NodeInfo]:
@@ -423,4 +427,23 @@ async def test_a_node_starting_on_a_store_without_generation_asks_the_others(
         "t:leaked": [LATER, LATER],
         'u:["alice","*"]': [NOW, LATER],
     }
+    await node.aclose()
+
+
+async def test_a_revocation_the_other_nodes_could_not_be_told_of_is_sent_later(
+    clock: FakeClock,
+) -> None:
+    """The controller fails when a revocation is made (NATS unreachable): it is in force
+    here, and the other nodes are told at one of the next looks, once it works again."""
+    peers = Peers({})
+    node = Revocations(MemoryRevocationStore(), clock=clock, check_interval=0.01)
+    await node.start(peers)
+    peers.down = True
+
+    await node.revoke_token("leaked", until=LATER)
+
+    assert node.token_revoked("leaked")
+    peers.down = False
+    await until(lambda: bool(peers.sent))
+    assert peers.sent == [RevokeCommand({"t:leaked": (LATER, LATER)})]
     await node.aclose()

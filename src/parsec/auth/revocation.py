@@ -160,6 +160,9 @@ class Revocations:
         self._interval = check_interval
         self._entries: dict[str, Revocation] = {}
         self._unsynced: dict[str, Revocation] = {}
+        """Entries the store may not hold yet (its last write failed)."""
+        self._unsent: dict[str, Revocation] = {}
+        """Entries the other nodes may not have been told of (the controller failed)."""
         self._generation: str | None = None
         """The store generation this node's entries have been written into."""
         self._seen: StoreState | None = None
@@ -332,18 +335,18 @@ class Revocations:
                 await self._write_unsynced()
 
     async def _broadcast(self, entries: Mapping[str, Revocation]) -> None:
+        """Tell the other nodes; when the controller fails, keep the entries to tell
+        them at the next look (the other nodes of a shared store load them anyway)."""
         controller = self._controller
-        if controller is None:
+        if controller is None or not entries:
             return
         command = RevokeCommand({key: (e.level, e.until) for key, e in entries.items()})
         try:
             await controller.broadcast(command)
         except Exception as exc:
-            log.warning(
-                "revocations: could not tell the other nodes (%s); they load it from %s",
-                exc,
-                self._store.where,
-            )
+            for key, entry in entries.items():
+                self._unsent[key] = entry.merge(self._unsent.get(key, entry))
+            log.warning("revocations: could not tell the other nodes yet: %s", exc)
 
     # --- the cluster ------------------------------------------------------------
 
@@ -464,6 +467,8 @@ class Revocations:
             self._wake.clear()
             if self._state == "closed":
                 return
+            unsent, self._unsent = self._unsent, {}
+            await self._broadcast(unsent)
             try:
                 await self.sync()
             except ParsecError as exc:
