@@ -29,6 +29,7 @@ from parsec.engine.broker import HistoryFilter
 from parsec.engine.codes import ClientError, Disconnect, Unsubscribe, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.protocol import Command, MalformedCommand
+from parsec.engine.revocation import TokenId
 from parsec.engine.subscription import Subscription
 from parsec.engine.types import EMPTY_RAW, ClientInfo, StreamPosition
 
@@ -77,6 +78,9 @@ class Session:
         self.conn_info = EMPTY_RAW
         self.subs: dict[str, Subscription] = {}
         self.expires_at: int | None = None
+        self.token: TokenId | None = None
+        """The connection token, when the client connected with one: the connection is
+        closed when it is revoked."""
         self.close_reason: Disconnect | None = None
         self._connect_failed = False
         self._awaiting_pong = False
@@ -212,6 +216,10 @@ class Session:
                     exc,
                 )
                 raise disconnects.INVALID_TOKEN from None
+            token = TokenId(claims.user, claims.jti, claims.iat)
+            if node.revocations is not None and node.revocations.connection_revoked(token):
+                raise errors.TOKEN_REVOKED
+            self.token = token
             self.user = claims.user
             if claims.info:
                 self.conn_info = msgspec.Raw(claims.info)
@@ -271,9 +279,14 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if claims.user != self.user:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.connection_revoked(token):
+            raise disconnects.TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise disconnects.EXPIRED
+        self.token = token
         self._set_expiry(expires_at)
         if claims.info:
             self.conn_info = msgspec.Raw(claims.info)
@@ -422,7 +435,7 @@ class Session:
         if authority is not None:
             grant = await authority.grant(req.token, req.channel)
             if grant is not None:
-                sub.grant = grant
+                sub.grant, sub.token = grant, grant.token
                 return None, grant.expires_at
         try:
             claims = self.node.verifier.verify_subscription(req.token)
@@ -442,9 +455,14 @@ class Session:
             raise disconnects.INVALID_TOKEN
         if claims.client and claims.client != self.client_id:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.subscription_revoked(token, req.channel):
+            raise errors.TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise errors.TOKEN_EXPIRED
+        sub.token = token
         return claims.info, expires_at
 
     async def _position(
@@ -526,6 +544,12 @@ class Session:
         sub.lost = True  # deliver nothing more: the subscription is going away
         self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.INSUFFICIENT_STATE))
 
+    def revoked(self, sub: Subscription) -> None:
+        """The token of a client-side subscription was revoked: end it (2501), from a
+        context that cannot await."""
+        if self.subs.get(sub.channel) is sub:
+            self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.TOKEN_REVOKED))
+
     def _set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
         sub.cancel_expiry()
         sub.expires_at = expires_at
@@ -555,9 +579,14 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if claims.channel != req.channel or claims.user != self.user:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.subscription_revoked(token, req.channel):
+            raise disconnects.SUBSCRIPTION_TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise disconnects.SUBSCRIPTION_EXPIRED
+        sub.token = token
         if claims.info:
             sub.chan_info = msgspec.Raw(claims.info)
             await self.update_presence(sub)  # presence shows the new chan_info at once
@@ -579,7 +608,7 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if grant is None:
             raise disconnects.INVALID_TOKEN
-        sub.grant = grant
+        sub.grant, sub.token = grant, grant.token
         self._set_sub_expiry(sub, grant.expires_at)
         result = protocol.SubRefreshResult()
         if grant.expires_at is not None:
