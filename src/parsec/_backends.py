@@ -9,7 +9,8 @@ rotation, revocations, the dead-letter queue and the keyring. The Redis modules 
 imported only when a Redis URL is used.
 ``nats://`` (and ``tls://``) puts the broker and the controller on NATS, without
 history, under the same prefix as a subject prefix; the other contracts stay in each
-node's memory. The NATS modules are imported only when a NATS URL is used.
+node's memory (revocations too, though the controller carries them to every node: see
+``parsec.auth.revocation``). The NATS modules are imported only when a NATS URL is used.
 
 The backends start while their server is down and reconnect in the background.
 :func:`check_reachable` is the bounded check a caller makes first when an unreachable
@@ -28,7 +29,7 @@ from typing import Final, NamedTuple
 
 from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.refresh import RefreshStore
-from parsec.auth.revocation import RevocationStore
+from parsec.auth.revocation_store import RevocationStore
 from parsec.backends.capabilities import NATS_SCHEMES
 from parsec.channels.events import ChannelEventBus
 from parsec.channels.store import ChannelStore
@@ -232,7 +233,8 @@ def _redis(url: str, key_prefix: str, node_id: str) -> Backends:
 def _nats(url: str, subject_prefix: str, node_id: str) -> Backends:
     """``nats://`` / ``tls://``: the broker and the controller on NATS (no history);
     presence, the channel registry, refresh rotation, revocations and the DLQ stay in
-    each node's memory (docs/scaling.md says what that means for a cluster)."""
+    each node's memory (revocations travel to the other nodes over the controller;
+    docs/scaling.md says what that means for a cluster)."""
     _require_nats()
     from parsec.backends.nats import from_url
 

@@ -35,11 +35,86 @@ async def test_authorization_apikey_header_is_accepted(server: Server) -> None:
     assert response.status_code == 200
 
 
+async def test_api_key_in_the_query_string_is_not_accepted(server: Server) -> None:
+    """?api_key= is no credential (keys in URLs end up in access logs): 401 as when
+    the key is missing, even with the right key; the same call with the header works."""
+    async with httpx.AsyncClient(trust_env=False) as http:
+        for path in ["/api/info", "/api"]:
+            body = b"{}" if path == "/api/info" else b'{"method": "info"}'
+            response = await http.post(
+                server.base_url + path, params={"api_key": "test-api-key"}, content=body
+            )
+            assert response.status_code == 401, path
+            assert response.content == b""
+            response = await http.post(
+                server.base_url + path,
+                params={"api_key": "wrong"},
+                content=body,
+                headers={"X-API-Key": "test-api-key"},
+            )
+            assert response.status_code == 200, path
+
+
 async def test_malformed_body_is_400(server: Server) -> None:
     """A body that is not JSON, not an object, or wrongly typed is answered 400."""
     for body in [b"{not json", b"[1, 2]", b'"text"', b'{"channel": 5, "data": 1}']:
         response = await server.api("publish", body)
         assert response.status_code == 400, body
+
+
+API_METHODS = [
+    "publish",
+    "broadcast",
+    "subscribe",
+    "unsubscribe",
+    "disconnect",
+    "presence",
+    "presence_stats",
+    "history",
+    "history_remove",
+    "channels",
+    "info",
+    "refresh",
+    "batch",
+]
+UNDECODABLE = [
+    b"\xe8",
+    b"\xff\xfe{\x00}\x00",
+    b"NaN",
+    b"\xef\xbb\xbf{}",
+    b'{"channel": "\\ud800"}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"commands": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+]
+
+
+async def test_undecodable_bodies_are_400_on_every_method_without_error_logs(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Non-UTF-8, non-JSON or absurdly nested bodies get Centrifugo's 400 on every
+    method and on the legacy endpoint; never a 500, never an ERROR line."""
+    for method in API_METHODS:
+        for body in UNDECODABLE:
+            response = await server.api(method, body)
+            assert response.status_code == 400, (method, body[:20], response.text)
+            assert response.text.startswith("bad request"), response.text
+    response = await server.api("publish", b'{"channel": "chat:\xe8", "data": 1}')
+    assert response.status_code == 400, response.text
+    async with httpx.AsyncClient(trust_env=False) as http:
+        for body in [*UNDECODABLE, b'{"method": "info", "params": \xe8}']:
+            response = await http.post(
+                server.base_url + "/api", content=body, headers={"X-API-Key": "test-api-key"}
+            )
+            assert response.status_code == 400, (body[:20], response.text)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_batch_commands_with_undecodable_bodies_get_107(server: Server) -> None:
+    """Inside a batch, a command whose body is not a JSON object gets its own 107."""
+    commands = [{"publish": 5}, {"info": [1]}, {"history": "x"}, {"info": {}}]
+    response = await server.api("batch", {"commands": commands})
+    replies = response.json()["replies"]
+    assert [r.get("error", {}).get("code") for r in replies] == [107, 107, 107, None]
 
 
 async def test_get_is_not_allowed(server: Server) -> None:

@@ -27,9 +27,7 @@ from websockets.sync.server import serve as ws_serve
 import parsec
 from parsec.auth.keyring import KeyRing
 from parsec.auth.tokens import InvalidToken, TokenVerifier
-from parsec.cli.serve import banner
 from parsec.cli.subscribe import websocket_url
-from parsec.options import ApiOptions, AuthOptions, Options, ServerOptions
 
 CHAT_CONFIG = """
 [api]
@@ -103,12 +101,13 @@ def fake_api() -> Iterator[tuple[str, FakeApi]]:
 
 class FakeCentrifugo:
     """A scripted client-protocol server: replies to connect and subscribe, sends
-    ``pushes``, then closes with ``close`` or waits for the client to leave."""
+    ``pushes``, then closes with ``close`` or waits for the client to leave. The default
+    close is terminal (3503): after a reconnect code `parsec subscribe` would come back."""
 
     def __init__(self) -> None:
         self.subscribe_reply: dict[str, Any] = {"subscribe": {"epoch": "ep", "offset": 2}}
         self.pushes: list[dict[str, Any]] = []
-        self.close: tuple[int, str] | None = (3001, "shutdown")
+        self.close: tuple[int, str] | None = (3503, "force disconnect")
         self.commands: list[dict[str, Any]] = []
 
     def handler(self, ws: ServerConnection) -> None:
@@ -219,30 +218,6 @@ def test_top_level_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("serve", "tokens", "publish", "subscribe"):
         assert command in result.stdout
-
-
-def test_banner_says_where_and_how_to_mint_a_token() -> None:
-    """The banner names the HTTP and WebSocket URLs and the tokens command."""
-    options = Options(
-        server=ServerOptions(addr="0.0.0.0:9001"),
-        auth=AuthOptions(state_dir=Path("/var/lib/my parsec")),
-        api=ApiOptions(key="k"),
-    )
-    text = banner(options)
-    assert text.splitlines()[0] == (
-        "parsec listening on http://0.0.0.0:9001 (websocket ws://0.0.0.0:9001/connection/websocket)"
-    )
-    assert "parsec tokens connect --sub USER --state-dir '/var/lib/my parsec'" in text
-    assert "X-API-Key" in text
-
-
-@pytest.mark.parametrize(
-    ("api", "words"),
-    [(ApiOptions(), "disabled"), (ApiOptions(insecure=True), "WITHOUT a key")],
-)
-def test_banner_says_whether_the_api_is_open(api: ApiOptions, words: str) -> None:
-    """The banner warns when /api is disabled or open without a key."""
-    assert words in banner(Options(api=api))
 
 
 # -- parsec tokens --------------------------------------------------------------------------
@@ -506,7 +481,7 @@ def test_subscribe_prints_publications_as_ndjson(fake_ws: tuple[str, FakeCentrif
         {"channel": "chat:a", "offset": 4, "epoch": "ep", "data": "four"},
     ]
     assert "subscribed to chat:a (epoch ep, offset 2)" in result.stderr
-    assert_clean_error(result, 1, "disconnected: 3001 shutdown")
+    assert_clean_error(result, 1, "disconnected: 3503 force disconnect")
     assert fake.commands[0]["connect"]["token"] == "tok"
     assert fake.commands[1]["subscribe"] == {"channel": "chat:a"}
 
@@ -669,7 +644,10 @@ def test_serve_prints_the_banner(server: tuple[Proc, str]) -> None:
     proc, url = server
     ws = url.replace("http://", "ws://")
     assert f"parsec listening on {url} (websocket {ws}/connection/websocket)" in proc.seen
-    proc.wait_for("err", "parsec tokens connect --sub USER --state-dir .parsec")
+    line = proc.wait_for("err", " tokens connect --sub alice ")
+    assert line.endswith(
+        f" --config {Path.cwd() / 'parsec.toml'} --state-dir {Path.cwd() / '.parsec'}"
+    )
 
 
 def test_publish_reaches_subscribe_end_to_end(

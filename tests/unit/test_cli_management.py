@@ -13,8 +13,6 @@ import json
 import os
 import queue
 import stat
-import subprocess
-import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ import jwt
 import pytest
 from typer.testing import CliRunner, Result
 
-import parsec.cli
 from parsec.auth.keyring import KeyRing
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.scopes import OPERATOR_SCOPES, Scope
@@ -39,7 +36,6 @@ from parsec.client.management import (
 )
 from parsec.testing import TestServer, free_port, serve_for_tests
 
-SRC = Path(parsec.cli.__file__).resolve().parents[2]
 _T = TypeVar("_T")
 
 TOKEN = "mgmt-token-for-tests"
@@ -396,6 +392,13 @@ def test_an_error_reply_without_a_parsec_code_is_mapped(fake: FakeService) -> No
     """Without meta.parsec_code the Twirp code is mapped as the Go client does."""
     fake.reply("ListKeys", {"code": "permission_denied", "msg": "not an operator"}, status=403)
     assert_error(run(fake, "keys", "list"), 1, "PARSEC_AUTH_DENIED: not an operator")
+
+
+def test_a_malformed_reply_without_a_parsec_code_is_invalid_argument(fake: FakeService) -> None:
+    """Twirp's ``malformed`` (a request the server could not decode) is the caller's
+    bad input, not an internal error."""
+    fake.reply("ListKeys", {"code": "malformed", "msg": "not JSON"}, status=400)
+    assert_error(run(fake, "keys", "list"), 1, "PARSEC_INVALID_ARGUMENT: not JSON")
 
 
 @pytest.mark.parametrize(
@@ -1119,33 +1122,3 @@ def test_live_manifest(live: LiveServer) -> None:
     assert any(line.split() == ["service", "parsec"] for line in text.stdout.splitlines())
     payload = envelope_of(live.cli("manifest", "--json"), "parsec.manifest")
     assert payload["service"] == "parsec"
-
-
-# -- parsec serve as a process -------------------------------------------------------------
-
-
-def test_serve_prints_a_working_bootstrap_token(tmp_path: Path) -> None:
-    """`parsec serve` prints an operator mgmt token on stderr that the CLI can manage with."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARSEC_")}
-    env |= {"PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "parsec", "serve", "--addr", f"127.0.0.1:{port}"]
-    command += ["--state-dir", str(tmp_path / "state")]
-    with subprocess.Popen(
-        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stderr is not None
-            line = next((line for line in process.stderr if "management token" in line), None)
-            assert line is not None, f"parsec serve exited with {process.wait(timeout=30)}"
-            token = line.split()[-1]
-            url = f"http://127.0.0.1:{port}"
-            result = invoke("channels", "list", "--server", url, "--token", token)
-            assert result.exit_code == 0, result.output
-            assert result.stdout == "no channels\n"
-            claims = ParsecTokens(KeyRing.open(tmp_path / "state")).verify(token, "mgmt")
-            assert claims.sub == "operator"
-            assert claims.exp - claims.iat == 86400
-        finally:
-            process.terminate()
-            process.wait(timeout=30)

@@ -125,9 +125,12 @@ def test_ring_tokens_carry_kid_header(issuer: TokenIssuer, ring: KeyRing) -> Non
 
 
 def test_subscription_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
-    """A subscription token verifies with its user, channel, info and expiry."""
+    """A subscription token verifies with its user, channel, info and expiry, and carries
+    a fresh jti and its iat (what revocation by id and by user read)."""
     token = issuer.subscription_token("bob", "room:1", ttl=30, info=["x", 1])
     claims = verifier.verify_subscription(token)
+    assert claims.jti is not None
+    assert len(claims.jti) == 32
     assert claims == SubscriptionClaims(
         user="bob",
         channel="room:1",
@@ -136,8 +139,12 @@ def test_subscription_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -
         info=b'["x",1]',
         override=None,
         client=None,
+        jti=claims.jti,
+        iat=int(NOW),
     )
     assert claims.expires_at == int(NOW) + 30
+    another = verifier.verify_subscription(issuer.subscription_token("bob", "room:1"))
+    assert another.jti != claims.jti
 
 
 def test_ttl_none_never_expires(

@@ -134,6 +134,8 @@ class SubscriptionClaims:
     info: bytes | None
     override: SubscriptionOverride | None
     client: str | None
+    jti: str | None = None
+    iat: int | None = None
 
     @property
     def expires_at(self) -> int | None:
@@ -219,6 +221,8 @@ class TokenVerifier:
             info=_raw_json(payload, "info"),
             override=_override(payload.get("override"), "override"),
             client=_optional_str(payload, "client"),
+            jti=_optional_str(payload, "jti"),
+            iat=_numeric_date(payload, "iat"),
         )
         self._check_time(payload)
         return claims
@@ -428,7 +432,7 @@ class TokenIssuer:
         info: object | None = None,
         expire_at: int | None = None,
     ) -> str:
-        """A subscription token binding ``user`` to ``channel``.
+        """A subscription token binding ``user`` to ``channel``, with a random ``jti``.
 
         Raises:
             ValueError: ``channel`` is empty, ``ttl`` is not finite, or ``info`` is not
@@ -437,6 +441,7 @@ class TokenIssuer:
         if not channel:
             raise ValueError("a subscription token needs a non-empty channel")
         claims: dict[str, object] = {**self._base(user, ttl), "channel": channel}
+        claims["jti"] = secrets.token_hex(16)
         _put_optional(claims, info=info, expire_at=expire_at)
         return self._sign(claims)
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from parsec.channels.names import VISIBILITIES, is_valid_name
+from parsec.channels.names import VISIBILITIES, has_safe_characters, is_valid_name
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.engine.codes import errors, unknown_channel
 
@@ -159,9 +159,11 @@ class ChannelRules:
         """Resolve ``channel`` to its namespace, options and access facts.
 
         Raises:
-            ClientError: ``errors.BAD_REQUEST`` (107) for an empty, non-ASCII or too long
-                name, a ``public``/``private`` name breaking Parsec's grammar, or a name
-                not matching the namespace's ``channel_regex``; ``errors.UNKNOWN_CHANNEL``
+            ClientError: ``errors.BAD_REQUEST`` (107) for an empty or too long name, one
+                with a character that is not printable ASCII
+                (:func:`parsec.channels.names.has_safe_characters`), a
+                ``public``/``private`` name breaking Parsec's grammar, or a name not
+                matching the namespace's ``channel_regex``; ``errors.UNKNOWN_CHANNEL``
                 (102) for a namespace that is not configured.
         """
         cached = self._cache.get(channel)
@@ -176,7 +178,7 @@ class ChannelRules:
         return resolved
 
     def _resolve(self, channel: str) -> ResolvedChannel:
-        if not channel or len(channel) > self._max_length or not channel.isascii():
+        if not channel or len(channel) > self._max_length or not has_safe_characters(channel):
             raise errors.BAD_REQUEST
         private = channel.startswith(PRIVATE_PREFIX)
         unprefixed = channel[len(PRIVATE_PREFIX) :] if private else channel

@@ -95,7 +95,8 @@ def unknown_channel(namespace: str) -> ClientError:
     """102 ``unknown channel: namespace '<namespace>' is not configured``. The client
     named the channel, so naming its namespace tells it nothing new."""
     return errors.UNKNOWN_CHANNEL(
-        message=f"unknown channel: namespace {namespace!r} is not configured"
+        message=f"unknown channel: namespace {namespace!r} is not configured",
+        detail="no [[namespaces]] entry of that name",
     )
 
 
@@ -134,6 +135,8 @@ class errors:
     BAD_REQUEST: Final = _error("BadRequest", 107, "bad request")
     NOT_AVAILABLE: Final = _error("NotAvailable", 108, "not available")
     TOKEN_EXPIRED: Final = _error("TokenExpired", 109, "token expired")
+    TOKEN_REVOKED: Final = _error("TokenRevoked", 109, "token revoked")
+    """A revoked token is answered as an expired one: the SDK fetches a new token."""
     EXPIRED: Final = _error("Expired", 110, "expired")
     TOO_MANY_REQUESTS: Final = _error("TooManyRequests", 111, "too many requests", temporary=True)
     UNRECOVERABLE_POSITION: Final = _error("UnrecoverablePosition", 112, "unrecoverable position")
@@ -146,7 +149,13 @@ class disconnects:
     SHUTDOWN: Final = _disconnect("Shutdown", 3001, "shutdown")
     SERVER_ERROR: Final = _disconnect("ServerError", 3004, "internal server error")
     EXPIRED: Final = _disconnect("Expired", 3005, "connection expired")
+    TOKEN_REVOKED: Final = _disconnect("TokenRevoked", 3005, "token revoked")
+    """The connection token was revoked: as expired, the SDK reconnects, gets 109 and
+    fetches a new token."""
     SUBSCRIPTION_EXPIRED: Final = _disconnect("SubscriptionExpired", 3006, "subscription expired")
+    SUBSCRIPTION_TOKEN_REVOKED: Final = _disconnect(
+        "SubscriptionTokenRevoked", 3006, "subscription token revoked"
+    )
     SLOW: Final = _disconnect("Slow", 3008, "slow")
     WRITE_ERROR: Final = _disconnect("WriteError", 3009, "write error")
     INSUFFICIENT_STATE: Final = _disconnect("InsufficientState", 3010, "insufficient state")
@@ -168,8 +177,14 @@ class disconnects:
 
 
 class unsubscribes:
-    """Unsubscribe push values (centrifuge-protocol.md §1.9)."""
+    """Unsubscribe push values (centrifuge-protocol.md §1.9). CLIENT and DISCONNECT are
+    internal: they name why a subscription ended (in logs) and are never sent."""
 
+    CLIENT: Final = Unsubscribe(0, "client unsubscribe")
+    DISCONNECT: Final = Unsubscribe(1, "disconnect")
     SERVER: Final = Unsubscribe(2000, "server unsubscribe")
     INSUFFICIENT_STATE: Final = Unsubscribe(2500, "insufficient state")
     EXPIRED: Final = Unsubscribe(2501, "subscription expired")
+    TOKEN_REVOKED: Final = Unsubscribe(2501, "token revoked")
+    """The subscription's token was revoked: as expired, the SDK resubscribes, gets 109
+    and fetches a new token (a revoked Parsec access token gets 103)."""

@@ -3,7 +3,13 @@
 States: CONNECTING (until a successful ``connect``) → CONNECTED → CLOSED. A command
 other than ``connect`` while CONNECTING, a second ``connect``, an unknown or malformed
 command close the connection with 3501. Commands of one frame are handled, and
-answered, in order.
+answered, in order. Problems the client causes are counted and logged within a budget
+(:mod:`parsec.engine.faults`); only the server's own faults are logged as errors.
+
+At DEBUG, logger ``parsec.session`` writes one line per connect, subscribe,
+unsubscribe and disconnect, with the client id and user (and the code and reason of
+unsubscribes and disconnects). The arguments are attributes already at hand, so with
+DEBUG off a line costs one level check.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from parsec.auth.tokens import InvalidToken, TokenExpired
-from parsec.engine import access, commands, protocol
+from parsec.engine import access, commands, faults, protocol
 from parsec.engine.broker import HistoryFilter
 from parsec.engine.codes import (
     ClientError,
@@ -30,6 +36,7 @@ from parsec.engine.codes import (
 )
 from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.protocol import Command, MalformedCommand
+from parsec.engine.revocation import TokenId
 from parsec.engine.subscription import Subscription
 from parsec.engine.types import EMPTY_RAW, ClientInfo, StreamPosition
 
@@ -43,11 +50,10 @@ __all__ = ["Session", "SessionState", "new_client_id"]
 
 log = logging.getLogger("parsec.session")
 
-_EXPLAINED = frozenset({errors.UNKNOWN_CHANNEL.code, errors.PERMISSION_DENIED.code})
-"""Refusals logged at INFO with what the client asked for and why: the ones that leave
-a developer guessing."""
 _MAX_COMMAND_ID = 2**32 - 1
 """Command ids are uint32 on the wire; anything outside that range is a bad request."""
+_PEER_CLOSED = disconnects.CONNECTION_CLOSED()
+"""How a connection the client closed (or lost) is logged."""
 
 
 def new_client_id() -> str:
@@ -79,6 +85,9 @@ class Session:
         self.conn_info = EMPTY_RAW
         self.subs: dict[str, Subscription] = {}
         self.expires_at: int | None = None
+        self.token: TokenId | None = None
+        """The connection token, when the client connected with one: the connection is
+        closed when it is revoked."""
         self.close_reason: Disconnect | None = None
         self._connect_failed = False
         self._awaiting_pong = False
@@ -91,6 +100,8 @@ class Session:
         self._pong: asyncio.TimerHandle | None = None
         self._expire: asyncio.TimerHandle | None = None
         self._release: list[Subscription] = []
+        self.fault_lines = faults.LINES_PER_CONNECTION
+        """How many more client problems of this connection may be logged at INFO."""
 
     @property
     def is_closed(self) -> bool:
@@ -114,34 +125,53 @@ class Session:
                 if self.is_closed:
                     return
         except MalformedCommand as exc:
-            log.info("malformed command from %s: %s", self.client_id, exc)
+            self.node.client_faults.report(
+                faults.MALFORMED_COMMAND,
+                self,
+                "malformed command from client %s: %s; closing with 3501",
+                self.client_id,
+                exc,
+            )
             await self.disconnect(disconnects.BAD_REQUEST())
         except Disconnect as d:
+            if isinstance(d, disconnects.BAD_REQUEST):
+                why = "; ".join(getattr(d, "__notes__", ())) or "bad request"
+                self.node.client_faults.report(
+                    faults.PROTOCOL_VIOLATION,
+                    self,
+                    "protocol violation by client %s: %s; closing with 3501",
+                    self.client_id,
+                    why,
+                )
             await self.disconnect(d)
 
     async def _dispatch(self, cmd: Command) -> None:
         method = cmd.method
         if not 0 <= cmd.id <= _MAX_COMMAND_ID:
-            raise disconnects.BAD_REQUEST
+            raise _violation(f"command id {cmd.id} out of range")
         if method == "send" and self.state is SessionState.CONNECTED:
             await commands.send(self, cmd)
             return
         if cmd.id == 0:
             if method != "":
-                raise disconnects.BAD_REQUEST
+                raise _violation(f"{method} command without an id")
             self._on_pong()
             return
-        if method == "" or self._connect_failed:
-            raise disconnects.BAD_REQUEST
+        if method == "":
+            raise _violation("empty or unknown command")
+        if self._connect_failed:
+            raise _violation(f"{method} command after a refused connect")
         if (method == "connect") != (self.state is SessionState.CONNECTING):
-            raise disconnects.BAD_REQUEST
+            raise _violation(
+                "second connect" if method == "connect" else f"{method} before connect"
+            )
         handler = _HANDLERS[method]
         try:
             result = await handler(self, getattr(cmd, method))
         except ClientError as exc:
             if method == "connect":
                 self._connect_failed = True
-            if exc.code in _EXPLAINED:
+            if exc.detail:
                 self._log_refusal(method, exc)
             self.write(protocol.encode_error(cmd.id, exc.code, exc.message, exc.temporary))
         except (Disconnect, asyncio.CancelledError):
@@ -155,15 +185,18 @@ class Session:
         self._release_pending()
 
     def _log_refusal(self, method: str, exc: ClientError) -> None:
-        """INFO: a command refused with 102 or 103, the channel (in the message) and why."""
-        why = f" ({exc.detail})" if exc.detail else ""
-        log.info(
-            "%s refused for client %s (user %r): %s%s",
+        """A command refused with a reason for the log (102, 103: the channel is in the
+        message, the rule in ``detail``): a client-caused problem, logged within the
+        budget of :mod:`parsec.engine.faults`."""
+        self.node.client_faults.report(
+            faults.REFUSED_COMMAND,
+            self,
+            "%s refused for client %s (user %r): %s (%s)",
             method,
             self.client_id,
             self.user,
             exc.message,
-            why,
+            exc.detail,
         )
 
     def _release_pending(self) -> None:
@@ -199,21 +232,32 @@ class Session:
             except TokenExpired:
                 raise errors.TOKEN_EXPIRED from None
             except InvalidToken as exc:
-                log.info("invalid connection token: %s", exc)
+                node.client_faults.report(
+                    faults.INVALID_TOKEN,
+                    self,
+                    "invalid connection token from client %s: %s",
+                    self.client_id,
+                    exc,
+                )
                 raise disconnects.INVALID_TOKEN from None
+            token = TokenId(claims.user, claims.jti, claims.iat)
+            if node.revocations is not None and node.revocations.connection_revoked(token):
+                raise errors.TOKEN_REVOKED
+            self.token = token
             self.user = claims.user
             if claims.info:
                 self.conn_info = msgspec.Raw(claims.info)
             expires_at = claims.expires_at
             subs_claims = claims.subscriptions
         elif not node.options.auth.allow_anonymous:
-            raise disconnects.BAD_REQUEST
+            raise _violation("connect without a token (anonymous connections are off)")
         if expires_at is not None and expires_at <= time.time():
             raise errors.EXPIRED
         self.state = SessionState.CONNECTED
         self._cancel(self._stale)
         self._stale = None
         node.hub.add_session(self)
+        log.debug("connect: client %s, user %r", self.client_id, self.user)
         self._set_expiry(expires_at)
         copts = node.options.client
         if copts.ping_interval > 0:
@@ -259,9 +303,14 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if claims.user != self.user:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.connection_revoked(token):
+            raise disconnects.TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise disconnects.EXPIRED
+        self.token = token
         self._set_expiry(expires_at)
         if claims.info:
             self.conn_info = msgspec.Raw(claims.info)
@@ -332,6 +381,13 @@ class Session:
         if expires_at is not None:
             result.expires, result.ttl = True, _ttl(expires_at)
         self._release.append(sub)
+        log.debug(
+            "subscribe: client %s, user %r, channel %r%s",
+            self.client_id,
+            self.user,
+            channel,
+            ", server-side" if server_side else "",
+        )
         await self._announce(sub)
         return result
 
@@ -404,22 +460,35 @@ class Session:
         if authority is not None:
             grant = await authority.grant(req.token, req.channel)
             if grant is not None:
-                sub.grant = grant
+                sub.grant, sub.token = grant, grant.token
                 return None, grant.expires_at
         try:
             claims = self.node.verifier.verify_subscription(req.token)
         except TokenExpired:
             raise errors.TOKEN_EXPIRED from None
         except InvalidToken as exc:
-            why = f"invalid subscription token: {exc}"
-            raise permission_denied("subscribe to", req.channel, why) from None
+            self.node.client_faults.report(
+                faults.INVALID_TOKEN,
+                self,
+                "invalid subscription token for %r from client %s: %s",
+                req.channel,
+                self.client_id,
+                exc,
+            )
+            denied = f"permission denied: subscribe to {req.channel!r}"
+            raise errors.PERMISSION_DENIED(message=denied) from None  # reported above
         if claims.channel != req.channel or claims.user != self.user:
             raise disconnects.INVALID_TOKEN
         if claims.client and claims.client != self.client_id:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.subscription_revoked(token, req.channel):
+            raise errors.TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise errors.TOKEN_EXPIRED
+        sub.token = token
         return claims.info, expires_at
 
     async def _position(
@@ -456,7 +525,7 @@ class Session:
     async def _unsubscribe(self, req: protocol.ChannelRequest) -> protocol.Empty:
         sub = self.subs.get(req.channel)
         if sub is not None:
-            await self._drop(sub)
+            await self._drop(sub, unsub.CLIENT)
         return protocol.Empty()
 
     async def unsubscribe_channel(self, channel: str, reason: Unsubscribe) -> None:
@@ -467,13 +536,23 @@ class Session:
         self.write(
             protocol.encode_push(channel, "unsubscribe", protocol.UnsubscribePush(*_u(reason)))
         )
-        await self._drop(sub)
+        await self._drop(sub, reason)
 
-    async def _drop(self, sub: Subscription) -> None:
-        """Forget a subscription: hub, broker, presence, leave. Idempotent."""
+    async def _drop(self, sub: Subscription, why: Unsubscribe | None = None) -> None:
+        """Forget a subscription: hub, broker, presence, leave. Idempotent. ``why`` is
+        logged; None for a subscribe that failed midway."""
         if self.subs.get(sub.channel) is not sub:
             return
         del self.subs[sub.channel]
+        if why is not None:
+            log.debug(
+                "unsubscribe: client %s, user %r, channel %r, code %d, reason %r",
+                self.client_id,
+                self.user,
+                sub.channel,
+                why.code,
+                why.reason,
+            )
         sub.cancel_expiry()
         node = self.node
         await node.remove_subscription(sub)
@@ -490,6 +569,12 @@ class Session:
             return
         sub.lost = True  # deliver nothing more: the subscription is going away
         self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.INSUFFICIENT_STATE))
+
+    def revoked(self, sub: Subscription) -> None:
+        """The token of a client-side subscription was revoked: end it (2501), from a
+        context that cannot await."""
+        if self.subs.get(sub.channel) is sub:
+            self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.TOKEN_REVOKED))
 
     def _set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
         sub.cancel_expiry()
@@ -521,9 +606,14 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if claims.channel != req.channel or claims.user != self.user:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.subscription_revoked(token, req.channel):
+            raise disconnects.SUBSCRIPTION_TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise disconnects.SUBSCRIPTION_EXPIRED
+        sub.token = token
         if claims.info:
             sub.chan_info = msgspec.Raw(claims.info)
             await self.update_presence(sub)  # presence shows the new chan_info at once
@@ -545,7 +635,7 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if grant is None:
             raise disconnects.INVALID_TOKEN
-        sub.grant = grant
+        sub.grant, sub.token = grant, grant.token
         self._set_sub_expiry(sub, grant.expires_at)
         result = protocol.SubRefreshResult()
         if grant.expires_at is not None:
@@ -608,7 +698,7 @@ class Session:
 
     def _on_pong(self) -> None:
         if self.state is not SessionState.CONNECTED or not self._awaiting_pong:
-            raise disconnects.BAD_REQUEST
+            raise _violation("pong without a ping")
         self._awaiting_pong = False
         self._cancel(self._pong)
         self._pong = None
@@ -641,15 +731,30 @@ class Session:
             return
         was_connected = self.state is SessionState.CONNECTED
         self.state = SessionState.CLOSED
+        d = self.close_reason or _PEER_CLOSED
+        log.debug(
+            "disconnect: client %s, user %r, code %d, reason %r",
+            self.client_id,
+            self.user,
+            d.code,
+            d.reason,
+        )
         for handle in (self._stale, self._ping, self._pong, self._expire):
             self._cancel(handle)
         if was_connected:
             self.node.hub.remove_session(self)
         for sub in list(self.subs.values()):
             try:
-                await self._drop(sub)
+                await self._drop(sub, unsub.DISCONNECT)
             except Exception:
                 log.exception("cleanup of %r failed for client %s", sub.channel, self.client_id)
+
+
+def _violation(why: str) -> Disconnect:
+    """A 3501 disconnect noting ``why`` for the log (the client gets "bad request")."""
+    disconnect = disconnects.BAD_REQUEST()
+    disconnect.add_note(why)
+    return disconnect
 
 
 def _ttl(expires_at: int) -> int:

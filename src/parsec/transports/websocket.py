@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from parsec.engine import faults
 from parsec.engine.node import Node
+from parsec.engine.session import Session
 
 __all__ = [
     "WEBSOCKET_PATH",
@@ -190,12 +192,17 @@ class WebSocketEndpoint:
                 if message is None:  # the session closed while the peer was silent
                     break
                 if message["type"] != "websocket.receive":
+                    if message.get("code") == CLOSE_TOO_BIG:
+                        # The ASGI server refused a message over its own limit (uvicorn
+                        # is given server.max_frame_size) and closed with 1009.
+                        self._too_big(session, max_frame)
                     peer_gone = True
                     break
                 data = message.get("text")
                 if data is None:
                     data = message.get("bytes") or b""
                 if _too_big(data, max_frame):
+                    self._too_big(session, max_frame)
                     transport.close(CLOSE_TOO_BIG, "message size limit exceeded")
                     break
                 await session.handle_frame(data)
@@ -205,6 +212,15 @@ class WebSocketEndpoint:
             await session.closed()
             if not peer_gone:
                 await transport.finish()
+
+    def _too_big(self, session: Session, limit: int) -> None:
+        self.node.client_faults.report(
+            faults.FRAME_TOO_BIG,
+            session,
+            "message over %d bytes from client %s; closing with 1009",
+            limit,
+            session.client_id,
+        )
 
 
 async def _receive_unless(receive: Receive, closing: asyncio.Future[None]) -> Message | None:
