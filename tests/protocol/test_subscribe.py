@@ -104,11 +104,11 @@ async def test_refusals_are_logged_at_info_with_the_channel_and_why(
 ) -> None:
     """A 102 or 103 is logged at INFO (not as an error) with the user, what was asked
     and, for 103, the namespace options that refused it."""
-    caplog.set_level(logging.INFO, logger="parsec.session")
+    caplog.set_level(logging.INFO, logger="parsec.clients")
     client = await server.client(user="alice")
     await client.call("subscribe", {"channel": channel})
     (record,) = [r for r in caplog.records if "refused for client" in r.getMessage()]
-    assert (record.name, record.levelno) == ("parsec.session", logging.INFO)
+    assert (record.name, record.levelno) == ("parsec.clients", logging.INFO)
     message = record.getMessage()
     assert message.startswith("subscribe refused for client ")
     assert "(user 'alice')" in message
