@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from redis.asyncio.sentinel import MasterNotFoundError
+
 from parsec.backends.redis.broker import RedisBroker
 from parsec.backends.redis.client import ClientShare
 from parsec.backends.redis.keys import DEFAULT_KEY_PREFIX, Keys
 from parsec.backends.redis.presence import RedisPresenceManager
-from parsec.backends.redis.urls import make_clients, parse_url
+from parsec.backends.redis.urls import make_clients, parse_url, redact
 from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT
 
-__all__ = ["RedisBackends", "RedisBroker", "RedisPresenceManager", "from_url"]
+__all__ = ["RedisBackends", "RedisBroker", "RedisPresenceManager", "from_url", "ping", "redact"]
 
 
 class RedisBackends(NamedTuple):
@@ -49,3 +51,24 @@ def from_url(
         RedisBroker(clients.main, prefix=key_prefix, share=share),
         RedisPresenceManager(clients.main, prefix=key_prefix, share=share),
     )
+
+
+async def ping(url: str) -> None:
+    """Send one PING to the Redis at ``url`` (through its Sentinels, or to its Cluster,
+    as the URL says) on a connection of its own; the caller bounds the time.
+
+    Raises what redis-py raised (a ``RedisError``: unreachable, refused credentials,
+    no master known to the Sentinels) or ParsecError ``PARSEC_INVALID_ARGUMENT`` for a
+    malformed URL."""
+    parsed = parse_url(url)
+    clients = make_clients(parsed)
+    try:
+        await clients.main.ping()
+    except MasterNotFoundError:  # its message holds a repr of every Sentinel client
+        raise MasterNotFoundError(
+            f"no Sentinel answered with a healthy master named {parsed.service!r}"
+        ) from None
+    finally:
+        await clients.main.aclose()
+        for helper in clients.helpers:
+            await helper.aclose()
