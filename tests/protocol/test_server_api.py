@@ -277,7 +277,8 @@ async def test_an_unknown_namespace_is_named_and_logged(
     assert response.json() == {"error": {"code": 102, "message": message}}
     (record,) = [r for r in caplog.records if r.name == "parsec.api"]
     assert record.levelno == logging.INFO
-    assert record.getMessage() == f"server API publish refused: {message}"
+    why = "no [[namespaces]] entry of that name"
+    assert record.getMessage() == f"server API publish refused: {message} ({why})"
 
 
 async def test_batch_replies_in_order(server: Server) -> None:
