@@ -12,7 +12,9 @@ server that prints what it receives (or uses ``--smtp HOST:PORT``), and plays:
 3. She closes the tab.
 4. ``publish_or_sink`` finds nobody listening: the notice goes out by email.
 
-Exit status 0 when both notices arrived the expected way; 1 otherwise (or after 30 s).
+Each step prints what really happened: a notice the SMTP server refused is reported as
+dead-lettered (with the server's reply), not as emailed. Exit status 0 when both notices
+arrived the expected way; 1 otherwise (or after 30 s).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import centrifuge
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from parsec import Options, Parsec, ServerOptions
+from parsec import Options, Parsec, ServerOptions, SinkResult
 from parsec.sinks import EmailSink, Message, SinkRegistry
 
 CHANNEL = "private:shop.user.ana.notices"
@@ -95,6 +97,19 @@ async def until_nobody_listens(parsec: Parsec) -> None:
     raise RuntimeError(f"{CHANNEL} still has a subscriber after the tab closed")
 
 
+def what_happened(result: SinkResult) -> str:
+    """How a notice went, as ``publish_or_sink`` reports it."""
+    if not result.sinked:
+        return "published live"
+    outcome = result.outcome
+    if outcome is None:
+        return "queued for email"
+    if outcome.delivered:
+        return "emailed"
+    tries = f"{outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
+    return f"NOT emailed, dead-lettered as {outcome.dlq_id} after {tries}: {outcome.last_error}"
+
+
 async def main(smtp: tuple[str, int] | None) -> int:
     mailbox = PrintingMailbox()
     loop = asyncio.get_running_loop()
@@ -118,7 +133,7 @@ async def main(smtp: tuple[str, int] | None) -> int:
         first = await parsec.publish_or_sink(
             CHANNEL, {"text": "Your order shipped"}, "email", ANA, Message("Your order shipped")
         )
-        print(f"[app]      notice 1: {'emailed' if first.sinked else 'published live'}")
+        print(f"[app]      notice 1: {what_happened(first)}")
         await tab.shown.wait()
 
         await tab.close()
@@ -132,8 +147,8 @@ async def main(smtp: tuple[str, int] | None) -> int:
             Message("Your order was delivered", "It is at your door. Enjoy!"),
         )
         delivered = second.outcome is not None and second.outcome.delivered
-        print(f"[app]      notice 2: {'emailed' if second.sinked else 'published live'}")
-        if local is not None:
+        print(f"[app]      notice 2: {what_happened(second)}")
+        if local is not None and delivered:
             await mailbox.received.get()
         await parsec.aclose()
         await server
@@ -141,7 +156,12 @@ async def main(smtp: tuple[str, int] | None) -> int:
         local.close()
         await local.wait_closed()
     ok = not first.sinked and second.sinked and delivered
-    print("done: live while listening, email after the tab closed" if ok else "unexpected result")
+    if ok:
+        print("done: live while listening, email after the tab closed")
+    elif second.sinked and not delivered:
+        print("failed: the email was not delivered but dead-lettered")
+    else:
+        print("unexpected result")
     return 0 if ok else 1
 
 

@@ -13,12 +13,13 @@ from typing import Final
 
 import jwt
 
-from parsec.auth.parsec_tokens import ACCESS, ParsecTokens
-from parsec.auth.revocation import RevocationStore, check_not_revoked
+from parsec.auth.parsec_tokens import ACCESS, TYPES, ParsecTokens
+from parsec.auth.revocation import Revocations
 from parsec.channels.manager import ChannelManager
 from parsec.channels.namespaces import ResolvedChannel
 from parsec.engine.authority import Grant
-from parsec.engine.codes import errors
+from parsec.engine.codes import permission_denied
+from parsec.engine.revocation import TokenId
 from parsec.errors import ParsecError
 
 __all__ = ["MANAGED_NAMESPACES", "ParsecAuthority"]
@@ -28,7 +29,7 @@ MANAGED_NAMESPACES: Final = frozenset({"public", "private"})
 
 class ParsecAuthority:
     def __init__(
-        self, manager: ChannelManager, tokens: ParsecTokens, revocations: RevocationStore
+        self, manager: ChannelManager, tokens: ParsecTokens, revocations: Revocations
     ) -> None:
         self.manager = manager
         self.tokens = tokens
@@ -54,19 +55,25 @@ class ParsecAuthority:
             return None
         try:
             claims = self.tokens.verify(token, ACCESS)
-            await check_not_revoked(claims, self.revocations)
+            self.revocations.check(claims, channel=channel)
         except ParsecError as exc:
             raise exc.client_error() from None
         if not claims.authorizes(channel, "subscribe"):
-            raise errors.PERMISSION_DENIED
-        return Grant(expires_at=claims.exp, publish=claims.authorizes(channel, "publish"))
+            why = f"the access token of {claims.sub!r} does not grant subscribe on it"
+            raise permission_denied("subscribe to", channel, why)
+        return Grant(
+            expires_at=claims.exp,
+            publish=claims.authorizes(channel, "publish"),
+            token=TokenId(claims.sub, claims.jti, claims.iat, claims.fid),
+        )
 
 
 def _is_parsec_token(token: str) -> bool:
-    """Whether ``token`` carries Parsec's ``typ`` claim (read without verifying: the
-    verification that decides comes next)."""
+    """Whether ``token`` carries one of Parsec's ``typ`` values (read without verifying:
+    the verification that decides comes next). Other issuers' ``typ`` values, such as
+    Keycloak's ``"Bearer"``, leave the token to be read as a Centrifugo token."""
     try:
         payload = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return False
-    return isinstance(payload, dict) and "typ" in payload
+    return isinstance(payload, dict) and payload.get("typ") in TYPES

@@ -21,6 +21,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -36,7 +37,9 @@ from parsec.auth.keyring import KeyRing
 from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
-from parsec.auth.revocation import MemoryRevocationStore, RevocationStore
+from parsec.auth.revocation import FILE_NAME as REVOCATIONS_FILE
+from parsec.auth.revocation import PEERS_WAIT, SETTLE, Revocations
+from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
 from parsec.auth.shared_keyring import SharedKeyRing
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
 from parsec.auth.watcher import KeyRingWatcher, install_sighup, on_sighup
@@ -53,6 +56,7 @@ from parsec.engine.types import StreamPosition
 from parsec.errors import ParsecClientError, ParsecError
 from parsec.options import Options
 from parsec.server.app import build_app
+from parsec.server.listen import BACKLOG, listen
 from parsec.server.protocol import http_protocol
 from parsec.sinks.dlq import DLQ
 from parsec.sinks.metrics import SinkMetrics
@@ -74,6 +78,10 @@ class Parsec(ManagementMixin, SinkingMixin):
     The keyring: ``keyring`` if given, else ``<state_dir>/keyring.json``. It is shared
     through ``keyring_store`` if given, else, when no ``keyring`` is given, through the
     broker's store (Redis): see ``parsec.auth.shared_keyring``.
+
+    Revocations (``self.revocations``) live in ``revocations`` (a RevocationStore) if
+    given, else in the broker's store (Redis), else in this process; each node also
+    keeps them in ``<state_dir>/revocations.json``: see ``parsec.auth.revocation``.
     """
 
     def __init__(
@@ -96,7 +104,13 @@ class Parsec(ManagementMixin, SinkingMixin):
         self.options = options or Options()
         node_id = str(uuid.uuid4())
         shared = self.options.broker
-        self._backends = backends_for(shared.url, key_prefix=shared.key_prefix, node_id=node_id)
+        self._backends = backends_for(
+            shared.url,
+            key_prefix=shared.key_prefix,
+            node_id=node_id,
+            pool_size=shared.pool_size,
+            pool_timeout=shared.pool_timeout,
+        )
         built = self._backends
         # -- keyring: local, or kept in step with a shared store --
         store = keyring_store or (None if keyring else built.keyring_store)
@@ -113,7 +127,9 @@ class Parsec(ManagementMixin, SinkingMixin):
             audience=auth.token_audience,
             issuer=auth.token_issuer,
         )
-        self.issuer = TokenIssuer(self.keyring)
+        self.issuer = TokenIssuer(
+            self.keyring, audience=auth.token_audience, issuer=auth.token_issuer
+        )
         self.tokens = ParsecTokens(self.keyring)
         self.manager = ChannelManager(
             channel_store or built.channel_store, bus=channel_event_bus or built.channel_event_bus
@@ -121,9 +137,17 @@ class Parsec(ManagementMixin, SinkingMixin):
         self.refresh_store: RefreshStore = (
             refresh_store or built.refresh_store or MemoryRefreshStore()
         )
-        self.revocations: RevocationStore = (
+        revocation_store: RevocationStore = (
             revocations or built.revocations or MemoryRevocationStore()
         )
+        cache = None if state_dir is None else Path(state_dir) / REVOCATIONS_FILE
+        self.revocations = Revocations(revocation_store, cache=cache)
+        # on NATS each node keeps revocations in its memory: a starting node waits to
+        # hear of the others, and asks them for theirs; on Redis, a node starting on a
+        # store that lost its data waits for the others to write theirs back
+        built_store = revocations is None
+        self._peers_wait = PEERS_WAIT if built_store and built.persistence == "nats" else 0.0
+        self._settle = SETTLE if built_store and built.persistence == "redis" else 0.0
         authority = ParsecAuthority(self.manager, self.tokens, self.revocations)
         self.node = Node(
             self.options,
@@ -132,8 +156,10 @@ class Parsec(ManagementMixin, SinkingMixin):
             presence=presence or built.presence,
             controller=controller or built.controller,
             authority=authority,
+            revocations=self.revocations,
             node_id=node_id,
         )
+        self.revocations.listeners.append(self.node.revocations_changed)
         dlq = dlq or built.dlq
         self._app: Starlette | None = None
         self._server: _Server | None = None
@@ -151,6 +177,13 @@ class Parsec(ManagementMixin, SinkingMixin):
                 await self.aclose()
                 raise
         await self.node.start()
+        try:
+            await self.revocations.start(
+                self.node.controller, peers_wait=self._peers_wait, settle=self._settle
+            )
+        except BaseException:
+            await self.aclose()
+            raise
         await self.manager.start()
         # subscribed now, not when the task first runs: no deletion can slip between
         self._bridge = asyncio.create_task(self._follow_lifecycle(self.manager.events()))
@@ -173,6 +206,7 @@ class Parsec(ManagementMixin, SinkingMixin):
             await self._watcher.aclose()
         if self._shared_keyring is not None:
             await self._shared_keyring.aclose()
+        await self.revocations.aclose()
         await self._close_sinking()
         await self.manager.aclose()
         await self.node.aclose()
@@ -220,8 +254,10 @@ class Parsec(ManagementMixin, SinkingMixin):
         ``ready`` is called once the server accepts connections. With ``reuse_port``
         the listening socket is bound with SO_REUSEPORT, so several processes (the
         workers of ``parsec serve --workers N``) share the port and the kernel spreads
-        connections among them."""
+        connections among them. Raises :class:`parsec.server.listen.ListenError` (an
+        OSError naming the address) when the address cannot be listened on."""
         server_opts = self.options.server
+        sockets = listen(server_opts.host, server_opts.port, reuse_port=reuse_port)
         config = uvicorn.Config(
             self.asgi_app(),
             host=server_opts.host,
@@ -232,16 +268,18 @@ class Parsec(ManagementMixin, SinkingMixin):
             lifespan="off",
             log_level="warning",
             access_log=False,
+            backlog=BACKLOG,
         )
         server = _Server(config, ready)
         self._server = server
         uninstall = _reload_on_sighup(self.keyring, self._shared_keyring)
-        sockets = [_reuse_port_socket(server_opts.host, server_opts.port)] if reuse_port else None
         try:
             await server.serve(sockets=sockets)
         finally:
             uninstall()
             self._server = None
+            for sock in sockets:
+                sock.close()
 
     # --- publishing -------------------------------------------------------------
 
@@ -304,18 +342,6 @@ class Parsec(ManagementMixin, SinkingMixin):
             return handler
 
         return register
-
-
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket that other processes may bind too (SO_REUSEPORT)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def _reload_on_sighup(keyring: KeyRing, shared: SharedKeyRing | None) -> Callable[[], None]:

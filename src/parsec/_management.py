@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from parsec.auth.keyring import Key, KeyRing, KeyRingError
 from parsec.auth.parsec_tokens import MGMT, IssuedToken, ParsecClaims, ParsecTokens
 from parsec.auth.refresh import RefreshStore, RotatedCredentials, rotate
-from parsec.auth.revocation import RevocationStore, check_not_revoked
+from parsec.auth.revocation import EVERY_TOKEN, Revocations
 from parsec.auth.scopes import Scope
 from parsec.channels.manager import Channel, ChannelManager
 from parsec.channels.names import require_name
@@ -53,7 +53,7 @@ class ManagementMixin:
     manager: ChannelManager
     tokens: ParsecTokens
     refresh_store: RefreshStore
-    revocations: RevocationStore
+    revocations: Revocations
 
     # --- channels ---------------------------------------------------------------
 
@@ -73,7 +73,7 @@ class ManagementMixin:
         channel = await self.manager.create_private(name, ttl)
         refresh = self.tokens.issue_refresh(subject, channel.name, scopes, ttl=channel.ttl)
         access = self.tokens.issue_access(
-            subject, [channel.name], scopes, not_after=refresh.claims.exp
+            subject, [channel.name], scopes, not_after=refresh.claims.exp, fid=refresh.claims.fid
         )
         return Credentials(
             channel.name, access.token, refresh.token, access.claims.exp, refresh.claims.exp
@@ -100,9 +100,15 @@ class ManagementMixin:
 
     async def refresh_access(self, refresh_token: str) -> RotatedCredentials:
         """Redeem a refresh token: a new access token and a new refresh token of the
-        same family. Redeeming one refresh token twice revokes its whole family."""
+        same family. Redeeming one refresh token twice revokes its whole family: its
+        refresh and access tokens are refused, and live subscriptions made with its
+        access tokens end (on every node)."""
         return await rotate(
-            self.tokens, self.refresh_store, refresh_token, channel_ttl=self._open_ttl
+            self.tokens,
+            self.refresh_store,
+            self.revocations,
+            refresh_token,
+            channel_ttl=self._open_ttl,
         )
 
     async def _open_ttl(self, name: str) -> float:
@@ -121,20 +127,29 @@ class ManagementMixin:
     async def authenticate_mgmt(self, bearer: str) -> ParsecClaims:
         """The claims of a valid, unrevoked management token."""
         claims = self.tokens.verify(bearer, MGMT)
-        await check_not_revoked(claims, self.revocations)
+        self.revocations.check(claims, once=True)
         return claims
 
     async def revoke_token(self, jti: str, user: str = "", reason: str = "") -> None:
+        """Refuse the token whose ``jti`` this is, whatever its kind (a Centrifugo
+        connection or subscription token, a Parsec access, refresh or management token),
+        for 7 days (the longest a Parsec token lives). Connections and subscriptions
+        holding it end, on every node."""
         if not jti:
             raise ParsecError("PARSEC_INVALID_ARGUMENT", "token_id is required")
         until = int(time.time() + _LONGEST_TOKEN)
-        await self.revocations.revoke(jti, user=user, reason=reason, until=until)
+        await self.revocations.revoke_token(jti, user=user, reason=reason, until=until)
 
     async def revoke_user(self, user: str, reason: str = "") -> None:
-        """Refuse every token of ``user`` issued until now."""
+        """Refuse every token of ``user`` (its ``sub``) issued until now, whatever its
+        kind, for 7 days; tokens issued later work. Connections and subscriptions
+        holding one end, on every node."""
         if not user:
             raise ParsecError("PARSEC_INVALID_ARGUMENT", "user_id is required")
-        await self.revocations.revoke_user(user, cutoff=int(time.time()), reason=reason)
+        now = int(time.time())
+        await self.revocations.revoke_user(
+            user, cutoff=now, until=now + int(_LONGEST_TOKEN), scope=EVERY_TOKEN, reason=reason
+        )
 
     # --- keys -------------------------------------------------------------------
     # With a shared keyring (Redis) a change goes through the store, and every node

@@ -353,6 +353,12 @@ def _check_origins(value: object, key: str) -> object:
     return value
 
 
+def _positive(value: object, key: str) -> object:
+    if typing.cast(float, value) <= 0:
+        raise ConfigError(key, f"must be more than 0, got {value}", code="out_of_range")
+    return value
+
+
 def _at_least(least: int) -> Callable[[object, str], object]:
     def check(value: object, key: str) -> object:
         if typing.cast(int, value) < least:
@@ -366,6 +372,8 @@ _FIELD_CHECKS: Final[Mapping[str, Callable[[object, str], object]]] = {
     "max_frame_size": _at_least(1),
     "max_request_body_size": _at_least(1),
     "channel_max_length": _at_least(1),
+    "pool_size": _at_least(1),
+    "pool_timeout": _positive,
     "addr": _check_addr,
     "name": _check_namespace_name,
     "channel_regex": _check_regex,

@@ -15,6 +15,8 @@ from parsec.sinks.base import SinkRegistry
 from parsec.sinks.retry import RetryPolicy
 
 __all__ = [
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_POOL_TIMEOUT",
     "ApiOptions",
     "AuthOptions",
     "BrokerOptions",
@@ -82,6 +84,12 @@ class ApiOptions:
     """Serve ``/api`` without a key. Only for trusted networks and tests."""
 
 
+DEFAULT_POOL_SIZE = 50
+"""Redis commands one node runs at once (``broker.pool_size``)."""
+DEFAULT_POOL_TIMEOUT = 5.0
+"""Seconds a Redis command waits for its turn (``broker.pool_timeout``)."""
+
+
 @dataclass(slots=True, kw_only=True)
 class BrokerOptions:
     url: str = "memory://"
@@ -90,6 +98,17 @@ class BrokerOptions:
     ``redis+cluster://``) shared by every node of the cluster."""
     key_prefix: str = "parsec"
     """Prefix of every Redis key, so deployments can share one Redis."""
+    pool_size: int = DEFAULT_POOL_SIZE
+    """Redis only: how many of the node's commands run at once, each on a connection of
+    its own (per master on Redis Cluster); a command beyond them waits its turn. The
+    node's pub/sub listeners hold 5 connections more. By Little's law 50 connections
+    at 1 ms a command carry 50,000 commands/s, more than one Python process issues; a
+    bigger pool only costs sockets on Redis (``maxclients``, 10,000 by default, is
+    shared by every node). docs/scaling.md says how to size it."""
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT
+    """Redis only: how long (seconds, > 0) a command waits for its turn before it fails
+    with ``PARSEC_BROKER_NOT_READY``. The default is one socket timeout: long enough
+    for every busy connection to finish or time out once."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from parsec.auth.refresh import RefreshStore
-from parsec.auth.revocation import RevocationStore
+from parsec.auth.revocation_store import RevocationStore
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
-from parsec.auth.revocation import MemoryRevocationStore, RevocationStore
+from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.store import ChannelStore, MemoryChannelStore
 from parsec.engine.broker import Broker
@@ -72,7 +72,8 @@ class BackendFactory(Protocol):
         """A new refresh-rotation store."""
 
     def revocation_store(self) -> RevocationStore:
-        """A new revocation store."""
+        """A revocation store (one node's); every one this factory makes shares the
+        same revocations."""
 
     def dlq(self) -> DLQ:
         """A new, empty dead-letter queue."""
@@ -85,6 +86,10 @@ class BackendFactory(Protocol):
 
     async def settle(self) -> None:
         """Return once everything the instances sent so far has reached its receivers."""
+
+    async def lose_data(self) -> None:
+        """Make the shared stores forget everything, as a Redis flushed or restarted
+        without persistence does."""
 
     async def aclose(self) -> None:
         """Close every instance this factory made. Idempotent."""
@@ -100,6 +105,7 @@ class MemoryBackend:
     def __init__(self, prefix: str) -> None:
         self._clock = ManualClock()
         self._made: list[Broker | PresenceManager | Controller | ChannelStore] = []
+        self._revocations = MemoryRevocationStore()
 
     def broker(self) -> Broker:
         broker = MemoryBroker(clock=self._clock)
@@ -125,7 +131,7 @@ class MemoryBackend:
         return MemoryRefreshStore(clock=self._clock)
 
     def revocation_store(self) -> RevocationStore:
-        return MemoryRevocationStore(clock=self._clock)
+        return self._revocations
 
     def dlq(self) -> DLQ:
         return MemoryDLQ()
@@ -138,6 +144,9 @@ class MemoryBackend:
 
     async def settle(self) -> None:
         """Memory backends deliver before their calls return."""
+
+    async def lose_data(self) -> None:
+        self._revocations.clear()
 
     async def aclose(self) -> None:
         made, self._made = self._made, []

@@ -15,7 +15,7 @@ import uuid
 from typing import ClassVar, NoReturn
 
 from parsec.auth.refresh import RefreshStore
-from parsec.auth.revocation import RevocationStore
+from parsec.auth.revocation_store import RevocationStore
 from parsec.backends.nats import NatsBroker, NatsConnection, NatsController
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
@@ -82,6 +82,9 @@ class NatsBackend:
     async def advance(self, seconds: float) -> None:
         """Move the clock node reports are aged with (NATS itself keeps no TTLs)."""
         self._skew += seconds
+
+    async def lose_data(self) -> None:
+        _not_made("revocation_store")
 
     async def settle(self) -> None:
         """Return once every started broker's sends reached NATS and every started

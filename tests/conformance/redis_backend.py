@@ -14,7 +14,7 @@ import uuid
 from typing import ClassVar
 
 from parsec.auth.refresh import RefreshStore
-from parsec.auth.revocation import RevocationStore
+from parsec.auth.revocation_store import RevocationStore
 from parsec.backends.redis import RedisBroker, RedisPresenceManager
 from parsec.backends.redis.controller import RedisController
 from parsec.backends.redis.dlq import RedisDLQ
@@ -105,6 +105,12 @@ class RedisBackend:
             else:
                 await self._client.pexpire(key, left - step)
         self._skew += seconds
+
+    async def lose_data(self) -> None:
+        """Delete every key under the prefix, as a Redis restarted empty would lose it."""
+        keys = [key async for key in self._client.scan_iter(match=f"{self._prefix}:*", count=500)]
+        if keys:
+            await self._client.delete(*keys)
 
     async def settle(self) -> None:
         """Return once every broker made here has handled what was sent before."""

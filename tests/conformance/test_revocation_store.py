@@ -1,124 +1,132 @@
-"""RevocationStore conformance: the guarantees stated in ``parsec.auth.revocation``."""
+"""RevocationStore conformance: the guarantees stated in ``parsec.auth.revocation_store``.
+
+``backend.revocation_store()`` is one node's store; every store a factory makes shares
+the same revocations (one Redis key prefix, or one in-memory store)."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from parsec.auth.revocation import RevocationStore
-from parsec.errors import ParsecError
+from parsec.auth.revocation_store import (
+    FOREVER,
+    Revocation,
+    RevocationStore,
+    StoreState,
+    family_key,
+    token_key,
+    user_key,
+)
 
 from .factories import BackendFactory
 
-TTL = 600
+NOW = 1_700_000_000
 
 
-def expiry(backend: BackendFactory, seconds: int = TTL) -> int:
-    """A unix time ``seconds`` after the backend's now."""
-    return int(backend.now()) + seconds
+async def test_an_empty_store_has_no_generation(revocation_store: RevocationStore) -> None:
+    """Before anything is added a store holds nothing and has no generation."""
+    stored = await revocation_store.load()
+
+    assert stored.state == StoreState(None, 0)
+    assert stored.entries == {}
+    assert await revocation_store.state() == StoreState(None, 0)
 
 
-async def test_revoked_id_is_reported(
-    revocation_store: RevocationStore, backend: BackendFactory
+async def test_add_gives_the_store_a_generation_that_stays(
+    revocation_store: RevocationStore,
 ) -> None:
-    """A revoked jti is revoked; other and unknown ids are not."""
-    await revocation_store.revoke("jti-1", user="alice", reason="leaked", until=expiry(backend))
+    """The first add (even of nothing) creates a generation; later adds keep it."""
+    first = await revocation_store.add({})
+    assert first.generation is not None
 
-    assert await revocation_store.is_revoked("jti-1")
-    assert not await revocation_store.is_revoked("jti-2")
+    later = await revocation_store.add({token_key("j"): Revocation(NOW, NOW)})
+
+    assert later.generation == first.generation
+    assert (await revocation_store.state()).generation == first.generation
 
 
-async def test_revocation_is_idempotent(
-    revocation_store: RevocationStore, backend: BackendFactory
+async def test_entries_are_shared_between_stores(backend: BackendFactory) -> None:
+    """What one node's store adds, another node's store loads, whatever the keys hold."""
+    entries = {
+        token_key("jti-1"): Revocation(NOW + 10, NOW + 10),
+        family_key("fid-1"): Revocation(NOW + 20, NOW + 20),
+        user_key("a:b", "channel:c:d"): Revocation(NOW, FOREVER),
+        user_key("a", "b:channel:c:d"): Revocation(NOW - 1, NOW + 5),
+    }
+    state = await backend.revocation_store().add(entries)
+
+    stored = await backend.revocation_store().load()
+
+    assert stored.entries == entries
+    assert stored.state == state
+
+
+async def test_add_only_ever_grows_each_value(revocation_store: RevocationStore) -> None:
+    """Adding an entry again keeps the larger level and the larger until of the two."""
+    key = user_key("alice", "*")
+    await revocation_store.add({key: Revocation(NOW + 10, NOW + 100)})
+    await revocation_store.add({key: Revocation(NOW, NOW + 500)})
+    await revocation_store.add({key: Revocation(NOW + 20, NOW + 50)})
+
+    assert (await revocation_store.load()).entries == {key: Revocation(NOW + 20, NOW + 500)}
+
+
+async def test_the_version_moves_with_every_change_only(revocation_store: RevocationStore) -> None:
+    """An add that changes an entry moves the version; one that changes nothing does not."""
+    key = token_key("j")
+    first = await revocation_store.add({key: Revocation(NOW, NOW)})
+    same = await revocation_store.add({key: Revocation(NOW, NOW)})
+    weaker = await revocation_store.add({key: Revocation(NOW - 5, NOW - 5)})
+    stronger = await revocation_store.add({key: Revocation(NOW + 5, NOW + 5)})
+
+    assert first.version == same.version == weaker.version
+    assert stronger.version > first.version
+    assert await revocation_store.state() == stronger
+
+
+async def test_concurrent_first_adds_agree_on_one_generation(backend: BackendFactory) -> None:
+    """Nodes adding to a store without a generation at once all get the same one, and
+    every entry is kept."""
+    stores = [backend.revocation_store() for _ in range(6)]
+
+    states = await asyncio.gather(
+        *(store.add({token_key(f"j{i}"): Revocation(NOW, NOW)}) for i, store in enumerate(stores))
+    )
+
+    assert len({state.generation for state in states}) == 1
+    assert len((await stores[0].load()).entries) == 6
+
+
+async def test_prune_forgets_what_ran_out_and_keeps_the_rest(
+    revocation_store: RevocationStore,
 ) -> None:
-    """Revoking a jti twice keeps it revoked."""
-    await revocation_store.revoke("jti", until=expiry(backend))
-    await revocation_store.revoke("jti", until=expiry(backend))
+    """Entries whose until is at or before now are forgotten; the generation and the
+    version stay."""
+    state = await revocation_store.add(
+        {
+            token_key("gone"): Revocation(NOW, NOW),
+            token_key("kept"): Revocation(NOW + 1, NOW + 1),
+            user_key("forever", "*"): Revocation(NOW, FOREVER),
+        }
+    )
 
-    assert await revocation_store.is_revoked("jti")
+    await revocation_store.prune(NOW)
+
+    stored = await revocation_store.load()
+    assert stored.entries.keys() == {token_key("kept"), user_key("forever", "*")}
+    assert stored.state == state
 
 
-async def test_revocation_lasts_until_its_end(
-    revocation_store: RevocationStore, backend: BackendFactory
+async def test_a_store_that_lost_its_data_gets_a_new_generation(
+    backend: BackendFactory,
 ) -> None:
-    """A revoked jti is still revoked one second before ``until``."""
-    await revocation_store.revoke("jti", until=expiry(backend))
+    """Once the data is lost the store has no generation (so nodes can tell), and the
+    next add gives it a new one."""
+    store = backend.revocation_store()
+    before = await store.add({token_key("j"): Revocation(NOW, NOW)})
 
-    await backend.advance(TTL - 1)
+    await backend.lose_data()
 
-    assert await revocation_store.is_revoked("jti")
-
-
-async def test_a_later_end_extends_a_revocation(
-    revocation_store: RevocationStore, backend: BackendFactory
-) -> None:
-    """Revoking again with a later ``until`` keeps the jti revoked past the first one."""
-    await revocation_store.revoke("jti", until=expiry(backend, 10))
-    await revocation_store.revoke("jti", until=expiry(backend, TTL))
-
-    await backend.advance(TTL - 1)
-
-    assert await revocation_store.is_revoked("jti")
-
-
-async def test_user_cutoff_is_reported(
-    revocation_store: RevocationStore, backend: BackendFactory
-) -> None:
-    """A revoked user has its cutoff; other users have none."""
-    cutoff = int(backend.now())
-    await revocation_store.revoke_user("alice", cutoff=cutoff, reason="offboarded")
-
-    assert await revocation_store.user_cutoff("alice") == cutoff
-    assert await revocation_store.user_cutoff("bob") is None
-
-
-async def test_user_cutoff_only_moves_forward(
-    revocation_store: RevocationStore, backend: BackendFactory
-) -> None:
-    """A later cutoff replaces the current one; an earlier one changes nothing."""
-    now = int(backend.now())
-    await revocation_store.revoke_user("alice", cutoff=now)
-    await revocation_store.revoke_user("alice", cutoff=now + 10)
-    await revocation_store.revoke_user("alice", cutoff=now + 5)
-
-    assert await revocation_store.user_cutoff("alice") == now + 10
-
-
-async def test_user_cutoff_outlives_the_tokens_of_the_moment(
-    revocation_store: RevocationStore, backend: BackendFactory
-) -> None:
-    """A cutoff is still there a day later: long-lived mgmt tokens stay refused."""
-    cutoff = int(backend.now())
-    await revocation_store.revoke_user("alice", cutoff=cutoff)
-
-    await backend.advance(86400)
-
-    assert await revocation_store.user_cutoff("alice") == cutoff
-
-
-async def test_ids_and_users_do_not_mix(
-    revocation_store: RevocationStore, backend: BackendFactory
-) -> None:
-    """Revoking a jti sets no user cutoff of the same text, nor the reverse."""
-    await revocation_store.revoke("same", user="same", until=expiry(backend))
-    assert await revocation_store.user_cutoff("same") is None
-
-    await revocation_store.revoke_user("other", cutoff=int(backend.now()))
-    assert not await revocation_store.is_revoked("other")
-
-
-async def test_empty_jti_is_an_invalid_argument(
-    revocation_store: RevocationStore, backend: BackendFactory
-) -> None:
-    """Revoking an empty jti raises PARSEC_INVALID_ARGUMENT."""
-    with pytest.raises(ParsecError) as caught:
-        await revocation_store.revoke("", until=expiry(backend))
-
-    assert caught.value.code == "PARSEC_INVALID_ARGUMENT"
-
-
-async def test_empty_user_is_an_invalid_argument(revocation_store: RevocationStore) -> None:
-    """Revoking an empty user raises PARSEC_INVALID_ARGUMENT."""
-    with pytest.raises(ParsecError) as caught:
-        await revocation_store.revoke_user("", cutoff=0)
-
-    assert caught.value.code == "PARSEC_INVALID_ARGUMENT"
+    assert await store.state() == StoreState(None, 0)
+    after = await store.add({})
+    assert after.generation not in (None, before.generation)
+    assert (await store.load()).entries == {}

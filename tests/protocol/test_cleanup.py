@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import typing
 from collections.abc import MutableMapping
 from typing import Any
+
+import pytest
+from waiting import until
 
 from parsec import Namespace, Options, Parsec
 from parsec.backends.memory import MemoryPresenceManager
 from parsec.engine.codes import disconnects
+from parsec.engine.session import Session
 from parsec.engine.types import ClientInfo
-from parsec.options import AuthOptions, ClientOptions
+from parsec.errors import ParsecError
+from parsec.options import AuthOptions, BrokerOptions, ClientOptions
 from parsec.transports.websocket import WebSocketEndpoint
 
 from .harness import WAIT
@@ -106,3 +113,138 @@ async def test_presence_of_a_session_closed_mid_subscribe_is_removed() -> None:
             await endpoint
         assert await presence.presence("room:a") == {}
         assert peer.closes() == [3503]
+
+
+# --- many sessions closing at once ---------------------------------------------------
+
+CROWD = 1000
+
+
+class CountingPresence(MemoryPresenceManager):
+    """Memory presence whose removals wait for ``gate``, as a networked backend's round
+    trip would, counting how many are under way at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.removing = 0
+        self.most = 0
+
+    async def remove_presence(self, channel: str, client_id: str, user: str) -> None:
+        self.removing += 1
+        self.most = max(self.most, self.removing)
+        try:
+            await self.gate.wait()
+            await super().remove_presence(channel, client_id, user)
+        finally:
+            self.removing -= 1
+
+
+class UnreachablePresence(MemoryPresenceManager):
+    """Memory presence whose removals fail as a Redis that is down makes them fail."""
+
+    async def remove_presence(self, channel: str, client_id: str, user: str) -> None:
+        raise ParsecError(
+            "PARSEC_BROKER_NOT_READY", "redis is unreachable while removing presence"
+        ).client_error()
+
+
+class NullTransport:
+    """A connection that accepts every write and forgets it."""
+
+    name = "null"
+
+    def write(self, message: bytes) -> bool:
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def crowd_options(pool_size: int = 50) -> Options:
+    return Options(
+        auth=AuthOptions(allow_anonymous=True),
+        broker=BrokerOptions(pool_size=pool_size),
+        namespaces=[
+            Namespace(
+                name="room",
+                presence=True,
+                join_leave=True,
+                allow_subscribe_for_client=True,
+                allow_subscribe_for_anonymous=True,
+            )
+        ],
+    )
+
+
+async def crowd_of_sessions(parsec: Parsec, count: int) -> list[Session]:
+    """``count`` in-process sessions, connected and subscribed to ``room:a``."""
+    sessions = []
+    for _ in range(count):
+        session = parsec.node.new_session(NullTransport())
+        await session.handle_frame(
+            '{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"room:a"}}'
+        )
+        assert "room:a" in session.subs
+        sessions.append(session)
+    return sessions
+
+
+async def test_sessions_closing_together_are_cleaned_up_a_few_at_a_time() -> None:
+    """A thousand connections lost in the same instant: their cleanups run at most
+    half the broker pool at once (the others wait their turn), and every presence entry
+    is removed in the end."""
+    presence = CountingPresence()
+    async with Parsec(crowd_options(pool_size=8), presence=presence) as parsec:
+        sessions = await crowd_of_sessions(parsec, CROWD)
+        assert len(await presence.presence("room:a")) == CROWD
+
+        # every connection lost at once: each transport tells its session
+        lost = [asyncio.create_task(session.closed()) for session in sessions]
+        await until(lambda: presence.removing == 4)
+        for _ in range(10):  # the others wait, however long the first ones take
+            await asyncio.sleep(0)
+        assert presence.removing == 4
+
+        presence.gate.set()
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*lost)
+        assert presence.most == 4
+        assert await presence.presence("room:a") == {}
+
+
+async def test_a_node_closing_waits_for_every_cleanup() -> None:
+    """A node that shuts down returns from ``aclose`` only once every session's presence
+    is removed, even when each removal takes its time."""
+    presence = CountingPresence()
+    async with Parsec(crowd_options(pool_size=8), presence=presence) as parsec:
+        await crowd_of_sessions(parsec, 100)
+        closing = asyncio.create_task(parsec.aclose())
+        await until(lambda: presence.removing == 4)
+        assert not closing.done()
+        presence.gate.set()
+        async with asyncio.timeout(WAIT):
+            await closing
+        assert await presence.presence("room:a") == {}
+
+
+async def test_cleanups_that_cannot_reach_the_broker_are_reported_once_briefly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hundred cleanups failing on a broker that is down give one warning at once and
+    one summary when the node stops — no traceback, no error — that count every
+    session and say the presence expires by itself."""
+    caplog.set_level(logging.WARNING, logger="parsec")
+    async with Parsec(crowd_options(), presence=UnreachablePresence()) as parsec:
+        sessions = await crowd_of_sessions(parsec, 100)
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*(session.closed() for session in sessions))
+    reports = [r for r in caplog.records if "failed at the broker" in r.getMessage()]
+    counted = [typing.cast(int, r.args[0]) for r in reports if isinstance(r.args, tuple)]
+
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert 1 <= len(reports) <= 2
+    assert all(r.exc_info is None for r in reports)
+    assert sum(counted) == 100
+    assert "PARSEC_BROKER_NOT_READY: redis is unreachable" in reports[0].getMessage()
+    assert "expires within 60s" in reports[0].getMessage()

@@ -17,8 +17,8 @@ PUBLIC = "public:app.news"
 PRIVATE = "private:app.room.7"
 
 
-async def _code(server: Server, channel: str, token: str = "") -> int:
-    client = await server.client("alice")
+async def _code(server: Server, channel: str, token: str = "", user: str = "alice") -> int:
+    client = await server.client(user)
     body = {"channel": channel, **({"token": token} if token else {})}
     reply = await client.call("subscribe", body)
     assert "error" in reply, reply
@@ -101,10 +101,11 @@ async def test_deleted_private_channel_unsubscribes_and_frees_its_name(server: S
 
 
 async def test_revoked_access_token_is_refused(server: Server) -> None:
-    """A revoked user's access tokens no longer subscribe (103)."""
+    """A revoked user's access tokens no longer subscribe (103), whoever presents them
+    (alice's own connection tokens of that second are revoked too)."""
     creds = await server.parsec.create_private("alice", PRIVATE)
     await server.parsec.revoke_user("alice")
-    assert await _code(server, PRIVATE, creds.access_token) == 103
+    assert await _code(server, PRIVATE, creds.access_token, user="bob") == 103
 
 
 async def test_sub_refresh_with_a_rotated_access_token(server: Server) -> None:

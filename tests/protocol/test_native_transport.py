@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import struct
 
@@ -169,14 +170,44 @@ async def _close_code(reader: asyncio.StreamReader) -> int:
     ],
     ids=["continuation-without-start", "new-message-inside-fragmented"],
 )
-async def test_broken_fragmentation_closes_1002(server: Server, frames: list[bytes]) -> None:
-    """Fragments out of order are a protocol error (1002), not a message."""
+async def test_broken_fragmentation_closes_1002(
+    server: Server, frames: list[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fragments out of order are a protocol error (1002), not a message; a client
+    fault, counted and logged at INFO."""
+    caplog.set_level(logging.INFO)
     reader, writer = await _open(server)
     writer.write(_upgrade_head())
     assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
     writer.write(b"".join(frames))
     assert await _close_code(reader) == 1002
     writer.close()
+    assert server.parsec.node.client_faults.counts["websocket_protocol_error"] == 1
+    assert [r.levelname for r in caplog.records if r.name == "parsec.clients"] == ["INFO"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        _client_frame("x", opcode=0x3),  # a reserved opcode
+        _client_frame("x")[:1] + bytes([0x01]) + b"x",  # not masked
+    ],
+    ids=["reserved-opcode", "unmasked"],
+)
+async def test_framing_errors_are_client_faults_not_errors(
+    server: Server, frame: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frames picows cannot parse close the connection with its protocol error code;
+    they are counted and logged at INFO, never as ERROR lines."""
+    caplog.set_level(logging.INFO)
+    reader, writer = await _open(server)
+    writer.write(_upgrade_head())
+    assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
+    writer.write(frame)
+    assert await _close_code(reader) == 1002
+    writer.close()
+    assert server.parsec.node.client_faults.counts["websocket_protocol_error"] == 1
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.INFO] == ["INFO"]
 
 
 async def test_many_tiny_fragments_over_the_limit_close_1009(server: Server) -> None:
@@ -193,3 +224,4 @@ async def test_many_tiny_fragments_over_the_limit_close_1009(server: Server) -> 
     writer.write(one)  # the byte over it, and nothing after it the server leaves unread
     assert await _close_code(reader) == 1009
     writer.close()
+    assert server.parsec.node.client_faults.counts["frame_too_big"] == 1

@@ -53,7 +53,8 @@ async def test_publish_without_permission_is_103(server: Server) -> None:
     client = await server.client()
     for channel in ["chat:room", "locked:room"]:
         reply = await client.call("publish", {"channel": channel, "data": 1})
-        assert reply["error"] == {"code": 103, "message": "permission denied"}, channel
+        message = f"permission denied: publish to {channel!r}"
+        assert reply["error"] == {"code": 103, "message": message}, channel
 
 
 async def test_publish_for_client_needs_no_subscription(server: Server) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
+import pytest
 
 from parsec import __version__
 
@@ -33,11 +35,86 @@ async def test_authorization_apikey_header_is_accepted(server: Server) -> None:
     assert response.status_code == 200
 
 
+async def test_api_key_in_the_query_string_is_not_accepted(server: Server) -> None:
+    """?api_key= is no credential (keys in URLs end up in access logs): 401 as when
+    the key is missing, even with the right key; the same call with the header works."""
+    async with httpx.AsyncClient(trust_env=False) as http:
+        for path in ["/api/info", "/api"]:
+            body = b"{}" if path == "/api/info" else b'{"method": "info"}'
+            response = await http.post(
+                server.base_url + path, params={"api_key": "test-api-key"}, content=body
+            )
+            assert response.status_code == 401, path
+            assert response.content == b""
+            response = await http.post(
+                server.base_url + path,
+                params={"api_key": "wrong"},
+                content=body,
+                headers={"X-API-Key": "test-api-key"},
+            )
+            assert response.status_code == 200, path
+
+
 async def test_malformed_body_is_400(server: Server) -> None:
     """A body that is not JSON, not an object, or wrongly typed is answered 400."""
     for body in [b"{not json", b"[1, 2]", b'"text"', b'{"channel": 5, "data": 1}']:
         response = await server.api("publish", body)
         assert response.status_code == 400, body
+
+
+API_METHODS = [
+    "publish",
+    "broadcast",
+    "subscribe",
+    "unsubscribe",
+    "disconnect",
+    "presence",
+    "presence_stats",
+    "history",
+    "history_remove",
+    "channels",
+    "info",
+    "refresh",
+    "batch",
+]
+UNDECODABLE = [
+    b"\xe8",
+    b"\xff\xfe{\x00}\x00",
+    b"NaN",
+    b"\xef\xbb\xbf{}",
+    b'{"channel": "\\ud800"}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"commands": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+]
+
+
+async def test_undecodable_bodies_are_400_on_every_method_without_error_logs(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Non-UTF-8, non-JSON or absurdly nested bodies get Centrifugo's 400 on every
+    method and on the legacy endpoint; never a 500, never an ERROR line."""
+    for method in API_METHODS:
+        for body in UNDECODABLE:
+            response = await server.api(method, body)
+            assert response.status_code == 400, (method, body[:20], response.text)
+            assert response.text.startswith("bad request"), response.text
+    response = await server.api("publish", b'{"channel": "chat:\xe8", "data": 1}')
+    assert response.status_code == 400, response.text
+    async with httpx.AsyncClient(trust_env=False) as http:
+        for body in [*UNDECODABLE, b'{"method": "info", "params": \xe8}']:
+            response = await http.post(
+                server.base_url + "/api", content=body, headers={"X-API-Key": "test-api-key"}
+            )
+            assert response.status_code == 400, (body[:20], response.text)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_batch_commands_with_undecodable_bodies_get_107(server: Server) -> None:
+    """Inside a batch, a command whose body is not a JSON object gets its own 107."""
+    commands = [{"publish": 5}, {"info": [1]}, {"history": "x"}, {"info": {}}]
+    response = await server.api("batch", {"commands": commands})
+    replies = response.json()["replies"]
+    assert [r.get("error", {}).get("code") for r in replies] == [107, 107, 107, None]
 
 
 async def test_get_is_not_allowed(server: Server) -> None:
@@ -189,6 +266,21 @@ async def test_refresh_expired_closes_3005(server: Server) -> None:
     assert await client.closed() == (3005, "connection expired")
 
 
+async def test_an_unknown_namespace_is_named_and_logged(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Publishing into an unknown namespace answers 102 naming the namespace, and the
+    server logs it at INFO."""
+    caplog.set_level(logging.INFO, logger="parsec.api")
+    response = await server.api("publish", {"channel": "nope:b", "data": 1})
+    message = "unknown channel: namespace 'nope' is not configured"
+    assert response.json() == {"error": {"code": 102, "message": message}}
+    (record,) = [r for r in caplog.records if r.name == "parsec.api"]
+    assert record.levelno == logging.INFO
+    why = "no [[namespaces]] entry of that name"
+    assert record.getMessage() == f"server API publish refused: {message} ({why})"
+
+
 async def test_batch_replies_in_order(server: Server) -> None:
     """batch runs each command and answers replies keyed by method, in order."""
     client = await server.client()
@@ -204,7 +296,8 @@ async def test_batch_replies_in_order(server: Server) -> None:
     replies = response.json()["replies"]
     assert replies[0]["publish"]["offset"] == 1
     assert replies[1] == {"presence_stats": {"num_clients": 1, "num_users": 1}}
-    assert replies[2] == {"error": {"code": 102, "message": "unknown channel"}}
+    message = "unknown channel: namespace 'nope' is not configured"
+    assert replies[2] == {"error": {"code": 102, "message": message}}
     assert (await client.push("chat:b", "pub"))["data"] == 1
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
+
+import pytest
 
 from parsec.options import ClientOptions
 
@@ -28,10 +31,12 @@ async def test_subscribe_plain_channel_result_is_empty(server: Server) -> None:
 
 
 async def test_unknown_namespace_is_102(server: Server) -> None:
-    """A channel in a namespace that is not configured is refused with 102."""
+    """A channel in a namespace that is not configured is refused with 102; the message
+    (Centrifugo's text, extended) names the namespace."""
     client = await server.client()
     reply = await client.call("subscribe", {"channel": "nope:room"})
-    assert reply["error"] == {"code": 102, "message": "unknown channel"}
+    message = "unknown channel: namespace 'nope' is not configured"
+    assert reply["error"] == {"code": 102, "message": message}
 
 
 async def test_invalid_channel_names_are_107(server: Server) -> None:
@@ -73,10 +78,42 @@ async def test_channel_at_max_length_subscribes(server: Server) -> None:
 
 
 async def test_no_permission_is_103(server: Server) -> None:
-    """A namespace that does not open subscribe to clients refuses with 103."""
+    """A namespace that does not open subscribe to clients refuses with 103; the
+    message (Centrifugo's text, extended) names the channel."""
     client = await server.client()
     reply = await client.call("subscribe", {"channel": "locked:room"})
-    assert reply["error"] == {"code": 103, "message": "permission denied"}
+    message = "permission denied: subscribe to 'locked:room'"
+    assert reply["error"] == {"code": 103, "message": message}
+
+
+@pytest.mark.parametrize(
+    ("channel", "words"),
+    [
+        ("nope:room", ["unknown channel: namespace 'nope' is not configured"]),
+        (
+            "locked:room",
+            [
+                "permission denied: subscribe to 'locked:room'",
+                "namespace 'locked' has allow_subscribe_for_client=false",
+            ],
+        ),
+    ],
+)
+async def test_refusals_are_logged_at_info_with_the_channel_and_why(
+    server: Server, caplog: pytest.LogCaptureFixture, channel: str, words: list[str]
+) -> None:
+    """A 102 or 103 is logged at INFO (not as an error) with the user, what was asked
+    and, for 103, the namespace options that refused it."""
+    caplog.set_level(logging.INFO, logger="parsec.clients")
+    client = await server.client(user="alice")
+    await client.call("subscribe", {"channel": channel})
+    (record,) = [r for r in caplog.records if "refused for client" in r.getMessage()]
+    assert (record.name, record.levelno) == ("parsec.clients", logging.INFO)
+    message = record.getMessage()
+    assert message.startswith("subscribe refused for client ")
+    assert "(user 'alice')" in message
+    for word in words:
+        assert word in message
 
 
 async def test_private_channel_without_token_is_103(server: Server) -> None:

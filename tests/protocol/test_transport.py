@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -68,6 +69,31 @@ async def test_disallowed_origin_is_refused(make_server: ServerFactory) -> None:
         with pytest.raises(InvalidStatus) as refused:
             await server.open(origin=origin)
         assert refused.value.response.status_code == 403, origin
+
+
+@pytest.mark.parametrize(
+    ("allowed", "admits"),
+    [
+        (["https://app.example.com"], "admits only https://app.example.com"),
+        ([], "admits only the server's own host '127.0.0.1:"),
+    ],
+)
+async def test_a_refused_origin_is_logged_with_the_settings_that_admit_it(
+    make_server: ServerFactory, caplog: pytest.LogCaptureFixture, allowed: list[str], admits: str
+) -> None:
+    """A refused Origin is logged at INFO with the origin, what the allow-list admits,
+    and the config key, environment variable and flag that would admit it."""
+    caplog.set_level(logging.INFO, logger="parsec.websocket")
+    server = await make_server(allowed_origins=allowed)
+    with pytest.raises(InvalidStatus):
+        await server.open(origin="https://evil.example.com")
+    (record,) = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert (record.name, record.levelno) == ("parsec.websocket", logging.INFO)
+    message = record.getMessage()
+    assert message.startswith("websocket from origin 'https://evil.example.com' refused")
+    for words in (admits, "allowed_origins", "[server]", "PARSEC_ALLOWED_ORIGINS"):
+        assert words in message
+    assert "parsec serve --allowed-origin 'https://evil.example.com'" in message
 
 
 async def test_empty_allow_list_admits_only_same_host(make_server: ServerFactory) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.crc import key_slot
 from redis_helpers import ClusterNodeServer, Recorder, RedisServer, SentinelServer, payload
 from redis_helpers import publication as new_publication
@@ -20,9 +21,11 @@ from parsec._backends import Backends, backends_for
 from parsec.auth.keyring_store import StoredKeyRing
 from parsec.backends.redis import RedisBackends, from_url
 from parsec.backends.redis.keys import Keys
+from parsec.backends.redis.urls import PUBSUB_CONNECTIONS
 from parsec.channels.store import Channel, ChannelState
 from parsec.engine.broker import Broker, HistoryFilter, PublishOptions
 from parsec.engine.types import ClientInfo
+from parsec.errors import ParsecClientError
 
 HISTORY = PublishOptions(history_size=10, history_ttl=60.0)
 ALL = HistoryFilter(limit=-1)
@@ -168,7 +171,71 @@ async def _publish_everywhere_and_read(
         ]
 
 
+async def _crowd_on_a_small_pool(url: str, pool_size: int) -> tuple[RedisBackends, int]:
+    """Five hundred presence writes and reads at once through a client of
+    ``pool_size`` connections, spread over CHANNELS: every one succeeds (each channel's
+    presence holds its share). The backends (open) and the most connections the client
+    holds to any one server."""
+    name = f"small-pool-{uuid.uuid4().hex[:8]}"
+    backends = from_url(f"{url}?client_name={name}", key_prefix=PREFIX, pool_size=pool_size)
+
+    async def arrive(n: int) -> None:
+        channel = CHANNELS[n % len(CHANNELS)]
+        info = ClientInfo(f"u{n}", f"c{n}")
+        await backends.presence.add_presence(channel, f"c{n}", info, 60.0)
+        await backends.presence.presence_stats(channel)
+
+    await asyncio.gather(*(arrive(n) for n in range(500)))
+    for channel in CHANNELS:
+        assert len(await backends.presence.presence(channel)) == 500 // len(CHANNELS) + (
+            CHANNELS.index(channel) < 500 % len(CHANNELS)
+        )
+    client = backends.broker.client
+    if isinstance(client, RedisCluster):
+        servers = [(node.host, node.port) for node in client.get_primaries()]
+    else:
+        kwargs = client.connection_pool.connection_kwargs
+        servers = [await client.connection_pool.get_master_address()]  # type: ignore[attr-defined]
+        assert kwargs["client_name"] == name
+    most = 0
+    for host, port in servers:
+        admin = Redis(host=host, port=int(port))
+        try:
+            clients = await admin.client_list()
+        finally:
+            await admin.aclose()
+        most = max(most, sum(1 for c in clients if c["name"] == name))
+    return backends, most
+
+
 # --- Redis Cluster -------------------------------------------------------------------
+
+
+async def test_cluster_commands_beyond_the_pool_wait_their_turn(cluster_url: str) -> None:
+    """On a Cluster (whose redis-py node pools refuse at once when full) five hundred
+    commands at once on a pool of 2 all succeed, within every master's bound (redis-py
+    also asks a node for the slots, outside the commands' turns); a command that gets
+    no turn within pool_timeout fails saying so."""
+    backends, most = await _crowd_on_a_small_pool(cluster_url, pool_size=2)
+    try:
+        assert 1 <= most <= 2 + PUBSUB_CONNECTIONS
+    finally:
+        await backends.broker.aclose()
+        await backends.presence.aclose()
+
+    backends = from_url(cluster_url, key_prefix=PREFIX, pool_size=1, pool_timeout=0.2)
+    try:
+        client = backends.broker.client
+        slow = asyncio.ensure_future(client.blpop([f"{PREFIX}:nothing"], timeout=1))
+        await asyncio.sleep(0)  # the slow command takes the pool's one turn
+        with pytest.raises(ParsecClientError) as caught:
+            await backends.presence.presence(CHANNELS[0])
+        await slow
+    finally:
+        await backends.broker.aclose()
+        await backends.presence.aclose()
+    assert caught.value.parsec_error.code == "PARSEC_BROKER_NOT_READY"
+    assert "no free redis connection" in caught.value.parsec_error.message
 
 
 async def test_cluster_channels_spread_over_every_master(cluster_url: str) -> None:
@@ -259,6 +326,17 @@ async def test_cluster_backends_for_shares_broker_presence_and_stores(cluster_ur
 
 
 # --- Redis Sentinel ------------------------------------------------------------------
+
+
+async def test_sentinel_commands_beyond_the_pool_wait_their_turn(sentinel_url: str) -> None:
+    """Through Sentinel, five hundred commands at once on a pool of 2 all succeed, on
+    at most 2 connections to the master."""
+    backends, most = await _crowd_on_a_small_pool(sentinel_url, pool_size=2)
+    try:
+        assert 1 <= most <= 2
+    finally:
+        await backends.broker.aclose()
+        await backends.presence.aclose()
 
 
 async def test_sentinel_publications_reach_another_node_with_history(

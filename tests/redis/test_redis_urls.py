@@ -12,8 +12,15 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 from parsec.backends.redis import from_url
-from parsec.backends.redis.urls import RedisURL, make_clients, parse_url, redact
+from parsec.backends.redis.urls import (
+    PUBSUB_CONNECTIONS,
+    RedisURL,
+    make_clients,
+    parse_url,
+    redact,
+)
 from parsec.errors import ParsecError
+from parsec.options import DEFAULT_POOL_SIZE
 
 
 @pytest.mark.parametrize(
@@ -154,6 +161,54 @@ async def test_standalone_url_builds_a_client_that_never_retries() -> None:
         assert clients.helpers == ()
     finally:
         await clients.main.aclose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://h:6380/3", "rediss://h", "unix:///run/redis.sock", "redis+sentinel://s1/mymaster"],
+)
+async def test_every_client_bounds_its_pool(url: str) -> None:
+    """A standalone, TLS, socket or Sentinel client's pool holds at most pool_size
+    connections for commands plus the pub/sub ones (redis-py's default is 100)."""
+    clients = make_clients(parse_url(url), pool_size=7, pool_timeout=1.5)
+    try:
+        assert isinstance(clients.main, Redis)
+        assert clients.main.connection_pool.max_connections == 7 + PUBSUB_CONNECTIONS
+    finally:
+        await clients.main.aclose()
+        for helper in clients.helpers:
+            await helper.aclose()
+
+
+async def test_the_default_pool_is_the_documented_one() -> None:
+    """Without pool options a client's pool is bounded by broker.pool_size's default."""
+    clients = make_clients(parse_url("redis://h"))
+    try:
+        assert isinstance(clients.main, Redis)
+        assert clients.main.connection_pool.max_connections == (
+            DEFAULT_POOL_SIZE + PUBSUB_CONNECTIONS
+        )
+    finally:
+        await clients.main.aclose()
+
+
+async def test_a_cluster_client_bounds_every_node_pool() -> None:
+    """A Cluster client's per-node pools hold pool_size connections plus the pub/sub
+    ones, startup nodes included (redis-py's default is 100)."""
+    clients = make_clients(parse_url("redis+cluster://n1:7000,n2:7001"), pool_size=7)
+    try:
+        assert isinstance(clients.main, RedisCluster)
+        nodes = clients.main.nodes_manager.startup_nodes.values()
+        assert {node.max_connections for node in nodes} == {7 + PUBSUB_CONNECTIONS}
+    finally:
+        await clients.main.aclose()
+
+
+@pytest.mark.parametrize(("size", "timeout"), [(0, 5.0), (1, 0.0)])
+def test_a_pool_needs_a_size_and_a_timeout(size: int, timeout: float) -> None:
+    """A pool of no connection, or one that never waits, is refused."""
+    with pytest.raises(ValueError, match="pool"):
+        make_clients(parse_url("redis://h"), pool_size=size, pool_timeout=timeout)
 
 
 async def test_tls_url_builds_a_tls_client() -> None:

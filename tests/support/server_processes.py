@@ -1,7 +1,9 @@
-"""A server process of a test's own (redis-server, nats-server) on a free port.
+"""A server process of a test's own (redis-server, nats-server, parsec serve) on a free
+port.
 
-``stop`` and ``start`` again keep the port, as a production restart would. Tests that
-need one fail, never skip, when the binary is missing.
+``stop`` and ``start`` again keep the port, as a production restart would. Everything
+the process writes (stdout and stderr) is kept in ``output``. Tests that need one fail,
+never skip, when the binary is missing.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ class ServerProcess(abc.ABC):
     name = "server"
     ready_line = b""
     stop_signal = signal.SIGTERM
+    start_wait = START_WAIT_SECONDS
 
     def __init__(self) -> None:
         self.port = free_port()
         self._process: asyncio.subprocess.Process | None = None
         self._drain: asyncio.Task[None] | None = None
+        self.output = bytearray()
+        """What the process wrote, across restarts."""
 
     @abc.abstractmethod
     def argv(self) -> Sequence[str]:
@@ -45,13 +50,14 @@ class ServerProcess(abc.ABC):
         )
         assert process.stdout is not None
         seen = b""
-        async with asyncio.timeout(START_WAIT_SECONDS):
+        async with asyncio.timeout(self.start_wait):
             while self.ready_line not in seen:
                 line = await process.stdout.readline()
                 if not line:
                     raise RuntimeError(f"{self.name} exited before it was ready:\n{seen!r}")
                 seen += line
-        self._drain = asyncio.create_task(_read_to_end(process.stdout))
+        self.output += seen
+        self._drain = asyncio.create_task(_read_to_end(process.stdout, self.output))
 
     async def stop(self) -> None:
         """Stop the server with ``stop_signal`` and wait until it has exited.
@@ -66,6 +72,6 @@ class ServerProcess(abc.ABC):
             await self._drain
 
 
-async def _read_to_end(stream: asyncio.StreamReader) -> None:
-    while await stream.read(65536):
-        pass
+async def _read_to_end(stream: asyncio.StreamReader, into: bytearray) -> None:
+    while chunk := await stream.read(65536):
+        into += chunk

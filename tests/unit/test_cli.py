@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_runs import (
+    Proc,
+    assert_clean_error,
+    assert_one_line_error,
+    invoke,
+    isolate,
+    processes,
+)
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
 
-import parsec.cli
+import parsec
 from parsec.auth.keyring import KeyRing
-from parsec.auth.tokens import TokenVerifier
-from parsec.cli import app
-from parsec.cli.serve import banner
+from parsec.auth.tokens import InvalidToken, TokenVerifier
 from parsec.cli.subscribe import websocket_url
-from parsec.options import ApiOptions, AuthOptions, Options, ServerOptions
-
-SRC = Path(parsec.cli.__file__).resolve().parents[2]
 
 CHAT_CONFIG = """
 [api]
@@ -46,29 +44,7 @@ allow_subscribe_for_client = true
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run every test in its own directory with no PARSEC_* variables set."""
-    for name in list(os.environ):
-        if name.startswith("PARSEC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-    """Run the CLI in-process; fail the test on any exception other than an exit."""
-    result = CliRunner().invoke(app, list(args), input=input, env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def assert_clean_error(result: Result, code: int, *words: str) -> None:
-    """The command exited with ``code`` and its last stderr line is an error message
-    holding ``words``."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    message = result.stderr.splitlines()[-1]
-    assert message.startswith("parsec: error: "), result.stderr
-    for word in words:
-        assert word in message
+    isolate(tmp_path, monkeypatch)
 
 
 def free_port() -> int:
@@ -78,82 +54,11 @@ def free_port() -> int:
         return port
 
 
-# -- subprocesses ---------------------------------------------------------------------------
-
-
-class Proc:
-    """``python -m parsec ARGS`` with its output lines readable as they come."""
-
-    def __init__(self, *args: str, cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARSEC_")}
-        env |= {"PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "parsec", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: dict[str, queue.Queue[str | None]] = {
-            "out": queue.Queue(),
-            "err": queue.Queue(),
-        }
-        self.seen: list[str] = []
-        assert self.popen.stdout is not None
-        assert self.popen.stderr is not None
-        for name, pipe in (("out", self.popen.stdout), ("err", self.popen.stderr)):
-            threading.Thread(target=self._pump, args=(pipe, self.lines[name]), daemon=True).start()
-
-    @staticmethod
-    def _pump(pipe: Any, into: queue.Queue[str | None]) -> None:
-        for line in pipe:
-            into.put(line.rstrip("\n"))
-        into.put(None)
-
-    def wait_for(self, stream: str, text: str, timeout: float = 30.0) -> str:
-        """The first next line of ``stream`` containing ``text``; fails the test when the
-        stream ends or nothing matches within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines[stream].get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no {text!r} within {timeout}s; saw {self.seen}") from None
-            if line is None:
-                self.lines[stream].put(None)
-                raise AssertionError(f"{stream} ended before {text!r}; saw {self.seen}")
-            self.seen.append(line)
-            if text in line:
-                return line
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig`` and return the exit code."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-        return self.popen.wait(timeout=30)
-
-    def close(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(timeout=30)
-        for pipe in (self.popen.stdout, self.popen.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
 @pytest.fixture
 def spawn() -> Iterator[Callable[..., Proc]]:
     """Start ``python -m parsec`` processes that are killed after the test."""
-    procs: list[Proc] = []
-
-    def start(*args: str, cwd: Path) -> Proc:
-        procs.append(Proc(*args, cwd=cwd))
-        return procs[-1]
-
-    yield start
-    for proc in procs:
-        proc.close()
+    with processes() as start:
+        yield start
 
 
 # -- fake servers ---------------------------------------------------------------------------
@@ -196,12 +101,13 @@ def fake_api() -> Iterator[tuple[str, FakeApi]]:
 
 class FakeCentrifugo:
     """A scripted client-protocol server: replies to connect and subscribe, sends
-    ``pushes``, then closes with ``close`` or waits for the client to leave."""
+    ``pushes``, then closes with ``close`` or waits for the client to leave. The default
+    close is terminal (3503): after a reconnect code `parsec subscribe` would come back."""
 
     def __init__(self) -> None:
         self.subscribe_reply: dict[str, Any] = {"subscribe": {"epoch": "ep", "offset": 2}}
         self.pushes: list[dict[str, Any]] = []
-        self.close: tuple[int, str] | None = (3001, "shutdown")
+        self.close: tuple[int, str] | None = (3503, "force disconnect")
         self.commands: list[dict[str, Any]] = []
 
     def handler(self, ws: ServerConnection) -> None:
@@ -314,30 +220,6 @@ def test_top_level_help_lists_the_commands() -> None:
         assert command in result.stdout
 
 
-def test_banner_says_where_and_how_to_mint_a_token() -> None:
-    """The banner names the HTTP and WebSocket URLs and the tokens command."""
-    options = Options(
-        server=ServerOptions(addr="0.0.0.0:9001"),
-        auth=AuthOptions(state_dir=Path("/var/lib/my parsec")),
-        api=ApiOptions(key="k"),
-    )
-    text = banner(options)
-    assert text.splitlines()[0] == (
-        "parsec listening on http://0.0.0.0:9001 (websocket ws://0.0.0.0:9001/connection/websocket)"
-    )
-    assert "parsec tokens connect --sub USER --state-dir '/var/lib/my parsec'" in text
-    assert "X-API-Key" in text
-
-
-@pytest.mark.parametrize(
-    ("api", "words"),
-    [(ApiOptions(), "disabled"), (ApiOptions(insecure=True), "WITHOUT a key")],
-)
-def test_banner_says_whether_the_api_is_open(api: ApiOptions, words: str) -> None:
-    """The banner warns when /api is disabled or open without a key."""
-    assert words in banner(Options(api=api))
-
-
 # -- parsec tokens --------------------------------------------------------------------------
 
 
@@ -345,6 +227,14 @@ def verifier(state_dir: Path) -> TokenVerifier:
     return TokenVerifier(KeyRing.open(state_dir))
 
 
+@pytest.fixture
+def server_keyring(tmp_path: Path) -> KeyRing:
+    """The keyring in ./.parsec, as `parsec serve` in this directory leaves it (the
+    commands that mint never create one: see test_cli_keyring.py)."""
+    return KeyRing.open(tmp_path / ".parsec")
+
+
+@pytest.mark.usefixtures("server_keyring")
 def test_connect_token_is_the_only_output_and_verifies(tmp_path: Path) -> None:
     """tokens connect prints one token, signed by the .parsec keyring, with the claims."""
     result = invoke(
@@ -371,6 +261,7 @@ def test_connect_token_is_the_only_output_and_verifies(tmp_path: Path) -> None:
     assert claims.exp - claims.iat == 3600
 
 
+@pytest.mark.usefixtures("server_keyring")
 @pytest.mark.parametrize(("ttl", "lifetime"), [("90s", 90), ("1h30m", 5400), ("0", None)])
 def test_connect_token_ttl(tmp_path: Path, ttl: str, lifetime: int | None) -> None:
     """--ttl sets the lifetime; 0 mints a token that never expires."""
@@ -380,6 +271,7 @@ def test_connect_token_ttl(tmp_path: Path, ttl: str, lifetime: int | None) -> No
     assert lived == lifetime
 
 
+@pytest.mark.usefixtures("server_keyring")
 def test_subscription_token_verifies(tmp_path: Path) -> None:
     """tokens subscription prints a token for the user and channel."""
     result = invoke("tokens", "subscription", "--sub", "alice", "--channel", "private:x")
@@ -392,14 +284,23 @@ def test_state_dir_precedence_flag_env_file(tmp_path: Path) -> None:
     """The keyring comes from --state-dir, else PARSEC_STATE_DIR, else the config file."""
     config = tmp_path / "parsec.toml"
     config.write_text('[auth]\nstate_dir = "from-file"')
-    invoke("tokens", "connect", "--sub", "u", "-c", str(config))
-    assert (tmp_path / "from-file" / "keyring.json").is_file()
-    env = {"PARSEC_STATE_DIR": str(tmp_path / "from-env")}
-    invoke("tokens", "connect", "--sub", "u", "-c", str(config), env=env)
-    assert (tmp_path / "from-env" / "keyring.json").is_file()
-    flag = str(tmp_path / "from-flag")
-    invoke("tokens", "connect", "--sub", "u", "-c", str(config), "--state-dir", flag, env=env)
-    assert (tmp_path / "from-flag" / "keyring.json").is_file()
+    dirs = {name: tmp_path / f"from-{name}" for name in ("file", "env", "flag")}
+    rings = {name: KeyRing.open(path) for name, path in dirs.items()}
+
+    def signer(*args: str, env: dict[str, str] | None = None) -> str:
+        token = invoke("tokens", "connect", "--sub", "u", "-c", str(config), *args, env=env)
+        for name, ring in rings.items():
+            try:
+                TokenVerifier(ring).verify_connection(token.stdout.strip())
+            except InvalidToken:
+                continue
+            return name
+        raise AssertionError(f"no keyring verifies {token.output!r}")
+
+    assert signer() == "file"
+    env = {"PARSEC_STATE_DIR": str(dirs["env"])}
+    assert signer(env=env) == "env"
+    assert signer("--state-dir", str(dirs["flag"]), env=env) == "flag"
     assert not (tmp_path / ".parsec").exists()
 
 
@@ -580,7 +481,7 @@ def test_subscribe_prints_publications_as_ndjson(fake_ws: tuple[str, FakeCentrif
         {"channel": "chat:a", "offset": 4, "epoch": "ep", "data": "four"},
     ]
     assert "subscribed to chat:a (epoch ep, offset 2)" in result.stderr
-    assert_clean_error(result, 1, "disconnected: 3001 shutdown")
+    assert_clean_error(result, 1, "disconnected: 3503 force disconnect")
     assert fake.commands[0]["connect"]["token"] == "tok"
     assert fake.commands[1]["subscribe"] == {"channel": "chat:a"}
 
@@ -677,11 +578,13 @@ def test_subscribe_mints_a_token_for_sub(
 ) -> None:
     """Without --token, a token for --sub is minted from the state directory's keyring."""
     url, fake = fake_ws
+    KeyRing.open(tmp_path / "keys")
     invoke("subscribe", "c", "--server", url, "--sub", "robot", "--state-dir", "keys")
     token = fake.commands[0]["connect"]["token"]
     assert verifier(tmp_path / "keys").verify_connection(token).user == "robot"
 
 
+@pytest.mark.usefixtures("server_keyring")
 def test_subscribe_defaults_to_user_cli(
     fake_ws: tuple[str, FakeCentrifugo], tmp_path: Path
 ) -> None:
@@ -741,7 +644,10 @@ def test_serve_prints_the_banner(server: tuple[Proc, str]) -> None:
     proc, url = server
     ws = url.replace("http://", "ws://")
     assert f"parsec listening on {url} (websocket {ws}/connection/websocket)" in proc.seen
-    proc.wait_for("err", "parsec tokens connect --sub USER --state-dir .parsec")
+    line = proc.wait_for("err", " tokens connect --sub alice ")
+    assert line.endswith(
+        f" --config {Path.cwd() / 'parsec.toml'} --state-dir {Path.cwd() / '.parsec'}"
+    )
 
 
 def test_publish_reaches_subscribe_end_to_end(
@@ -793,9 +699,10 @@ def test_minted_tokens_work_with_the_server(
 
 
 def test_subscribe_to_an_unknown_namespace_exits_1(server: tuple[Proc, str]) -> None:
-    """The server's 102 error reply is printed and the command exits 1."""
+    """The server's 102 error reply, naming the namespace, is printed; exit 1."""
     _, url = server
-    assert_clean_error(invoke("subscribe", "nope:x", "--server", url), 1, "error 102")
+    result = invoke("subscribe", "nope:x", "--server", url)
+    assert_clean_error(result, 1, "error 102: unknown channel: namespace 'nope' is not configured")
 
 
 def test_subscribe_with_a_bad_token_exits_1(server: tuple[Proc, str]) -> None:
@@ -819,16 +726,19 @@ def test_serve_stops_cleanly_on_signals(server: tuple[Proc, str], sig: int) -> N
     assert proc.stop(sig) == 0
 
 
-def test_serve_on_a_busy_port_exits_1(
+def test_serve_on_the_port_of_a_running_server_exits_2(
     server: tuple[Proc, str], spawn: Callable[..., Proc], tmp_path: Path
 ) -> None:
-    """A second server on the same port exits 1 saying it cannot serve there."""
+    """A second server on the port of a running one exits 2 with one line naming the
+    address and the flag that changes it."""
     _, url = server
     other = tmp_path / "other"
     other.mkdir()
-    proc = spawn("serve", "--addr", url.removeprefix("http://"), cwd=other)
-    proc.wait_for("err", "parsec: error: cannot serve on")
-    assert proc.popen.wait(timeout=30) == 1
+    addr = url.removeprefix("http://")
+    code, stderr = spawn("serve", "--addr", addr, cwd=other).finish()
+    assert code == 2, stderr
+    assert_one_line_error(stderr, f"cannot listen on {addr}: the address is already in use")
+    assert "--addr HOST:PORT" in stderr
 
 
 def test_version_prints_the_package_version() -> None:
@@ -846,17 +756,27 @@ def test_short_help_flag_works_on_every_level() -> None:
     assert "connect" in invoke("tokens", "-h").stdout
 
 
-def test_redis_broker_without_the_redis_extra_names_the_extra(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("url", "driver", "extra"),
+    [
+        ("redis://127.0.0.1:6379", "redis", "redis"),
+        ("rediss://127.0.0.1:6380", "redis", "redis"),
+        ("unix:///tmp/redis.sock", "redis", "redis"),
+        ("redis+sentinel://127.0.0.1:26379/mymaster", "redis", "redis"),
+        ("redis+cluster://127.0.0.1:7000", "redis", "redis"),
+        ("nats://127.0.0.1:4222", "nats", "nats"),
+        ("tls://127.0.0.1:4443", "nats", "nats"),
+    ],
+)
+def test_a_broker_without_its_extra_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, url: str, driver: str, extra: str
 ) -> None:
-    """Without redis-py, --broker redis:// exits 2 with one line naming the extra."""
+    """Without the driver, every URL scheme of its broker exits 2 with one line naming
+    the extra to install."""
     for name in list(sys.modules):
-        if name == "redis" or name.startswith(("redis.", "parsec.backends.redis")):
+        if name == driver or name.startswith((f"{driver}.", f"parsec.backends.{driver}")):
             monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` sees uninstalled
-    result = invoke("serve", "--broker", "redis://127.0.0.1:6379")
+    monkeypatch.setitem(sys.modules, driver, None)  # what `import <driver>` sees uninstalled
+    result = invoke("serve", "--broker", url)
     assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "pip install 'parsec-realtime[redis]'" in lines[0]
-    assert "Traceback" not in result.output
+    assert_one_line_error(result.stderr, f"pip install 'parsec-realtime[{extra}]'")

@@ -13,8 +13,6 @@ import json
 import os
 import queue
 import stat
-import subprocess
-import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ import jwt
 import pytest
 from typer.testing import CliRunner, Result
 
-import parsec.cli
 from parsec.auth.keyring import KeyRing
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.scopes import OPERATOR_SCOPES, Scope
@@ -39,7 +36,6 @@ from parsec.client.management import (
 )
 from parsec.testing import TestServer, free_port, serve_for_tests
 
-SRC = Path(parsec.cli.__file__).resolve().parents[2]
 _T = TypeVar("_T")
 
 TOKEN = "mgmt-token-for-tests"
@@ -398,6 +394,13 @@ def test_an_error_reply_without_a_parsec_code_is_mapped(fake: FakeService) -> No
     assert_error(run(fake, "keys", "list"), 1, "PARSEC_AUTH_DENIED: not an operator")
 
 
+def test_a_malformed_reply_without_a_parsec_code_is_invalid_argument(fake: FakeService) -> None:
+    """Twirp's ``malformed`` (a request the server could not decode) is the caller's
+    bad input, not an internal error."""
+    fake.reply("ListKeys", {"code": "malformed", "msg": "not JSON"}, status=400)
+    assert_error(run(fake, "keys", "list"), 1, "PARSEC_INVALID_ARGUMENT: not JSON")
+
+
 @pytest.mark.parametrize(
     ("status", "body", "words"),
     [
@@ -554,9 +557,9 @@ def test_tokens_mgmt_with_an_empty_subject_exits_2(fake: FakeService) -> None:
 def test_tokens_mgmt_minted_locally_is_an_operator_token(tmp_path: Path) -> None:
     """--state-dir mints, with no server, a 24 h operator token the keyring verifies."""
     state = tmp_path / "state"
+    ring = KeyRing.open(state)
     result = invoke("tokens", "mgmt", "--state-dir", str(state))
     assert result.exit_code == 0, result.output
-    ring = KeyRing.open(state)
     claims = ParsecTokens(ring).verify(result.stdout.strip(), "mgmt")
     assert claims.sub == "operator"
     assert claims.exp - claims.iat == 86400
@@ -567,6 +570,7 @@ def test_tokens_mgmt_minted_locally_is_an_operator_token(tmp_path: Path) -> None
 def test_tokens_mgmt_minted_locally_with_scopes_and_clamped_ttl(tmp_path: Path) -> None:
     """Local minting honours --scope/--deny-scope and clamps --ttl to at least 1 h."""
     state = tmp_path / "state"
+    ring = KeyRing.open(state)
     result = invoke(
         "tokens",
         "mgmt",
@@ -583,7 +587,6 @@ def test_tokens_mgmt_minted_locally_with_scopes_and_clamped_ttl(tmp_path: Path) 
         "--json",
     )
     payload = envelope_of(result, "parsec.token.mgmt")
-    ring = KeyRing.open(state)
     claims = ParsecTokens(ring).verify(payload["mgmt_token"], "mgmt")
     assert claims.sub == "ci"
     assert claims.exp - claims.iat == 3600
@@ -741,10 +744,12 @@ def test_keys_export_to_a_file_is_private(tmp_path: Path) -> None:
     assert payload == {"active_key_id": KeyRing.open(tmp_path / "a").active.id, "keys": 1}
 
 
-def test_keys_export_without_a_keyring_exits_1(tmp_path: Path) -> None:
-    """Exporting a directory with no keyring fails instead of inventing one."""
+def test_keys_export_without_a_keyring_exits_2(tmp_path: Path) -> None:
+    """Exporting a directory with no keyring fails, naming where it looked, instead of
+    inventing one."""
     result = invoke("keys", "export", "--state-dir", str(tmp_path / "empty"))
-    assert_error(result, 1, "no keyring")
+    assert_error(result, 2, f"no keyring at {tmp_path / 'empty' / 'keyring.json'}")
+    assert "--state-dir DIR or PARSEC_STATE_DIR" in result.stderr
     assert not (tmp_path / "empty").exists()
 
 
@@ -1117,33 +1122,3 @@ def test_live_manifest(live: LiveServer) -> None:
     assert any(line.split() == ["service", "parsec"] for line in text.stdout.splitlines())
     payload = envelope_of(live.cli("manifest", "--json"), "parsec.manifest")
     assert payload["service"] == "parsec"
-
-
-# -- parsec serve as a process -------------------------------------------------------------
-
-
-def test_serve_prints_a_working_bootstrap_token(tmp_path: Path) -> None:
-    """`parsec serve` prints an operator mgmt token on stderr that the CLI can manage with."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARSEC_")}
-    env |= {"PYTHONPATH": str(SRC), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "parsec", "serve", "--addr", f"127.0.0.1:{port}"]
-    command += ["--state-dir", str(tmp_path / "state")]
-    with subprocess.Popen(
-        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stderr is not None
-            line = next((line for line in process.stderr if "management token" in line), None)
-            assert line is not None, f"parsec serve exited with {process.wait(timeout=30)}"
-            token = line.split()[-1]
-            url = f"http://127.0.0.1:{port}"
-            result = invoke("channels", "list", "--server", url, "--token", token)
-            assert result.exit_code == 0, result.output
-            assert result.stdout == "no channels\n"
-            claims = ParsecTokens(KeyRing.open(tmp_path / "state")).verify(token, "mgmt")
-            assert claims.sub == "operator"
-            assert claims.exp - claims.iat == 86400
-        finally:
-            process.terminate()
-            process.wait(timeout=30)

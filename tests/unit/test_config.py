@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.config import ConfigError, load_options, parse_duration
-from parsec.options import ApiOptions, AuthOptions, ClientOptions, Options, ServerOptions
+from parsec.options import (
+    ApiOptions,
+    AuthOptions,
+    BrokerOptions,
+    ClientOptions,
+    Options,
+    ServerOptions,
+)
 
 CONTRACT_TOML = """
 [server]
@@ -133,6 +140,7 @@ def _all_fields_table(cls: type[Any], header: str) -> tuple[str, dict[str, objec
         (ServerOptions, "[server]", "server"),
         (AuthOptions, "[auth]", "auth"),
         (ApiOptions, "[api]", "api"),
+        (BrokerOptions, "[broker]", "broker"),
         (ClientOptions, "[client]", "client"),
         (ChannelOptions, "[without_namespace]", "without_namespace"),
         (Namespace, "[[namespaces]]", "namespaces"),
@@ -404,6 +412,8 @@ def test_bad_duration_in_a_namespace_names_its_path(tmp_path: Path) -> None:
             "out_of_range",
             "at least 0",
         ),
+        ("[broker]\npool_size = 0", "broker.pool_size", "out_of_range", "at least 1"),
+        ('[broker]\npool_timeout = "0s"', "broker.pool_timeout", "out_of_range", "more than 0"),
         ('server = "x"', "server", "wrong_type", "expected a table, got string"),
         ('[namespaces]\nname = "ab"', "namespaces", "wrong_type", "array of tables"),
         (

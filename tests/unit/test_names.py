@@ -6,7 +6,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from parsec.channels.names import ChannelName, InvalidChannelName, parse_name
+from parsec.channels.names import (
+    ChannelName,
+    InvalidChannelName,
+    has_safe_characters,
+    parse_name,
+)
 
 COMPONENT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 components = st.text(alphabet=COMPONENT_ALPHABET, min_size=1, max_size=12)
@@ -185,3 +190,18 @@ def test_require_name_raises_channel_invalid(bad: object) -> None:
     if isinstance(bad, str):
         assert is_valid_name(bad) is False
     assert str(require_name("public:app.x")) == "public:app.x"
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=20))
+@example("chat:\x00")
+@example("chat:\x7f")
+@example("a b.*>")
+def test_safe_characters_are_exactly_printable_ascii(name: str) -> None:
+    """The one rule for any channel name's characters: 0x20-0x7e, space included."""
+    assert has_safe_characters(name) == all(0x20 <= ord(c) <= 0x7E for c in name)
+
+
+@pytest.mark.parametrize("name", ["caf\u00e9", "chat:\u2028", "chat:\x85", "\ud800"])
+def test_non_ascii_is_never_safe(name: str) -> None:
+    """Non-ASCII characters (line separators and lone surrogates too) are refused."""
+    assert not has_safe_characters(name)

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -364,6 +365,19 @@ async def test_an_unknown_sink_is_refused_even_with_a_listener(served: Served, w
     assert "sms" in refused.value.message
     history = await served.parsec.node.history(LOBBY, limit=10)
     assert history.publications == []
+
+
+async def test_an_unknown_sink_is_named_and_logged(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The error names the unknown sink; the server log says which sinks there are."""
+    caplog.set_level(logging.INFO, logger="parsec.sinks")
+    with pytest.raises(ParsecError) as refused:
+        await served.parsec.publish_or_sink(LOBBY, {}, "sms", ANA, NOTICE)
+    assert refused.value.message.startswith("unknown sink 'sms': no sink of that name")
+    (record,) = [r for r in caplog.records if "unknown sink" in r.getMessage()]
+    assert (record.name, record.levelno) == ("parsec.sinks", logging.INFO)
+    assert record.getMessage() == "unknown sink 'sms'; configured sinks: mail"
 
 
 @pytest.mark.parametrize("recipient", [None, {}, {"address": "not an address"}, 42])

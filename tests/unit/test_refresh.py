@@ -11,6 +11,8 @@ from parsec.auth import jws
 from parsec.auth.keyring import KeyRing
 from parsec.auth.parsec_tokens import ACCESS, REFRESH, ParsecTokens
 from parsec.auth.refresh import PRUNE_INTERVAL, MemoryRefreshStore, RotatedCredentials, rotate
+from parsec.auth.revocation import Revocations
+from parsec.auth.revocation_store import MemoryRevocationStore
 from parsec.auth.scopes import Scope
 from parsec.errors import ParsecError
 
@@ -65,14 +67,32 @@ def channels() -> Channels:
     return Channels()
 
 
-class Rotator:
-    """``rotate`` bound to the test's tokens, store and channels."""
+@pytest.fixture
+def revocations(clock: FakeClock) -> Revocations:
+    return Revocations(MemoryRevocationStore(), clock=clock)
 
-    def __init__(self, tokens: ParsecTokens, store: MemoryRefreshStore, channels: Channels) -> None:
+
+class Rotator:
+    """``rotate`` bound to the test's tokens, stores and channels."""
+
+    def __init__(
+        self,
+        tokens: ParsecTokens,
+        store: MemoryRefreshStore,
+        revocations: Revocations,
+        channels: Channels,
+    ) -> None:
         self.tokens, self.store, self.channels = tokens, store, channels
+        self.revocations = revocations
 
     async def __call__(self, refresh_token: str) -> RotatedCredentials:
-        return await rotate(self.tokens, self.store, refresh_token, channel_ttl=self.channels.ttl)
+        return await rotate(
+            self.tokens,
+            self.store,
+            self.revocations,
+            refresh_token,
+            channel_ttl=self.channels.ttl,
+        )
 
     async def refused(self, refresh_token: str) -> str:
         """The PARSEC_* code rotating ``refresh_token`` raises."""
@@ -82,8 +102,10 @@ class Rotator:
 
 
 @pytest.fixture
-def redeem(tokens: ParsecTokens, store: MemoryRefreshStore, channels: Channels) -> Rotator:
-    return Rotator(tokens, store, channels)
+def redeem(
+    tokens: ParsecTokens, store: MemoryRefreshStore, revocations: Revocations, channels: Channels
+) -> Rotator:
+    return Rotator(tokens, store, revocations, channels)
 
 
 SCOPES = (Scope("private:app.**", ("subscribe",)), Scope(CHANNEL, ("publish",), deny=True))
@@ -153,6 +175,39 @@ async def test_redeeming_twice_revokes_the_family(tokens: ParsecTokens, redeem: 
     assert await redeem.refused(first.token) == "PARSEC_AUTH_DENIED"
     assert await redeem.refused(second.refresh_token) == "PARSEC_AUTH_DENIED"
     assert await redeem.refused(first.token) == "PARSEC_AUTH_DENIED"
+
+
+async def test_access_tokens_carry_their_family_and_die_with_it(
+    tokens: ParsecTokens, redeem: Rotator, revocations: Revocations
+) -> None:
+    """Every access token of a family carries its fid; once a reuse revokes the family,
+    each of them (issued before or by the rotation) is refused as revoked."""
+    first = tokens.issue_refresh("alice", CHANNEL, ttl=900)
+    rotated = await redeem(first.token)
+    access = tokens.verify(rotated.access_token, ACCESS)
+    assert access.fid == first.claims.fid
+    revocations.check(access)
+
+    assert await redeem.refused(first.token) == "PARSEC_AUTH_DENIED"
+
+    with pytest.raises(ParsecError) as caught:
+        revocations.check(access)
+    assert caught.value.code == "PARSEC_AUTH_DENIED"
+    assert "family" in caught.value.message
+
+
+async def test_a_revoked_user_cannot_redeem_its_refresh_tokens(
+    tokens: ParsecTokens, redeem: Rotator, revocations: Revocations, clock: FakeClock
+) -> None:
+    """A refresh token of a user whose tokens were revoked mints nothing: a refresh token
+    is one of the user's tokens, so it cannot outlive the revocation through rotation."""
+    first = tokens.issue_refresh("alice", CHANNEL, ttl=900)
+    other = tokens.issue_refresh("bob", CHANNEL, ttl=900)
+
+    await revocations.revoke_user("alice", cutoff=NOW, until=NOW + 3600)
+
+    assert await redeem.refused(first.token) == "PARSEC_AUTH_DENIED"
+    assert (await redeem(other.token)).rotated
 
 
 async def test_reuse_in_the_middle_of_a_chain_kills_its_newest_token(
@@ -285,24 +340,11 @@ async def test_memory_store_forgets_redeemed_ids_after_their_exp(
 async def test_memory_store_prunes_expired_entries(
     store: MemoryRefreshStore, clock: FakeClock
 ) -> None:
-    """Expired ids and families are dropped, so memory follows the live tokens only."""
+    """Expired ids are dropped, so memory follows the live tokens only."""
     await store.mark_redeemed("j1", NOW + 10)
-    await store.revoke_family("f1", NOW + 10)
-    await store.revoke_family("f2", NOW + 10 * int(PRUNE_INTERVAL))
-    assert len(store) == 3
+    await store.mark_redeemed("j2", NOW + 10 * int(PRUNE_INTERVAL))
+    assert len(store) == 2
 
     clock.now = NOW + PRUNE_INTERVAL
-    assert await store.is_family_revoked("f2")
+    assert not await store.mark_redeemed("j2", NOW + 10 * int(PRUNE_INTERVAL))
     assert len(store) == 1
-    assert not await store.is_family_revoked("f1")
-
-
-async def test_revoking_a_family_again_never_shortens_it(
-    store: MemoryRefreshStore, clock: FakeClock
-) -> None:
-    """A second revoke_family with an earlier exp keeps the later one."""
-    await store.revoke_family("f", NOW + 100)
-    await store.revoke_family("f", NOW + 10)
-
-    clock.now = NOW + 50
-    assert await store.is_family_revoked("f")

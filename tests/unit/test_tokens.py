@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parsec import Parsec
 from parsec.auth import (
     ConnectionClaims,
     InvalidToken,
@@ -26,6 +27,7 @@ from parsec.auth import (
     TokenIssuer,
     TokenVerifier,
 )
+from parsec.options import AuthOptions, Options
 
 NOW = 1_700_000_000.0
 SHARED = "a-shared-secret-that-is-long-enough-for-hs512-without-warnings-0123456789"
@@ -123,9 +125,12 @@ def test_ring_tokens_carry_kid_header(issuer: TokenIssuer, ring: KeyRing) -> Non
 
 
 def test_subscription_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
-    """A subscription token verifies with its user, channel, info and expiry."""
+    """A subscription token verifies with its user, channel, info and expiry, and carries
+    a fresh jti and its iat (what revocation by id and by user read)."""
     token = issuer.subscription_token("bob", "room:1", ttl=30, info=["x", 1])
     claims = verifier.verify_subscription(token)
+    assert claims.jti is not None
+    assert len(claims.jti) == 32
     assert claims == SubscriptionClaims(
         user="bob",
         channel="room:1",
@@ -134,8 +139,12 @@ def test_subscription_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -
         info=b'["x",1]',
         override=None,
         client=None,
+        jti=claims.jti,
+        iat=int(NOW),
     )
     assert claims.expires_at == int(NOW) + 30
+    another = verifier.verify_subscription(issuer.subscription_token("bob", "room:1"))
+    assert another.jti != claims.jti
 
 
 def test_ttl_none_never_expires(
@@ -666,6 +675,19 @@ def test_issuer_extra_aud_iss(ring: KeyRing, issuer: TokenIssuer, clock: FakeClo
     assert verifier.verify_connection(token).user == "u"
 
 
+def test_issuer_with_audience_and_issuer_marks_every_token(ring: KeyRing, clock: FakeClock) -> None:
+    """An issuer given the server's audience and issuer puts them in connection and
+    subscription tokens alike; extra aud / iss replace them for one token."""
+    issuer = TokenIssuer(ring, clock=clock, audience="a", issuer="i")
+    verifier = TokenVerifier(ring, audience="a", issuer="i", clock=clock)
+    assert verifier.verify_connection(issuer.connection_token("u")).user == "u"
+    assert verifier.verify_subscription(issuer.subscription_token("u", "c")).channel == "c"
+    other = issuer.connection_token("u", extra={"aud": "b"})
+    with pytest.raises(InvalidToken, match="aud"):
+        verifier.verify_connection(other)
+    assert TokenVerifier(ring, audience="b", clock=clock).verify_connection(other).user == "u"
+
+
 def test_audience_checked_before_expiry(ring: KeyRing, clock: FakeClock) -> None:
     """An expired token with the wrong aud is invalid, not expired."""
     verifier = TokenVerifier(ring, hmac_secret=SHARED, audience="parsec", clock=clock)
@@ -886,3 +908,14 @@ def test_parsec_tokens_are_not_centrifugo_tokens(tmp_path: Path) -> None:
             verifier.verify_connection(issued.token)
         with pytest.raises(InvalidToken):
             verifier.verify_subscription(issued.token)
+
+
+async def test_parsec_issues_what_its_verifier_requires(tmp_path: Path) -> None:
+    """Parsec.issuer carries the configured token_audience and token_issuer, so the
+    tokens it mints (parsec.testing's among them) pass its own verifier."""
+    auth = AuthOptions(state_dir=tmp_path, token_audience="a", token_issuer="i")
+    parsec = Parsec(Options(auth=auth))
+    token = parsec.issuer.connection_token("u")
+    assert parsec.verifier.verify_connection(token).user == "u"
+    sub = parsec.issuer.subscription_token("u", "c")
+    assert parsec.verifier.verify_subscription(sub).channel == "c"

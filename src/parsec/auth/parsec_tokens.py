@@ -3,8 +3,9 @@
 Claims on the wire use short keys: ``sub``, ``typ`` (``access`` | ``refresh`` | ``mgmt``),
 ``chs`` (exact channels, any verb), ``scopes`` (``[{"pat", "v", "deny"?}]``), ``rl``
 (per-token rate override), ``jti`` (unique id, on every token Parsec issues), ``fid``
-(refresh family), ``iat`` and ``exp`` (unix seconds). Tokens are compact JWS signed by the
-keyring's active key (``parsec.auth.jws``).
+(refresh family: on refresh tokens and the access tokens issued with them), ``iat`` and
+``exp`` (unix seconds). Tokens are compact JWS signed by the keyring's active key
+(``parsec.auth.jws``).
 
 Lifetimes, all computed from the injected clock:
 
@@ -150,8 +151,10 @@ class ParsecTokens:
         scopes: Sequence[Scope] = (),
         *,
         not_after: int | None = None,
+        fid: str | None = None,
     ) -> IssuedToken:
-        """An access token for exact ``channels`` plus ``scopes``.
+        """An access token for exact ``channels`` plus ``scopes``, in refresh family
+        ``fid`` when given (revoking the family revokes it too).
 
         It lives ``max(access_ttl, 60 s)``, cut short at ``not_after`` when given.
 
@@ -168,7 +171,7 @@ class ParsecTokens:
             if not_after <= iat:
                 raise ParsecError(_EXPIRED, "cannot issue an access token: its source expired")
             exp = min(exp, not_after)
-        return self._issue(ParsecClaims(sub, ACCESS, chs, checked, _new_id(), None, iat, exp, None))
+        return self._issue(ParsecClaims(sub, ACCESS, chs, checked, _new_id(), fid, iat, exp, None))
 
     def issue_refresh(
         self,

@@ -1,139 +1,649 @@
-"""Token revocation: by token id (``jti``) and by user (parsec-reference.md §4 "Revocation").
+"""Token revocation (parsec-reference.md §4 "Revocation"): what a node refuses, and how
+every node of a cluster comes to refuse the same.
 
-Revoking a ``jti`` refuses that one token until it would have expired anyway. Revoking a
-user sets a cutoff: every token of that ``sub`` issued at or before the cutoff (``iat <=
-cutoff``) is refused, and tokens issued after it are accepted. :func:`check_not_revoked`
-applies both rules to verified claims.
+What can be revoked — each entry has an end (``until``) after which it is forgotten,
+:data:`~parsec.auth.revocation_store.FOREVER` keeping it for good:
 
-A :class:`RevocationStore` is shared by every node that verifies tokens;
-:class:`MemoryRevocationStore` is the in-process one.
+* **one token, by its** ``jti``, whatever its kind: Centrifugo connection and
+  subscription tokens, Parsec access, refresh and management tokens;
+* **a refresh family, by its** ``fid``: every refresh and access token of the family
+  (reuse detection revokes the family of a reused refresh token);
+* **a user's tokens issued at or before a cutoff** (``iat <= cutoff``), in a scope:
+  every token of the user (:data:`EVERY_TOKEN`, ParsecService ``RevokeUser``), the
+  user's connection tokens (:data:`CONNECTION_TOKENS`), or the user's tokens presented to
+  subscribe to one channel (:func:`channel_tokens`) — the last two are the server API's
+  ``invalidate_user_tokens``. A cutoff only moves forward.
+
+A token without ``jti`` cannot be revoked by id, and one without ``iat`` is not covered
+by cutoffs; Parsec's tokens and those :class:`~parsec.auth.tokens.TokenIssuer` mints
+carry both.
+
+How the nodes of a cluster agree (:class:`Revocations`, one per node):
+
+* **Checks are local.** Every node holds every live entry in memory and checks tokens
+  against that copy: a few dictionary look-ups, no I/O (at connect, subscribe and on a
+  management call; never per delivered message).
+* **A revocation** is in force on the node that made it when the call returns. It is
+  sent to every other node over the Controller (a ``RevokeCommand``: they hold it within
+  milliseconds) and written to the shared :class:`RevocationStore`.
+* **Following the store.** Every ``check_interval`` (1 s) a node reads the store's
+  state and loads it when its version moved, so a lost announcement delays a
+  revocation by about a second at most, and a node started later holds what others
+  revoked before.
+* **A store that lost its data** (Redis flushed, restarted without persistence, the key
+  evicted) has no generation, or a new one: every node that notices writes every entry
+  it holds back into it, as the shared keyring is seeded again. A node never forgets a
+  revocation because the store did.
+* **The local file.** With a state directory, a node keeps its entries in
+  ``<state_dir>/revocations.json`` too, written after every change and read at start: a
+  node that restarts after the store lost its data writes them back, as it writes back
+  the keyring from ``keyring.json``.
+* **A node starting on a store without a generation** (the NATS broker keeps revocations
+  in each node's memory; a Redis that lost its data) also asks every other live node for
+  what it holds (a Controller survey) before it serves.
+* **Listeners** are called after every change that revoked something new: the engine
+  then re-checks its live connections and subscriptions (``Node.revocations_changed``).
+* **While the store is unreachable** checks go on against what the node holds; a
+  revocation made meanwhile is in force on this node (and sent to the others), the call
+  raises ``PARSEC_BROKER_NOT_READY``, and the node writes it to the store once it is back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
 import time
-from collections.abc import Callable
-from typing import Final, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
 
-from parsec.auth.parsec_tokens import MAX_MGMT_TTL, ParsecClaims
-from parsec.errors import ParsecError
+import msgspec
 
-__all__ = ["PRUNE_INTERVAL", "MemoryRevocationStore", "RevocationStore", "check_not_revoked"]
+from parsec._aio import cancel_and_wait
+from parsec.auth.parsec_tokens import ParsecClaims
+from parsec.auth.revocation_store import (
+    CONNECTION_TOKENS,
+    EVERY_TOKEN,
+    FOREVER,
+    MemoryRevocationStore,
+    Revocation,
+    RevocationStore,
+    StoreState,
+    channel_tokens,
+    family_key,
+    merged,
+    token_key,
+    user_key,
+)
+from parsec.engine.controller import RevokeCommand
+from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenId, TokenRevocations
+from parsec.errors import ParsecClientError, ParsecError
 
+if TYPE_CHECKING:
+    from parsec.engine.controller import Controller
+
+__all__ = [
+    "CHECK_INTERVAL",
+    "CONNECTION_TOKENS",
+    "EVERY_TOKEN",
+    "FILE_NAME",
+    "FOREVER",
+    "PEERS_WAIT",
+    "PRUNE_INTERVAL",
+    "SETTLE",
+    "MemoryRevocationStore",
+    "RevocationStore",
+    "Revocations",
+    "channel_tokens",
+]
+
+CHECK_INTERVAL: Final = 1.0
+"""Seconds between two looks at the store's state."""
 PRUNE_INTERVAL: Final = 60.0
-"""Seconds between two prunes of a memory store's expired entries."""
+"""Seconds between two prunes of expired entries (this node's and the store's)."""
+SURVEY_TIMEOUT: Final = 1.0
+"""How long a starting node waits for the other nodes' revocations."""
+SETTLE: Final = 3.0
+"""How long a node that starts on a shared store holding no revocations (a new store, or
+one that lost its data) refuses management tokens issued before it started: long enough
+for the nodes still running to notice and write theirs back (``check_interval`` each)."""
+PEERS_WAIT: Final = 1.0
+"""How long a starting node whose revocations live in memory only (NATS) waits to hear
+of another node before it asks for theirs (a node announces itself when it starts)."""
+FILE_NAME: Final = "revocations.json"
+"""The file in the state directory where a node keeps its revocations."""
 
+log = logging.getLogger("parsec.auth")
+
+_DENIED: Final = "PARSEC_AUTH_DENIED"
 _INVALID: Final = "PARSEC_INVALID_ARGUMENT"
+_FILE_FORMAT: Final = 1
+
+_Entries = dict[str, tuple[int, int]]
+_decode_entries = msgspec.json.Decoder(_Entries)
 
 
-class RevocationStore(Protocol):
-    """Revoked token ids and per-user cutoffs (unix seconds).
-
-    ``user`` and ``reason`` are for audit; a store may keep or drop them.
-    """
-
-    async def revoke(self, jti: str, *, user: str = "", reason: str = "", until: int) -> None:
-        """Revoke token ``jti``, remembered at least until ``until`` (its ``exp``).
-        Idempotent; a later ``until`` extends it.
-
-        Raises:
-            ParsecError: ``PARSEC_INVALID_ARGUMENT`` when ``jti`` is empty.
-        """
-        ...
-
-    async def is_revoked(self, jti: str) -> bool:
-        """Whether ``jti`` was revoked and the revocation has not run out."""
-        ...
-
-    async def revoke_user(self, user: str, *, cutoff: int, reason: str = "") -> None:
-        """Refuse every token of ``user`` issued at or before ``cutoff``. Cutoffs only move
-        forward: an earlier cutoff than the current one changes nothing.
-
-        Raises:
-            ParsecError: ``PARSEC_INVALID_ARGUMENT`` when ``user`` is empty.
-        """
-        ...
-
-    async def user_cutoff(self, user: str) -> int | None:
-        """The cutoff of ``user``, or None when the user was never revoked (or so long ago
-        that none of the tokens it covers can still be valid)."""
-        ...
+class _CacheFile(msgspec.Struct):
+    format_version: int
+    entries: _Entries
 
 
-class MemoryRevocationStore:
-    """A :class:`RevocationStore` in this process's memory, on the injected ``clock``.
+class Revocations:
+    """One node's revocations, kept in step with ``store`` and the other nodes (see the
+    module docstring). :meth:`start` begins following the store, :meth:`aclose` stops.
 
-    It keeps ids and cutoffs, not ``user`` / ``reason``. A user cutoff is kept
-    ``user_retention`` seconds (default: the longest token lifetime, 7 days), after which
-    every token it covers has expired. Expired entries are dropped at most every
-    :data:`PRUNE_INTERVAL` seconds.
+    ``cache`` is the file this node keeps its entries in (None: none). The store is
+    borrowed: its owner closes it.
+
+    Raises:
+        ValueError: ``check_interval`` is not a positive number of seconds.
     """
 
     def __init__(
-        self, clock: Callable[[], float] = time.time, *, user_retention: float = MAX_MGMT_TTL
+        self,
+        store: RevocationStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache: Path | None = None,
+        check_interval: float = CHECK_INTERVAL,
     ) -> None:
+        if not check_interval > 0:
+            raise ValueError(
+                f"check_interval must be a positive number of seconds, not {check_interval!r}"
+            )
+        self._store = store
         self._clock = clock
-        self._user_retention = user_retention
-        self._tokens: dict[str, int] = {}
-        self._users: dict[str, int] = {}
+        self._cache = cache
+        self._interval = check_interval
+        self._entries: dict[str, Revocation] = {}
+        self._unsynced: dict[str, Revocation] = {}
+        """Entries the store may not hold yet (its last write failed)."""
+        self._unsent: dict[str, Revocation] = {}
+        """Entries the other nodes may not have been told of (the controller failed)."""
+        self._generation: str | None = None
+        """The store generation this node's entries have been written into."""
+        self._seen: StoreState | None = None
+        """The store state of the last load."""
+        self._controller: Controller | None = None
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self._next_prune = clock() + PRUNE_INTERVAL
+        self._failure: str | None = None
+        self._settle_until = 0.0
+        self._settle_before = 0
+        self._state: Literal["new", "running", "closed"] = "new"
+        self.listeners: list[Callable[[], None]] = []
+        """Called (on the event loop; they must not block) after every change that
+        revoked something this node did not hold yet."""
 
     def __len__(self) -> int:
-        """How many entries (revoked ids and user cutoffs) the store holds."""
-        return len(self._tokens) + len(self._users)
+        """How many entries this node holds (expired ones until pruned)."""
+        return len(self._entries)
 
-    async def revoke(self, jti: str, *, user: str = "", reason: str = "", until: int) -> None:
+    @property
+    def store(self) -> RevocationStore:
+        return self._store
+
+    # --- checks (synchronous, no I/O) -------------------------------------------
+
+    def token_revoked(self, jti: str) -> bool:
+        """Whether the token ``jti`` is revoked."""
+        return self._live(token_key(jti)) is not None
+
+    def family_revoked(self, fid: str) -> bool:
+        """Whether the refresh family ``fid`` is revoked."""
+        return self._live(family_key(fid)) is not None
+
+    def user_cutoff(self, user: str, scope: str = EVERY_TOKEN) -> int | None:
+        """The cutoff of ``user`` in ``scope``; None when there is none."""
+        entry = self._live(user_key(user, scope))
+        return None if entry is None else entry.level
+
+    def check(
+        self, claims: ParsecClaims, *, channel: str | None = None, once: bool = False
+    ) -> None:
+        """Refuse a Parsec token that is revoked: its ``jti``, its family, every token of
+        its subject up to its ``iat``, or — when it is used to subscribe to ``channel`` —
+        the subject's tokens for that channel.
+
+        ``once`` is for a use that is never checked again (a management call: nothing
+        can undo it once this node learns of a revocation). Such a use of a token issued
+        before this node started is refused while the node cannot tell yet whether the
+        token is revoked (see :meth:`start`'s ``settle``).
+
+        Raises:
+            ParsecError: ``PARSEC_AUTH_DENIED`` when the token is revoked;
+                ``PARSEC_BROKER_NOT_READY`` for a ``once`` use this node cannot decide yet.
+        """
+        if once and self._settle_until and self._undecided(claims.iat):
+            raise ParsecError(
+                "PARSEC_BROKER_NOT_READY",
+                "this node is restoring the revocations of a store that lost them; "
+                "tokens issued before it started are refused for a few seconds",
+            )
+        if not self._entries:
+            return
+        if claims.jti is not None and self.token_revoked(claims.jti):
+            raise ParsecError(_DENIED, "token has been revoked")
+        if claims.fid is not None and self.family_revoked(claims.fid):
+            raise ParsecError(_DENIED, f"{claims.typ} token family is revoked")
+        if self._cut(claims.sub, EVERY_TOKEN, claims.iat):
+            raise ParsecError(_DENIED, "tokens of this user issued so far are revoked")
+        if channel is not None and self._cut(claims.sub, channel_tokens(channel), claims.iat):
+            raise ParsecError(_DENIED, "tokens of this user for this channel are revoked")
+
+    def connection_revoked(self, token: TokenId) -> bool:
+        """Whether a connection token is revoked (by id, or by a cutoff of its user for
+        every token or for connection tokens)."""
+        if not self._entries:
+            return False
+        return (
+            (token.jti is not None and self.token_revoked(token.jti))
+            or self._cut(token.user, EVERY_TOKEN, token.iat)
+            or self._cut(token.user, CONNECTION_TOKENS, token.iat)
+        )
+
+    def subscription_revoked(self, token: TokenId, channel: str) -> bool:
+        """Whether a token authorising a subscription to ``channel`` is revoked (by id,
+        by family, or by a cutoff of its user for every token or for that channel)."""
+        if not self._entries:
+            return False
+        return (
+            (token.jti is not None and self.token_revoked(token.jti))
+            or (token.family is not None and self.family_revoked(token.family))
+            or self._cut(token.user, EVERY_TOKEN, token.iat)
+            or self._cut(token.user, channel_tokens(channel), token.iat)
+        )
+
+    def _undecided(self, iat: int) -> bool:
+        if self._clock() >= self._settle_until:
+            self._settle_until = 0.0
+            return False
+        return iat < self._settle_before
+
+    def _live(self, key: str) -> Revocation | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.until <= self._clock():
+            return None
+        return entry
+
+    def _cut(self, user: str, scope: str, iat: int | None) -> bool:
+        if iat is None:
+            return False
+        entry = self._live(user_key(user, scope))
+        return entry is not None and iat <= entry.level
+
+    # --- revoking ---------------------------------------------------------------
+
+    async def revoke_token(self, jti: str, *, until: int, user: str = "", reason: str = "") -> None:
+        """Revoke the token ``jti`` until ``until``.
+
+        Raises:
+            ParsecError: ``PARSEC_INVALID_ARGUMENT`` for an empty ``jti``;
+                ``PARSEC_BROKER_NOT_READY`` / ``PARSEC_BROKER_INTERNAL`` when the store
+                failed (the revocation is in force on this node all the same).
+        """
         if not jti:
             raise ParsecError(_INVALID, "a token id to revoke must not be empty")
-        self._prune()
-        self._tokens[jti] = max(until, self._tokens.get(jti, until))
+        log.info("revoking token %s%s", jti, _audit(user, reason))
+        await self._revoke({token_key(jti): Revocation(until, until)})
 
-    async def is_revoked(self, jti: str) -> bool:
-        now = self._prune()
-        return self._tokens.get(jti, now) > now
+    async def revoke_family(self, fid: str, *, until: int) -> None:
+        """Revoke every refresh and access token of family ``fid`` until ``until``.
 
-    async def revoke_user(self, user: str, *, cutoff: int, reason: str = "") -> None:
+        Raises:
+            ParsecError: as :meth:`revoke_token`.
+        """
+        if not fid:
+            raise ParsecError(_INVALID, "a refresh family to revoke must not be empty")
+        log.info("revoking refresh family %s", fid)
+        await self._revoke({family_key(fid): Revocation(until, until)})
+
+    async def revoke_user(
+        self, user: str, *, cutoff: int, until: int, scope: str = EVERY_TOKEN, reason: str = ""
+    ) -> None:
+        """Refuse the tokens of ``user`` in ``scope`` issued at or before ``cutoff``;
+        the cutoff is kept until ``until``. A cutoff earlier than the current one
+        changes nothing.
+
+        Raises:
+            ParsecError: ``PARSEC_INVALID_ARGUMENT`` for an empty ``user``; otherwise
+                as :meth:`revoke_token`.
+        """
         if not user:
             raise ParsecError(_INVALID, "a user to revoke must not be empty")
-        self._prune()
-        self._users[user] = max(cutoff, self._users.get(user, cutoff))
+        log.info(
+            "revoking the tokens of %s (%s) issued until %d%s",
+            user,
+            scope,
+            cutoff,
+            _audit("", reason),
+        )
+        await self._revoke({user_key(user, scope): Revocation(cutoff, until)})
 
-    async def user_cutoff(self, user: str) -> int | None:
-        now = self._prune()
-        cutoff = self._users.get(user)
-        if cutoff is None or self._user_expired(cutoff, now):
-            return None
-        return cutoff
+    async def _revoke(self, entries: dict[str, Revocation]) -> None:
+        self._take(entries)
+        for key, entry in entries.items():
+            self._unsynced[key] = entry.merge(self._unsynced.get(key, entry))
+        await self._broadcast(entries)
+        async with self._lock:
+            with _store_errors():
+                await self._write_unsynced()
 
-    def _user_expired(self, cutoff: int, now: float) -> bool:
-        return cutoff + self._user_retention <= now
+    async def _broadcast(self, entries: Mapping[str, Revocation]) -> None:
+        """Tell the other nodes; when the controller fails, keep the entries to tell
+        them at the next look (the other nodes of a shared store load them anyway)."""
+        controller = self._controller
+        if controller is None or not entries:
+            return
+        command = RevokeCommand({key: (e.level, e.until) for key, e in entries.items()})
+        try:
+            await controller.broadcast(command)
+        except Exception as exc:
+            for key, entry in entries.items():
+                self._unsent[key] = entry.merge(self._unsent.get(key, entry))
+            log.warning("revocations: could not tell the other nodes yet: %s", exc)
 
-    def _prune(self) -> float:
-        """Drop expired entries when a prune is due; return the current time."""
+    # --- the cluster ------------------------------------------------------------
+
+    async def handle_command(self, command: RevokeCommand) -> None:
+        """Take in revocations another node made."""
+        self._take({key: Revocation(*value) for key, value in command.entries.items()})
+
+    def survey_answer(self) -> bytes:
+        """Every live entry this node holds, for a node that starts."""
+        return msgspec.json.encode(_wire(self._live_entries()))
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def start(
+        self,
+        controller: Controller | None = None,
+        *,
+        peers_wait: float = 0.0,
+        settle: float = 0.0,
+    ) -> None:
+        """Load the local file and the store, ask the other nodes when the store has no
+        generation, write back what the store lacks, then follow the store.
+
+        With ``peers_wait`` (for a store no other node shares: NATS keeps revocations in
+        each node's memory) the node first waits up to that many seconds for the
+        Controller to list another node, since a node that has just started hears of
+        the others a moment later.
+
+        With ``settle`` (for a store other nodes share: Redis), a store without a
+        generation — new, or it lost its data and the nodes still running have not
+        written theirs back yet — leaves this node unable to tell, for a moment, which
+        tokens are revoked: for ``settle`` seconds it refuses the ``once`` uses (see
+        :meth:`check`) of tokens issued before it started. Connections and
+        subscriptions need no such wait: they are checked again when the revocations
+        arrive.
+
+        Raises:
+            ParsecError: the local file is not a revocations file (``PARSEC_INTERNAL``),
+                or the store cannot be reached (``PARSEC_BROKER_NOT_READY``).
+            RuntimeError: started twice, or after :meth:`aclose`.
+        """
+        if self._state != "new":
+            raise RuntimeError(f"revocations start once; these are {self._state}")
+        self._state = "running"
+        self._controller = controller
+        self._take(self._read_cache())
+        async with self._lock:
+            with _store_errors():
+                stored = await self._store.load()
+            self._take(stored.entries)
+            if stored.state.generation is None and controller is not None:
+                await self._ask_peers(controller, peers_wait)
+            if stored.state.generation is None and settle > 0:
+                now = self._clock()
+                self._settle_until, self._settle_before = now + settle, int(now)
+                log.info(
+                    "revocations: %s holds none (new, or it lost its data); for %gs this "
+                    "node refuses management calls with tokens issued before it started",
+                    self._store.where,
+                    settle,
+                )
+            lacking = {
+                key: entry
+                for key, entry in self._live_entries().items()
+                if merged(stored.entries.get(key), entry) is not None
+            }
+            self._seen = stored.state
+            self._generation = stored.state.generation
+            self._unsynced.update(lacking)
+            with _store_errors():
+                await self._write_unsynced(always=stored.state.generation is None)
+        if self._entries:
+            log.info("revocations: %d held (%s)", len(self._entries), self._store.where)
+        self._task = asyncio.create_task(self._follow(), name="parsec-revocations")
+
+    async def sync(self) -> None:
+        """Look at the store now (the follower does every ``check_interval``): write what
+        it lacks, write everything back if it lost its data, load what others added,
+        prune when due.
+
+        Raises:
+            ParsecError: the store failed (``PARSEC_BROKER_NOT_READY`` / ``_INTERNAL``).
+        """
+        async with self._lock:
+            with _store_errors():
+                await self._sync()
+
+    async def _sync(self) -> None:
+        await self._write_unsynced()
+        state = await self._store.state()
+        if state.generation != self._generation:
+            state = await self._write_back()
+        if state != self._seen:
+            stored = await self._store.load()
+            self._take(stored.entries)
+            self._seen = stored.state
         now = self._clock()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL
-            self._tokens = {jti: until for jti, until in self._tokens.items() if until > now}
-            self._users = {
-                user: cutoff
-                for user, cutoff in self._users.items()
-                if not self._user_expired(cutoff, now)
-            }
-        return now
+            self._prune(now)
+            await self._store.prune(int(now))
+
+    async def aclose(self) -> None:
+        """Stop following the store; waits for the follower to end. Idempotent."""
+        self._state = "closed"
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
+    async def _follow(self) -> None:
+        """Look at the store every interval until closed (the loop also ends on the closed
+        state, not only on cancellation: see ``SharedKeyRing._follow``)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            if self._state == "closed":
+                return
+            unsent, self._unsent = self._unsent, {}
+            await self._broadcast(unsent)
+            try:
+                await self.sync()
+            except ParsecError as exc:
+                self._failed(exc)
+            except Exception:
+                log.exception("revocations: looking at %s failed", self._store.where)
+            else:
+                self._recovered()
+
+    async def _write_unsynced(self, *, always: bool = False) -> None:
+        """Write the entries the store may lack (the caller holds the lock); with
+        ``always``, call the store even with nothing to write (it gets a generation).
+
+        Raises:
+            ParsecClientError: the store failed; the entries stay to be written later.
+        """
+        if not self._unsynced and not always:
+            return
+        pending, self._unsynced = self._unsynced, {}
+        try:
+            state = await self._store.add(pending)
+        except BaseException:
+            for key, entry in pending.items():
+                self._unsynced[key] = entry.merge(self._unsynced.get(key, entry))
+            raise
+        if state.generation != self._generation:
+            await self._write_back()
+
+    async def _write_back(self) -> StoreState:
+        """The store's generation is not the one this node wrote into: it lost its data
+        (or is new). Write every entry this node holds into it (the caller holds the
+        lock); the store's state afterwards."""
+        entries = self._live_entries()
+        if self._generation is not None:
+            log.warning(
+                "revocations: %s lost its data (flushed, or restarted without "
+                "persistence?); this node writes back the %d revocations it holds",
+                self._store.where,
+                len(entries),
+            )
+        state = await self._store.add(entries)
+        self._generation = state.generation
+        return state
+
+    async def _ask_peers(self, controller: Controller, wait: float) -> None:
+        try:
+            if wait > 0:
+                await _some_node(controller, wait)
+            replies = await controller.survey(REVOCATIONS_SURVEY, b"", timeout=SURVEY_TIMEOUT)
+        except Exception as exc:
+            log.warning("revocations: could not ask the other nodes: %s", exc)
+            return
+        for reply in replies:
+            try:
+                entries = _decode_entries.decode(reply.data)
+            except msgspec.DecodeError:
+                log.warning("revocations: malformed answer from node %s ignored", reply.node)
+                continue
+            self._take({key: Revocation(*value) for key, value in entries.items()})
+
+    # --- the local copy -----------------------------------------------------------
+
+    def _take(self, entries: Mapping[str, Revocation]) -> bool:
+        """Merge ``entries`` into this node's copy; when that revoked anything new, save
+        the file and call the listeners. Whether anything changed."""
+        now = self._clock()
+        changed = False
+        for key, entry in entries.items():
+            if entry.until <= now:
+                continue
+            new = merged(self._entries.get(key), entry)
+            if new is not None:
+                self._entries[key] = new
+                changed = True
+        if changed:
+            self._save()
+            for listener in list(self.listeners):
+                try:
+                    listener()
+                except Exception:
+                    log.exception("revocations: a listener failed")
+        return changed
+
+    def _live_entries(self) -> dict[str, Revocation]:
+        now = self._clock()
+        return {key: entry for key, entry in self._entries.items() if entry.until > now}
+
+    def _prune(self, now: float) -> None:
+        live = {key: entry for key, entry in self._entries.items() if entry.until > now}
+        if len(live) != len(self._entries):
+            self._entries = live
+            self._save()
+
+    def _read_cache(self) -> dict[str, Revocation]:
+        path = self._cache
+        if path is None:
+            return {}
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ParsecError("PARSEC_INTERNAL", f"cannot read {path}: {exc.strerror}") from None
+        try:
+            document = msgspec.json.decode(data, type=_CacheFile)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ParsecError(
+                "PARSEC_INTERNAL",
+                f"{path} is not a revocations file ({exc}); move it away to start without it",
+            ) from None
+        return {key: Revocation(*value) for key, value in document.entries.items()}
+
+    def _save(self) -> None:
+        """Write this node's entries to its file (atomically); a failure is logged."""
+        path = self._cache
+        if path is None:
+            return
+        data = msgspec.json.encode(_CacheFile(_FILE_FORMAT, _wire(self._entries)))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".revocations-", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(name, path)
+            except BaseException:
+                Path(name).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            log.warning("revocations: cannot write %s: %s", path, exc.strerror)
+
+    def _failed(self, error: ParsecError) -> None:
+        message = str(error)
+        if message != self._failure:
+            self._failure = message
+            log.warning(
+                "revocations: checking against the %d held here: %s", len(self._entries), message
+            )
+
+    def _recovered(self) -> None:
+        if self._failure is not None:
+            self._failure = None
+            log.info("revocations: following %s again", self._store.where)
 
 
-_store: type[RevocationStore] = MemoryRevocationStore
+async def _some_node(controller: Controller, wait: float) -> None:
+    """Return once ``controller`` lists another node, or after ``wait`` seconds (the
+    Controller has no event for a node appearing: this looks every 50 ms)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            while True:
+                if await controller.nodes():
+                    return
+                await asyncio.sleep(0.05)
 
 
-async def check_not_revoked(claims: ParsecClaims, store: RevocationStore) -> None:
-    """Refuse ``claims`` whose ``jti`` is revoked or whose ``iat`` is at or before its
-    subject's cutoff.
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store failure (a backend's ParsecClientError) as the ParsecError it carries."""
+    try:
+        yield
+    except ParsecClientError as exc:
+        raise exc.parsec_error from None
 
-    Raises:
-        ParsecError: ``PARSEC_AUTH_DENIED`` when the token is revoked.
-    """
-    if claims.jti is not None and await store.is_revoked(claims.jti):
-        raise ParsecError("PARSEC_AUTH_DENIED", "token has been revoked")
-    cutoff = await store.user_cutoff(claims.sub)
-    if cutoff is not None and claims.iat <= cutoff:
-        raise ParsecError("PARSEC_AUTH_DENIED", "tokens of this user issued so far are revoked")
+
+def _wire(entries: Mapping[str, Revocation]) -> _Entries:
+    return {key: (entry.level, entry.until) for key, entry in entries.items()}
+
+
+def _audit(user: str, reason: str) -> str:
+    parts = [f"user {user}" if user else "", f"reason: {reason}" if reason else ""]
+    text = ", ".join(part for part in parts if part)
+    return f" ({text})" if text else ""
+
+
+_checks: type[TokenRevocations] = Revocations

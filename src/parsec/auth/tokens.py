@@ -134,6 +134,8 @@ class SubscriptionClaims:
     info: bytes | None
     override: SubscriptionOverride | None
     client: str | None
+    jti: str | None = None
+    iat: int | None = None
 
     @property
     def expires_at(self) -> int | None:
@@ -219,6 +221,8 @@ class TokenVerifier:
             info=_raw_json(payload, "info"),
             override=_override(payload.get("override"), "override"),
             client=_optional_str(payload, "client"),
+            jti=_optional_str(payload, "jti"),
+            iat=_numeric_date(payload, "iat"),
         )
         self._check_time(payload)
         return claims
@@ -373,12 +377,23 @@ class TokenIssuer:
     """Signs connection and subscription tokens with the keyring's active key.
 
     Every token has ``sub`` and ``iat``; ``exp`` is ``now + ttl`` (none when ``ttl`` is
-    None). A token minted here passes :class:`TokenVerifier`'s shape checks.
+    None). ``audience`` and ``issuer``, when given, become every token's ``aud`` and
+    ``iss``: give the ``token_audience`` and ``token_issuer`` the verifying server is
+    configured with. A token minted here passes :class:`TokenVerifier`'s shape checks.
     """
 
-    def __init__(self, keyring: KeyRing, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        keyring: KeyRing,
+        clock: Callable[[], float] = time.time,
+        *,
+        audience: str | None = None,
+        issuer: str | None = None,
+    ) -> None:
         self._keyring = keyring
         self._clock = clock
+        self._fixed: dict[str, object] = {}
+        _put_optional(self._fixed, aud=audience, iss=issuer)
 
     def connection_token(
         self,
@@ -393,7 +408,7 @@ class TokenIssuer:
         """A connection token for ``user`` ("" for anonymous) with a random ``jti``.
 
         ``channels`` become server-side subscriptions; ``extra`` adds claims such as
-        ``meta``, ``subs``, ``aud``, ``iss`` or ``nbf``.
+        ``meta``, ``subs`` or ``nbf``, and its ``aud`` or ``iss`` replace the issuer's.
 
         Raises:
             ValueError: ``extra`` repeats a claim set by a parameter or has ``channel``,
@@ -417,7 +432,7 @@ class TokenIssuer:
         info: object | None = None,
         expire_at: int | None = None,
     ) -> str:
-        """A subscription token binding ``user`` to ``channel``.
+        """A subscription token binding ``user`` to ``channel``, with a random ``jti``.
 
         Raises:
             ValueError: ``channel`` is empty, ``ttl`` is not finite, or ``info`` is not
@@ -426,12 +441,13 @@ class TokenIssuer:
         if not channel:
             raise ValueError("a subscription token needs a non-empty channel")
         claims: dict[str, object] = {**self._base(user, ttl), "channel": channel}
+        claims["jti"] = secrets.token_hex(16)
         _put_optional(claims, info=info, expire_at=expire_at)
         return self._sign(claims)
 
     def _base(self, user: str, ttl: float | None) -> dict[str, object]:
         now = self._clock()
-        claims: dict[str, object] = {"sub": user, "iat": int(now)}
+        claims: dict[str, object] = {"sub": user, "iat": int(now), **self._fixed}
         if ttl is not None:
             if not math.isfinite(ttl):
                 raise ValueError("ttl must be a finite number of seconds or None")

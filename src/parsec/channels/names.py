@@ -7,6 +7,12 @@ dot-separated components, each non-empty and made of ``[a-z0-9_-]`` only. A priv
 must have an ``id``. This module is the only validator of that grammar: every valid name
 parses, ``str()`` of the result gives the name back, and anything else raises
 :class:`InvalidChannelName` with a message saying what is wrong.
+
+It is also where the characters every channel name may hold are decided, whatever its
+namespace (:func:`has_safe_characters`): printable ASCII, space included. Control
+characters (``\x00``-``\x1f``, ``\x7f``) would break log lines and are refused on every
+path; non-ASCII is refused as Centrifugo refuses it. Characters NATS subjects reserve
+(``.``, ``*``, ``>``, space) stay allowed: the NATS backend escapes them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ __all__ = [
     "VISIBILITIES",
     "ChannelName",
     "InvalidChannelName",
+    "has_safe_characters",
     "is_valid_name",
     "parse_name",
     "require_name",
@@ -115,6 +122,16 @@ def _check_component(position: int, component: str) -> None:
     raise InvalidChannelName(
         f"invalid character {bad!r} in component {component!r}; allowed are a-z, 0-9, '_', '-'"
     )
+
+
+def has_safe_characters(name: str) -> bool:
+    """Whether every character of ``name`` is printable ASCII (``\x20``-``\x7e``).
+
+    The one rule for the characters of any channel name, Parsec grammar or Centrifugo
+    namespace: :class:`parsec.channels.namespaces.ChannelRules` applies it before
+    anything else, so every client command, server API method and library call that
+    names a channel refuses the rest (107, or ``PARSEC_CHANNEL_INVALID``)."""
+    return name.isascii() and name.isprintable()
 
 
 def is_valid_name(name: str) -> bool:

@@ -14,7 +14,8 @@ The built-in namespaces ``public`` and ``private`` also enforce Parsec's name gr
 
 Errors are client protocol replies: a name that can never be valid is
 ``errors.BAD_REQUEST`` (107), a name in a namespace that is not configured is
-``errors.UNKNOWN_CHANNEL`` (102). Nothing else is raised for any input string.
+``errors.UNKNOWN_CHANNEL`` (102, its message naming the namespace). Nothing else is
+raised for any input string.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from parsec.channels.names import VISIBILITIES, is_valid_name
+from parsec.channels.names import VISIBILITIES, has_safe_characters, is_valid_name
 from parsec.channels.options import ChannelOptions, Namespace
-from parsec.engine.codes import errors
+from parsec.engine.codes import errors, unknown_channel
 
 if TYPE_CHECKING:
     from parsec.options import Options
@@ -158,9 +159,11 @@ class ChannelRules:
         """Resolve ``channel`` to its namespace, options and access facts.
 
         Raises:
-            ClientError: ``errors.BAD_REQUEST`` (107) for an empty, non-ASCII or too long
-                name, a ``public``/``private`` name breaking Parsec's grammar, or a name
-                not matching the namespace's ``channel_regex``; ``errors.UNKNOWN_CHANNEL``
+            ClientError: ``errors.BAD_REQUEST`` (107) for an empty or too long name, one
+                with a character that is not printable ASCII
+                (:func:`parsec.channels.names.has_safe_characters`), a
+                ``public``/``private`` name breaking Parsec's grammar, or a name not
+                matching the namespace's ``channel_regex``; ``errors.UNKNOWN_CHANNEL``
                 (102) for a namespace that is not configured.
         """
         cached = self._cache.get(channel)
@@ -175,7 +178,7 @@ class ChannelRules:
         return resolved
 
     def _resolve(self, channel: str) -> ResolvedChannel:
-        if not channel or len(channel) > self._max_length or not channel.isascii():
+        if not channel or len(channel) > self._max_length or not has_safe_characters(channel):
             raise errors.BAD_REQUEST
         private = channel.startswith(PRIVATE_PREFIX)
         unprefixed = channel[len(PRIVATE_PREFIX) :] if private else channel
@@ -184,7 +187,7 @@ class ChannelRules:
             namespace, rest = "", channel
         rule = self._rules.get(namespace)
         if rule is None:
-            raise errors.UNKNOWN_CHANNEL
+            raise unknown_channel(namespace)
         if namespace in VISIBILITIES and not is_valid_name(unprefixed):
             raise errors.BAD_REQUEST
         # Like Centrifugo, the regex sees everything after "<namespace>:", or the whole

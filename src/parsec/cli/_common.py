@@ -119,8 +119,8 @@ Token = Annotated[
         "--token",
         envvar="PARSEC_TOKEN",
         metavar="TOKEN",
-        help="Management token (`parsec serve` prints one at start; `parsec tokens mgmt` "
-        "mints more).",
+        help="Management token (`parsec serve` writes an operator token to "
+        "<state dir>/operator.token at start; `parsec tokens mgmt` mints more).",
         show_default=False,
     ),
 ]
@@ -146,8 +146,8 @@ def management(
     """
     if needs_token and not token:
         fail(
-            "no management token: pass --token or set PARSEC_TOKEN (`parsec serve` prints "
-            "one at start; `parsec tokens mgmt --state-dir DIR` mints one)",
+            "no management token: pass --token or set PARSEC_TOKEN (`parsec serve` writes "
+            "one to <state dir>/operator.token; `parsec tokens mgmt --state-dir DIR` mints one)",
             EXIT_USAGE,
         )
     try:

@@ -8,8 +8,9 @@ tokens have expired.
 ``export`` and ``import`` work on a keyring file directly (``--state-dir``), with no server:
 ``export`` prints the keyring document, every secret included, and ``import`` merges such a
 document into the local keyring (creating it when the directory has none), its active key
-becoming the active key. Exit codes: 1 for a server-side or keyring error (its ``PARSEC_*``
-code is printed), 2 for bad flags or input.
+becoming the active key. ``export`` from a directory without a keyring exits 2 naming where
+it looked. Exit codes: 1 for a server-side or keyring error (its ``PARSEC_*`` code is
+printed), 2 for bad flags or input.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from parsec.cli._common import (
     print_fields,
     print_table,
 )
+from parsec.cli._keyring import local_keyring
 from parsec.client.management import KeyList, KeySummary
 
 __all__ = ["Alg", "app"]
@@ -69,7 +71,11 @@ Kid = Annotated[str, typer.Argument(metavar="KID", help="Key id, e.g. k-01234567
 StateDir = Annotated[
     Path,
     typer.Option(
-        "--state-dir", metavar="DIR", help="Directory holding keyring.json.", show_default=False
+        "--state-dir",
+        metavar="DIR",
+        envvar="PARSEC_STATE_DIR",
+        help="Directory holding keyring.json (env PARSEC_STATE_DIR).",
+        show_default=False,
     ),
 ]
 
@@ -154,9 +160,7 @@ def export(
     ] = None,
 ) -> None:
     """Print the keyring document of --state-dir, secrets included."""
-    if not (state_dir / FILE_NAME).is_file():
-        fail(f"there is no keyring in {state_dir} ({FILE_NAME} is missing)")
-    document = _local_ring(state_dir).snapshot_json()
+    document = local_keyring(state_dir, otherwise="").snapshot_json()
     if out is None:
         typer.echo(document, nl=False)
         return
@@ -191,7 +195,7 @@ def import_(
     data = _read_document(source)
     try:
         if (state_dir / FILE_NAME).exists():
-            ring = _local_ring(state_dir)
+            ring = local_keyring(state_dir)
             imported = ring.import_json(data, force=force)
         else:  # a new state dir takes the document as its whole ring
             ring = KeyRing.adopt(state_dir, data)
@@ -207,13 +211,6 @@ def import_(
             f"imported {len(imported)} keys into {ring.path}; the active key is {active}"
         ),
     )
-
-
-def _local_ring(state_dir: Path) -> KeyRing:
-    try:
-        return KeyRing.open(state_dir)
-    except KeyRingError as exc:
-        fail(f"{exc.code}: {exc}")
 
 
 def _read_document(source: Path | None) -> bytes:

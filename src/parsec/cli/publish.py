@@ -1,8 +1,17 @@
-"""``parsec publish``: publish JSON into a channel through a running server's API.
+"""``parsec publish``: publish JSON into a channel through a running server.
 
-Sends ``POST {server}/api/publish`` with the ``X-API-Key`` header and prints the result
-(``{"offset": …, "epoch": …}`` when the channel keeps history) as one JSON line.
-Exit codes: 2 when the data is missing or not JSON, 1 when the server is unreachable or
+With an API key (``--api-key`` / ``PARSEC_API_KEY``) it sends ``POST {server}/api/publish``
+(the Centrifugo server API) with the ``X-API-Key`` header. Without one, but with a
+management token (``--token`` / ``PARSEC_TOKEN``, such as the operator token ``parsec
+serve`` writes to ``<state dir>/operator.token``), it calls ParsecService ``Publish``,
+which takes the managed channels (``public:…``, ``private:…``) and needs the ``publish``
+verb on the channel; a channel of another namespace needs the API key. With neither it
+tries the server API without a key (a server with ``[api] insecure = true`` accepts
+that).
+
+Either way it prints the result as one JSON line: ``{"offset": …, "epoch": …}`` when the
+channel keeps history, else ``{}``. Exit codes: 2 when the data is missing or not JSON
+(or a token is to publish into another namespace), 1 when the server is unreachable or
 answers with an error (its code is printed).
 """
 
@@ -16,7 +25,8 @@ import httpx
 import msgspec
 import typer
 
-from parsec.cli._common import DEFAULT_SERVER, EXIT_USAGE, fail
+from parsec.channels.names import VISIBILITIES
+from parsec.cli._common import DEFAULT_SERVER, EXIT_USAGE, Token, fail, management
 
 __all__ = ["publish"]
 
@@ -41,16 +51,39 @@ def publish(
     server: Server = DEFAULT_SERVER,
     api_key: Annotated[
         str | None,
-        typer.Option("--api-key", envvar="PARSEC_API_KEY", metavar="KEY", help="Server API key."),
+        typer.Option(
+            "--api-key",
+            envvar="PARSEC_API_KEY",
+            metavar="KEY",
+            help="Server API key: publish through /api/publish (the Centrifugo server API).",
+        ),
     ] = None,
+    token: Token = None,
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait.")
     ] = 10.0,
 ) -> None:
-    """Publish JSON from --data, --file or stdin into CHANNEL."""
+    """Publish JSON from --data, --file or stdin into CHANNEL.
+
+    With --api-key through the server API; else with --token (a management token with
+    the publish verb on CHANNEL, a public: or private: channel) through the management
+    API.
+    """
     if not channel:
         fail("the channel must not be empty", EXIT_USAGE)
     payload = _parse(_read_data(data, file))
+    if not api_key and token:
+        if channel.partition(":")[0] not in VISIBILITIES:
+            fail(
+                f"{channel} is not a public: or private: channel, the only ones a management "
+                "token publishes into; publish through the server API with --api-key",
+                EXIT_USAGE,
+            )
+        with management(server, token, timeout=timeout) as client:
+            ack = client.publish(channel, payload)
+        position = {"offset": ack.offset, "epoch": ack.epoch} if ack.offset or ack.epoch else {}
+        typer.echo(msgspec.json.encode(position).decode())
+        return
     url = f"{server.rstrip('/')}/api/publish"
     headers = {"X-API-Key": api_key} if api_key else {}
     body = msgspec.json.encode({"channel": channel, "data": payload})
@@ -89,8 +122,8 @@ def _result(response: httpx.Response) -> Any:
     """The ``result`` of a successful API reply; anything else exits 1 with a message."""
     if response.status_code in (401, 403):
         fail(
-            f"the server rejected the API key (HTTP {response.status_code}); "
-            "pass --api-key or set PARSEC_API_KEY"
+            f"the server rejected the API key (HTTP {response.status_code}); pass --api-key "
+            "(or set PARSEC_API_KEY), or a management token with --token (or PARSEC_TOKEN)"
         )
     if response.status_code != 200:
         fail(f"HTTP {response.status_code} from {response.url}: {response.text[:200]}")

@@ -5,12 +5,16 @@ locally. ``mgmt`` mints a management token: through the server's IssueMgmt (with
 operator ``--token``), or locally from ``--state-dir``'s keyring with no server. These
 three print only the token on stdout, so ``TOKEN=$(parsec tokens connect …)`` works
 (``mgmt`` says when it expires on stderr). Locally minted tokens are signed with the
-keyring's active key, which ``parsec serve`` with the same state directory verifies.
+keyring's active key, which ``parsec serve`` with the same state directory verifies, and
+carry the ``aud`` / ``iss`` its config's ``token_audience`` / ``token_issuer`` require
+(pass the server's ``--config``). A state directory without a keyring exits 2 saying
+where it looked, unless ``--create`` starts one (see ``parsec.cli._keyring``).
 
 ``refresh`` exchanges a private channel's refresh token for new tokens (no management
 token needed) and prints them; ``revoke`` refuses one token by its id, ``revoke-user``
 every token a user holds now. Exit codes: 1 for a server-side error (its ``PARSEC_*``
-code is printed), an unreachable server or an unusable keyring, 2 for bad flags.
+code is printed), an unreachable server or an unusable keyring, 2 for bad flags, a bad
+configuration or a missing keyring.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import jwt
 import msgspec
 import typer
 
-from parsec.auth.keyring import KeyRing, KeyRingError
+from parsec.auth.keyring import KeyRing
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.scopes import Scope
 from parsec.auth.tokens import TokenIssuer
@@ -46,6 +50,7 @@ from parsec.cli._common import (
     ttl_seconds,
     verb_option,
 )
+from parsec.cli._keyring import CREATE_HINT, Create, local_keyring
 from parsec.client.management import MgmtToken
 from parsec.config import ConfigError, parse_duration
 from parsec.errors import ParsecError
@@ -98,13 +103,14 @@ def connect(
     info: Info = None,
     state_dir: StateDir = None,
     config: Config = None,
+    create: Create = False,
 ) -> None:
     """Print a connection token for --sub."""
-    issuer = issuer_for(config, state_dir)
-    token = issuer.connection_token(
-        _user(sub), ttl=_ttl(ttl), channels=tuple(channel or ()), info=_info(info)
+    user, lifetime, extra = _user(sub), _ttl(ttl), _info(info)
+    issuer = issuer_for(config, state_dir, create=create)
+    typer.echo(
+        issuer.connection_token(user, ttl=lifetime, channels=tuple(channel or ()), info=extra)
     )
-    typer.echo(token)
 
 
 @app.command("subscription")
@@ -117,12 +123,14 @@ def subscription(
     info: Info = None,
     state_dir: StateDir = None,
     config: Config = None,
+    create: Create = False,
 ) -> None:
     """Print a subscription token for --sub to --channel."""
     if not channel:
         fail("--channel must not be empty", EXIT_USAGE)
-    issuer = issuer_for(config, state_dir)
-    typer.echo(issuer.subscription_token(_user(sub), channel, ttl=_ttl(ttl), info=_info(info)))
+    user, lifetime, extra = _user(sub), _ttl(ttl), _info(info)
+    issuer = issuer_for(config, state_dir, create=create)
+    typer.echo(issuer.subscription_token(user, channel, ttl=lifetime, info=extra))
 
 
 @app.command("refresh")
@@ -180,6 +188,13 @@ def mgmt(
             show_default=False,
         ),
     ] = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="With --state-dir: start a new keyring there when it has none.",
+        ),
+    ] = False,
     server: ServerUrl = DEFAULT_SERVER,
     token: Token = None,
     as_json: JsonFlag = False,
@@ -188,12 +203,14 @@ def mgmt(
     with --scope it may do only what the scopes grant."""
     if not subject.strip():
         fail("--subject must not be empty", EXIT_USAGE)
+    if create and state_dir is None:
+        fail("--create needs --state-dir (it starts a keyring there)", EXIT_USAGE)
     seconds = ttl_seconds(ttl)
     scopes = build_scopes(
         scope or [], verb or [], deny_scope or [], deny_verb or [], default_verb="manage"
     )
     if state_dir is not None:
-        issued = _mint_mgmt(state_dir, subject, seconds, scopes or None)
+        issued = _mint_mgmt(local_keyring(state_dir, create=create), subject, seconds, scopes)
     else:
         with management(server, token) as client:
             issued = client.issue_mgmt(subject, seconds, scopes or None)
@@ -247,15 +264,10 @@ def revoke_user(
     )
 
 
-def _mint_mgmt(
-    state_dir: Path, subject: str, ttl: int | None, scopes: list[Scope] | None
-) -> MgmtToken:
-    """A management token signed by the active key of ``state_dir``'s keyring."""
+def _mint_mgmt(ring: KeyRing, subject: str, ttl: int | None, scopes: list[Scope]) -> MgmtToken:
+    """A management token signed by the active key of ``ring``."""
     try:
-        ring = KeyRing.open(state_dir)
-        issued = ParsecTokens(ring).issue_mgmt(subject, ttl=ttl, scopes=scopes)
-    except KeyRingError as exc:
-        fail(f"{exc.code}: {exc}")
+        issued = ParsecTokens(ring).issue_mgmt(subject, ttl=ttl, scopes=scopes or None)
     except ParsecError as exc:
         fail(f"{exc.code}: {exc.message}")
     kid = str(jwt.get_unverified_header(issued.token).get("kid", ""))
@@ -270,19 +282,30 @@ def _print_mgmt(issued: MgmtToken) -> None:
     )
 
 
-def issuer_for(config: Path | None, state_dir: Path | None) -> TokenIssuer:
+def issuer_for(
+    config: Path | None,
+    state_dir: Path | None,
+    *,
+    create: bool = False,
+    otherwise: str = CREATE_HINT,
+) -> TokenIssuer:
     """A TokenIssuer over the keyring of the state directory that flags, environment and
-    config select; exits 2 on a bad configuration and 1 on an unusable keyring."""
+    config select, minting the ``aud`` and ``iss`` the config's ``token_audience`` and
+    ``token_issuer`` require. Exits 2 on a bad configuration or a state directory
+    without a keyring (unless ``create``; ``otherwise`` is the other way out the message
+    offers), 1 on an unusable keyring."""
     options = load_config(config, {"auth.state_dir": state_dir})
-    try:
-        return TokenIssuer(KeyRing.open(state_dir_of(options)))
-    except KeyRingError as e:
-        fail(str(e))
+    ring = local_keyring(state_dir_of(options), create=create, otherwise=otherwise)
+    auth = options.auth
+    return TokenIssuer(ring, audience=auth.token_audience, issuer=auth.token_issuer)
 
 
 def mint_connection_token(config: Path | None, state_dir: Path | None, sub: str) -> str:
-    """A one-hour connection token for ``sub``, as ``parsec tokens connect`` mints it."""
-    return issuer_for(config, state_dir).connection_token(_user(sub), ttl=3600.0)
+    """A one-hour connection token for ``sub``, as ``parsec tokens connect`` mints it
+    (never creating a keyring: the message offers ``--token`` instead)."""
+    user = _user(sub)
+    issuer = issuer_for(config, state_dir, otherwise="pass a connection token with --token")
+    return issuer.connection_token(user, ttl=3600.0)
 
 
 def _user(sub: str) -> str:

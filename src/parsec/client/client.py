@@ -2,7 +2,8 @@
 
 It connects, subscribes (optionally recovering from a stream position) and yields the
 publications the server pushes. It answers the server's ``{}`` pings with ``{}`` pongs,
-reads several ``\\n``-joined messages per frame, and never reconnects by itself.
+reads several ``\\n``-joined messages per frame, and never reconnects by itself
+(:class:`parsec.client.Follower` does).
 """
 
 from __future__ import annotations
@@ -140,6 +141,10 @@ class Client:
                 "epoch": recover_since.epoch,
             }
         return _convert(SubscribeResult, await self._call("subscribe", params), "subscribe")
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Unsubscribe from ``channel``: the server sends no more of its publications."""
+        await self._call("unsubscribe", {"channel": channel})
 
     async def publications(self) -> AsyncIterator[tuple[str, PublicationDict]]:
         """Yield ``(channel, publication)`` for every ``pub`` push, in arrival order.

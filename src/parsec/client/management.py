@@ -56,6 +56,7 @@ DEFAULT_TIMEOUT: Final = 10.0
 
 _PARSEC_CODE_OF_TWIRP: Final[dict[str, str]] = {
     "invalid_argument": "PARSEC_INVALID_ARGUMENT",
+    "malformed": "PARSEC_INVALID_ARGUMENT",
     "not_found": "PARSEC_CHANNEL_NOT_FOUND",
     "already_exists": "PARSEC_CHANNEL_EXISTS",
     "failed_precondition": "PARSEC_CHANNEL_CLOSED",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from parsec.channels.namespaces import ResolvedChannel
 
 __all__ = [
+    "explain",
+    "explain_subscribe",
     "may_publish",
     "may_read_history",
     "may_read_presence",
@@ -68,3 +70,34 @@ def may_read_presence(ch: ResolvedChannel, user: str, subscribed: bool) -> bool:
         user,
         subscribed,
     )
+
+
+def explain(ch: ResolvedChannel, action: str, user: str, subscribed: bool) -> str:
+    """Why ``action`` (``publish``, ``history`` or ``presence``) is refused, for the
+    server log: the namespace options that decide it and the facts they met."""
+    o = ch.options
+    flags = ", ".join(
+        f"allow_{action}_for_{who}={str(getattr(o, f'allow_{action}_for_{who}')).lower()}"
+        for who in ("client", "subscriber", "anonymous")
+    )
+    facts = f"user {user!r}" if user else "anonymous"
+    return f"{_label(ch)} has {flags}; {facts}, {'' if subscribed else 'not '}subscribed"
+
+
+def explain_subscribe(ch: ResolvedChannel, user: str) -> str:
+    """Why a subscribe without a token is refused, for the server log."""
+    if ch.token_required:
+        return (
+            "the channel needs a subscription token ($ prefix, private namespace or "
+            f"require_subscription_token in {_label(ch)})"
+        )
+    o = ch.options
+    flags = (
+        f"allow_subscribe_for_client={str(o.allow_subscribe_for_client).lower()}, "
+        f"allow_subscribe_for_anonymous={str(o.allow_subscribe_for_anonymous).lower()}"
+    )
+    return f"{_label(ch)} has {flags}; {f'user {user!r}' if user else 'anonymous'}, no token"
+
+
+def _label(ch: ResolvedChannel) -> str:
+    return f"namespace {ch.namespace!r}" if ch.namespace else "[without_namespace]"

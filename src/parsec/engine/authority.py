@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from parsec.channels.namespaces import ResolvedChannel
+from parsec.engine.revocation import TokenId
 
 __all__ = ["ChannelAuthority", "Grant"]
 
@@ -21,10 +22,12 @@ __all__ = ["ChannelAuthority", "Grant"]
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What a bearer token grants on one channel: the subscription it allows lasts
-    until ``expires_at`` (unix seconds), and publishing is allowed when ``publish``."""
+    until ``expires_at`` (unix seconds), and publishing is allowed when ``publish``.
+    ``token`` identifies the bearer token, so the subscription ends when it is revoked."""
 
     expires_at: int | None
     publish: bool
+    token: TokenId | None = None
 
 
 class ChannelAuthority(Protocol):

@@ -20,6 +20,8 @@ __all__ = [
     "Unsubscribe",
     "disconnects",
     "errors",
+    "permission_denied",
+    "unknown_channel",
     "unsubscribes",
 ]
 
@@ -36,9 +38,16 @@ class ClientError(Exception):
     code: int = 100
     message: str = "internal server error"
     temporary: bool = False
+    detail: str = ""
+    """Why, for the server log only (which rule refused, for whom); never sent."""
 
     def __init__(
-        self, code: int | None = None, message: str | None = None, temporary: bool | None = None
+        self,
+        code: int | None = None,
+        message: str | None = None,
+        temporary: bool | None = None,
+        *,
+        detail: str = "",
     ) -> None:
         if code is not None:
             self.code = code
@@ -46,6 +55,7 @@ class ClientError(Exception):
             self.message = message
         if temporary is not None:
             self.temporary = temporary
+        self.detail = detail
         super().__init__(self.code, self.message)
 
     def __str__(self) -> str:
@@ -81,6 +91,21 @@ class Disconnect(Exception):
         return f"{self.code}: {self.reason}"
 
 
+def unknown_channel(namespace: str) -> ClientError:
+    """102 ``unknown channel: namespace '<namespace>' is not configured``. The client
+    named the channel, so naming its namespace tells it nothing new."""
+    return errors.UNKNOWN_CHANNEL(
+        message=f"unknown channel: namespace {namespace!r} is not configured",
+        detail="no [[namespaces]] entry of that name",
+    )
+
+
+def permission_denied(action: str, channel: str, why: str) -> ClientError:
+    """103 ``permission denied: <action> <channel>`` for the channel the client named;
+    ``why`` (the rule that refused it) goes to the server log only."""
+    return errors.PERMISSION_DENIED(message=f"permission denied: {action} {channel!r}", detail=why)
+
+
 def _error(name: str, code: int, message: str, temporary: bool = False) -> type[ClientError]:
     return type(name, (ClientError,), {"code": code, "message": message, "temporary": temporary})
 
@@ -110,6 +135,8 @@ class errors:
     BAD_REQUEST: Final = _error("BadRequest", 107, "bad request")
     NOT_AVAILABLE: Final = _error("NotAvailable", 108, "not available")
     TOKEN_EXPIRED: Final = _error("TokenExpired", 109, "token expired")
+    TOKEN_REVOKED: Final = _error("TokenRevoked", 109, "token revoked")
+    """A revoked token is answered as an expired one: the SDK fetches a new token."""
     EXPIRED: Final = _error("Expired", 110, "expired")
     TOO_MANY_REQUESTS: Final = _error("TooManyRequests", 111, "too many requests", temporary=True)
     UNRECOVERABLE_POSITION: Final = _error("UnrecoverablePosition", 112, "unrecoverable position")
@@ -125,7 +152,13 @@ class disconnects:
     SHUTDOWN: Final = _disconnect("Shutdown", 3001, "shutdown")
     SERVER_ERROR: Final = _disconnect("ServerError", 3004, "internal server error")
     EXPIRED: Final = _disconnect("Expired", 3005, "connection expired")
+    TOKEN_REVOKED: Final = _disconnect("TokenRevoked", 3005, "token revoked")
+    """The connection token was revoked: as expired, the SDK reconnects, gets 109 and
+    fetches a new token."""
     SUBSCRIPTION_EXPIRED: Final = _disconnect("SubscriptionExpired", 3006, "subscription expired")
+    SUBSCRIPTION_TOKEN_REVOKED: Final = _disconnect(
+        "SubscriptionTokenRevoked", 3006, "subscription token revoked"
+    )
     SLOW: Final = _disconnect("Slow", 3008, "slow")
     WRITE_ERROR: Final = _disconnect("WriteError", 3009, "write error")
     INSUFFICIENT_STATE: Final = _disconnect("InsufficientState", 3010, "insufficient state")
@@ -147,8 +180,14 @@ class disconnects:
 
 
 class unsubscribes:
-    """Unsubscribe push values (centrifuge-protocol.md §1.9)."""
+    """Unsubscribe push values (centrifuge-protocol.md §1.9). CLIENT and DISCONNECT are
+    internal: they name why a subscription ended (in logs) and are never sent."""
 
+    CLIENT: Final = Unsubscribe(0, "client unsubscribe")
+    DISCONNECT: Final = Unsubscribe(1, "disconnect")
     SERVER: Final = Unsubscribe(2000, "server unsubscribe")
     INSUFFICIENT_STATE: Final = Unsubscribe(2500, "insufficient state")
     EXPIRED: Final = Unsubscribe(2501, "subscription expired")
+    TOKEN_REVOKED: Final = Unsubscribe(2501, "token revoked")
+    """The subscription's token was revoked: as expired, the SDK resubscribes, gets 109
+    and fetches a new token (a revoked Parsec access token gets 103)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from parsec.engine import access, protocol
-from parsec.engine.codes import errors
+from parsec.engine.codes import errors, permission_denied
 from parsec.engine.types import StreamPosition
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ async def publish(session: Session, req: protocol.PublishRequest) -> protocol.Em
     sub = session.subs.get(req.channel)
     granted = sub is not None and sub.grant is not None and sub.grant.publish
     if not granted and not access.may_publish(resolved, session.user, sub is not None):
-        raise errors.PERMISSION_DENIED
+        why = access.explain(resolved, "publish", session.user, sub is not None)
+        raise permission_denied("publish to", req.channel, why)
     info = session.client_info(sub)
     await session.node.publish(req.channel, bytes(req.data), info=info, resolved=resolved)
     return protocol.Empty()
@@ -68,8 +69,10 @@ def _check_presence(session: Session, channel: str) -> None:
     resolved = session.node.rules.resolve(channel)
     if not resolved.options.presence:
         raise errors.NOT_AVAILABLE
-    if not access.may_read_presence(resolved, session.user, channel in session.subs):
-        raise errors.PERMISSION_DENIED
+    subscribed = channel in session.subs
+    if not access.may_read_presence(resolved, session.user, subscribed):
+        why = access.explain(resolved, "presence", session.user, subscribed)
+        raise permission_denied("presence of", channel, why)
 
 
 async def history(session: Session, req: protocol.HistoryRequest) -> protocol.HistoryResult:
@@ -78,8 +81,10 @@ async def history(session: Session, req: protocol.HistoryRequest) -> protocol.Hi
     resolved = session.node.rules.resolve(req.channel)
     if not resolved.options.history_enabled:
         raise errors.NOT_AVAILABLE
-    if not access.may_read_history(resolved, session.user, req.channel in session.subs):
-        raise errors.PERMISSION_DENIED
+    subscribed = req.channel in session.subs
+    if not access.may_read_history(resolved, session.user, subscribed):
+        why = access.explain(resolved, "history", session.user, subscribed)
+        raise permission_denied("history of", req.channel, why)
     since = StreamPosition(req.since.offset, req.since.epoch) if req.since else None
     res = await session.node.history(
         req.channel, limit=req.limit, since=since, reverse=req.reverse, resolved=resolved

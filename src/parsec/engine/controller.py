@@ -4,6 +4,8 @@ Server API calls that act on users (disconnect, unsubscribe, subscribe, refresh)
 reach any node, while the user's sessions live on others. The receiving node applies
 the command to its own sessions and hands it to the Controller, which delivers it to
 every *other* live node exactly as sent; each node applies it to its own sessions.
+Revocations travel the same way (:class:`RevokeCommand`): the node that revokes tells
+every other node, which re-checks its own connections at once.
 
 Guarantees:
 
@@ -32,6 +34,7 @@ __all__ = [
     "DisconnectCommand",
     "NodeInfo",
     "RefreshCommand",
+    "RevokeCommand",
     "SubscribeCommand",
     "SurveyReply",
     "UnsubscribeCommand",
@@ -89,7 +92,16 @@ class RefreshCommand(msgspec.Struct, tag="refresh"):
     info: msgspec.Raw = EMPTY_RAW
 
 
-ControlCommand = DisconnectCommand | UnsubscribeCommand | SubscribeCommand | RefreshCommand
+class RevokeCommand(msgspec.Struct, tag="revoke"):
+    """Revocations one node made, for the others: entry key → ``(level, until)`` in the
+    form of ``parsec.auth.revocation`` (the engine does not read them)."""
+
+    entries: dict[str, tuple[int, int]]
+
+
+ControlCommand = (
+    DisconnectCommand | UnsubscribeCommand | SubscribeCommand | RefreshCommand | RevokeCommand
+)
 
 
 class SurveyReply(msgspec.Struct):

@@ -22,10 +22,12 @@ from parsec import __version__
 from parsec._aio import cancel_and_wait
 from parsec.auth.tokens import TokenVerifier
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
+from parsec.channels.names import has_safe_characters
 from parsec.channels.namespaces import ChannelRules, ResolvedChannel
 from parsec.channels.options import ChannelOptions
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
+from parsec.engine.cleanup import Cleanups
 from parsec.engine.codes import Disconnect, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.commands import RPCCall
@@ -35,12 +37,15 @@ from parsec.engine.controller import (
     DisconnectCommand,
     NodeInfo,
     RefreshCommand,
+    RevokeCommand,
     SubscribeCommand,
     SurveyReply,
     UnsubscribeCommand,
 )
+from parsec.engine.faults import ClientFaults
 from parsec.engine.hub import Hub
 from parsec.engine.presence import PresenceManager, PresenceStats
+from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenRevocations
 from parsec.engine.session import Session
 from parsec.engine.subscription import Subscription
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
@@ -59,6 +64,9 @@ CHANNELS_SURVEY = "channels"
 string, the answer a JSON object of channel → local subscriber count."""
 SURVEY_TIMEOUT = 2.0
 """How long a cluster-wide question waits for the other nodes' answers."""
+RECHECK_DELAY = 0.05
+"""Seconds between a change of the revocations and the re-check of the live
+connections: changes arriving meanwhile share one pass over the sessions."""
 
 _encode = msgspec.json.encode
 _pattern = msgspec.json.Decoder(str)
@@ -79,16 +87,20 @@ class Node:
         presence: PresenceManager | None = None,
         controller: Controller | None = None,
         authority: ChannelAuthority | None = None,
+        revocations: TokenRevocations | None = None,
         node_id: str | None = None,
     ) -> None:
         self.id = node_id or str(uuid.uuid4())
         self.authority = authority
+        self.revocations = revocations
         self.options = options
         self.verifier = verifier
         self.version = __version__
         self.rules = ChannelRules.from_options(options)
         self._max_publication_size = options.server.max_publication_size
         self.hub = Hub()
+        self.client_faults = ClientFaults()
+        """Problems clients caused, counted by reason (``client_faults.counts``)."""
         self._owned: list[Broker | PresenceManager | Controller] = []
         self.broker: Broker = broker or self._own(MemoryBroker())
         self.presence: PresenceManager = presence or self._own(MemoryPresenceManager())
@@ -98,6 +110,11 @@ class Node:
         self._broker_channels: set[str] = set()
         self._channel_locks: dict[str, _ChannelLock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # half the broker's connections at most: the rest stays free for publishing
+        self.cleanups = Cleanups(
+            max(1, options.broker.pool_size // 2), presence_ttl=options.client.presence_ttl
+        )
+        self._recheck: asyncio.TimerHandle | None = None
         self._started_at = time.monotonic()
         self._state = "new"
 
@@ -116,13 +133,18 @@ class Node:
         self._tasks.append(asyncio.create_task(self._refresh_presence()))
 
     async def aclose(self) -> None:
-        """Disconnect every session (3001 shutdown) and stop. Idempotent."""
+        """Disconnect every session (3001 shutdown), wait for their cleanups (presence
+        removed, leaves sent: at most ``cleanup.DRAIN_TIMEOUT``), then stop the
+        backends. Idempotent."""
         if self._state == "closed":
             return
         self._state = "closed"
+        if self._recheck is not None:
+            self._recheck.cancel()
         await cancel_and_wait(*self._tasks)
         for session in self.hub.sessions():
-            await session.disconnect(disconnects.SHUTDOWN())
+            session.close(disconnects.SHUTDOWN())
+        await self.cleanups.drain()
         for backend in reversed(self._owned):
             try:
                 await backend.aclose()
@@ -314,6 +336,10 @@ class Node:
         await self.controller.broadcast(cmd)
 
     async def unsubscribe_user(self, cmd: UnsubscribeCommand) -> None:
+        """Unsubscribe a user everywhere. The channel need not resolve (unsubscribing
+        from nothing is no error), but a name no channel can have is 107."""
+        if not has_safe_characters(cmd.channel):
+            raise errors.BAD_REQUEST
         await self._apply(cmd)
         await self.controller.broadcast(cmd)
 
@@ -332,6 +358,10 @@ class Node:
             await sub.session.unsubscribe_channel(channel, unsub.SERVER)
 
     async def handle_control(self, command: ControlCommand) -> None:
+        if isinstance(command, RevokeCommand):
+            if self.revocations is not None:
+                await self.revocations.handle_command(command)
+            return
         await self._apply(command)
 
     async def handle_survey(self, op: str, data: bytes) -> bytes:
@@ -339,9 +369,46 @@ class Node:
         msgspec.DecodeError for a malformed request."""
         if op == CHANNELS_SURVEY:
             return _encode(self.channels(_pattern.decode(data)))
+        if op == REVOCATIONS_SURVEY and self.revocations is not None:
+            return self.revocations.survey_answer()
         raise ValueError(f"unknown survey {op!r}")
 
-    async def _apply(self, cmd: ControlCommand) -> None:
+    # --- revocations --------------------------------------------------------------
+
+    def revocations_changed(self) -> None:
+        """The revocations changed: within ``RECHECK_DELAY`` re-check every live
+        connection and subscription. A connection whose token is revoked is closed (3005
+        "token revoked"), a client-side subscription whose token is revoked is ended
+        (unsubscribe 2501). One pass over this node's sessions serves every change made
+        meanwhile (at most 20 passes a second, whatever the rate of revocations); never
+        per message. The closing happens in tasks of their own."""
+        if self.revocations is None or self._recheck is not None or self._state == "closed":
+            return
+        loop = asyncio.get_running_loop()
+        self._recheck = loop.call_later(RECHECK_DELAY, self._recheck_revocations)
+
+    def _recheck_revocations(self) -> None:
+        self._recheck = None
+        revocations = self.revocations
+        if revocations is None:
+            return
+        for session in self.hub.sessions():
+            token = session.token
+            if token is not None and revocations.connection_revoked(token):
+                session.schedule_disconnect(disconnects.TOKEN_REVOKED())
+                continue
+            for sub in list(session.subs.values()):
+                token = sub.token
+                if (
+                    token is not None
+                    and not sub.server_side
+                    and revocations.subscription_revoked(token, sub.channel)
+                ):
+                    session.revoked(sub)
+
+    async def _apply(
+        self, cmd: DisconnectCommand | UnsubscribeCommand | SubscribeCommand | RefreshCommand
+    ) -> None:
         for session in self.hub.user_sessions(cmd.user):
             if cmd.client and session.client_id != cmd.client:
                 continue

@@ -3,7 +3,13 @@
 States: CONNECTING (until a successful ``connect``) → CONNECTED → CLOSED. A command
 other than ``connect`` while CONNECTING, a second ``connect``, an unknown or malformed
 command close the connection with 3501. Commands of one frame are handled, and
-answered, in order.
+answered, in order. Problems the client causes are counted and logged within a budget
+(:mod:`parsec.engine.faults`); only the server's own faults are logged as errors.
+
+At DEBUG, logger ``parsec.session`` writes one line per connect, subscribe,
+unsubscribe and disconnect, with the client id and user (and the code and reason of
+unsubscribes and disconnects). The arguments are attributes already at hand, so with
+DEBUG off a line costs one level check.
 """
 
 from __future__ import annotations
@@ -18,11 +24,19 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from parsec.auth.tokens import InvalidToken, TokenExpired
-from parsec.engine import access, commands, protocol
+from parsec.engine import access, commands, faults, protocol
 from parsec.engine.broker import HistoryFilter
-from parsec.engine.codes import ClientError, Disconnect, Unsubscribe, disconnects, errors
+from parsec.engine.codes import (
+    ClientError,
+    Disconnect,
+    Unsubscribe,
+    disconnects,
+    errors,
+    permission_denied,
+)
 from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.protocol import Command, MalformedCommand
+from parsec.engine.revocation import TokenId
 from parsec.engine.subscription import Subscription
 from parsec.engine.types import EMPTY_RAW, ClientInfo, Publication, StreamPosition
 
@@ -38,6 +52,8 @@ log = logging.getLogger("parsec.session")
 
 _MAX_COMMAND_ID = 2**32 - 1
 """Command ids are uint32 on the wire; anything outside that range is a bad request."""
+_PEER_CLOSED = disconnects.CONNECTION_CLOSED()
+"""How a connection the client closed (or lost) is logged."""
 
 
 def new_client_id() -> str:
@@ -69,6 +85,9 @@ class Session:
         self.conn_info = EMPTY_RAW
         self.subs: dict[str, Subscription] = {}
         self.expires_at: int | None = None
+        self.token: TokenId | None = None
+        """The connection token, when the client connected with one: the connection is
+        closed when it is revoked."""
         self.close_reason: Disconnect | None = None
         self._connect_failed = False
         self._awaiting_pong = False
@@ -81,6 +100,9 @@ class Session:
         self._pong: asyncio.TimerHandle | None = None
         self._expire: asyncio.TimerHandle | None = None
         self._release: list[Subscription] = []
+        self._cleanup: asyncio.Task[None] | None = None
+        self.fault_lines = faults.LINES_PER_CONNECTION
+        """How many more client problems of this connection may be logged at INFO."""
 
     @property
     def is_closed(self) -> bool:
@@ -104,33 +126,54 @@ class Session:
                 if self.is_closed:
                     return
         except MalformedCommand as exc:
-            log.info("malformed command from %s: %s", self.client_id, exc)
+            self.node.client_faults.report(
+                faults.MALFORMED_COMMAND,
+                self,
+                "malformed command from client %s: %s; closing with 3501",
+                self.client_id,
+                exc,
+            )
             await self.disconnect(disconnects.BAD_REQUEST())
         except Disconnect as d:
+            if isinstance(d, disconnects.BAD_REQUEST):
+                why = "; ".join(getattr(d, "__notes__", ())) or "bad request"
+                self.node.client_faults.report(
+                    faults.PROTOCOL_VIOLATION,
+                    self,
+                    "protocol violation by client %s: %s; closing with 3501",
+                    self.client_id,
+                    why,
+                )
             await self.disconnect(d)
 
     async def _dispatch(self, cmd: Command) -> None:
         method = cmd.method
         if not 0 <= cmd.id <= _MAX_COMMAND_ID:
-            raise disconnects.BAD_REQUEST
+            raise _violation(f"command id {cmd.id} out of range")
         if method == "send" and self.state is SessionState.CONNECTED:
             await commands.send(self, cmd)
             return
         if cmd.id == 0:
             if method != "":
-                raise disconnects.BAD_REQUEST
+                raise _violation(f"{method} command without an id")
             self._on_pong()
             return
-        if method == "" or self._connect_failed:
-            raise disconnects.BAD_REQUEST
+        if method == "":
+            raise _violation("empty or unknown command")
+        if self._connect_failed:
+            raise _violation(f"{method} command after a refused connect")
         if (method == "connect") != (self.state is SessionState.CONNECTING):
-            raise disconnects.BAD_REQUEST
+            raise _violation(
+                "second connect" if method == "connect" else f"{method} before connect"
+            )
         handler = _HANDLERS[method]
         try:
             result = await handler(self, getattr(cmd, method))
         except ClientError as exc:
             if method == "connect":
                 self._connect_failed = True
+            if exc.detail:
+                self._log_refusal(method, exc)
             self.write(protocol.encode_error(cmd.id, exc.code, exc.message, exc.temporary))
         except (Disconnect, asyncio.CancelledError):
             raise
@@ -142,6 +185,21 @@ class Session:
             if not self._try_write(protocol.encode_reply(cmd.id, method, result)):
                 await self._reply_lighter(cmd, method, result)
         self._release_pending()
+
+    def _log_refusal(self, method: str, exc: ClientError) -> None:
+        """A command refused with a reason for the log (102, 103: the channel is in the
+        message, the rule in ``detail``): a client-caused problem, logged within the
+        budget of :mod:`parsec.engine.faults`."""
+        self.node.client_faults.report(
+            faults.REFUSED_COMMAND,
+            self,
+            "%s refused for client %s (user %r): %s (%s)",
+            method,
+            self.client_id,
+            self.user,
+            exc.message,
+            exc.detail,
+        )
 
     def _release_pending(self) -> None:
         released, self._release = self._release, []
@@ -196,10 +254,11 @@ class Session:
             self.schedule_disconnect(disconnects.SLOW())
 
     def schedule_disconnect(self, d: Disconnect) -> None:
-        """Disconnect from a context that cannot await (timers, fan-out)."""
+        """Disconnect from a context that cannot await (timers, fan-out): the session
+        closes on the loop's next step and the node finishes its cleanup."""
         if self.state is not SessionState.CLOSED and self.close_reason is None:
             self.close_reason = d
-            self._loop.create_task(self.disconnect(d))
+            self._loop.call_soon(self.close, d)
 
     # --- connect and refresh ----------------------------------------------------
 
@@ -213,21 +272,32 @@ class Session:
             except TokenExpired:
                 raise errors.TOKEN_EXPIRED from None
             except InvalidToken as exc:
-                log.info("invalid connection token: %s", exc)
+                node.client_faults.report(
+                    faults.INVALID_TOKEN,
+                    self,
+                    "invalid connection token from client %s: %s",
+                    self.client_id,
+                    exc,
+                )
                 raise disconnects.INVALID_TOKEN from None
+            token = TokenId(claims.user, claims.jti, claims.iat)
+            if node.revocations is not None and node.revocations.connection_revoked(token):
+                raise errors.TOKEN_REVOKED
+            self.token = token
             self.user = claims.user
             if claims.info:
                 self.conn_info = msgspec.Raw(claims.info)
             expires_at = claims.expires_at
             subs_claims = claims.subscriptions
         elif not node.options.auth.allow_anonymous:
-            raise disconnects.BAD_REQUEST
+            raise _violation("connect without a token (anonymous connections are off)")
         if expires_at is not None and expires_at <= time.time():
             raise errors.EXPIRED
         self.state = SessionState.CONNECTED
         self._cancel(self._stale)
         self._stale = None
         node.hub.add_session(self)
+        log.debug("connect: client %s, user %r", self.client_id, self.user)
         self._set_expiry(expires_at)
         copts = node.options.client
         if copts.ping_interval > 0:
@@ -273,9 +343,14 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if claims.user != self.user:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.connection_revoked(token):
+            raise disconnects.TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise disconnects.EXPIRED
+        self.token = token
         self._set_expiry(expires_at)
         if claims.info:
             self.conn_info = msgspec.Raw(claims.info)
@@ -346,6 +421,13 @@ class Session:
         if expires_at is not None:
             result.expires, result.ttl = True, _ttl(expires_at)
         self._release.append(sub)
+        log.debug(
+            "subscribe: client %s, user %r, channel %r%s",
+            self.client_id,
+            self.user,
+            channel,
+            ", server-side" if server_side else "",
+        )
         await self._announce(sub)
         return result
 
@@ -412,27 +494,41 @@ class Session:
         if not req.token:
             if access.may_subscribe_without_token(sub.resolved, self.user):
                 return None, None
-            raise errors.PERMISSION_DENIED
+            why = access.explain_subscribe(sub.resolved, self.user)
+            raise permission_denied("subscribe to", req.channel, why)
         authority = self.node.authority
         if authority is not None:
             grant = await authority.grant(req.token, req.channel)
             if grant is not None:
-                sub.grant = grant
+                sub.grant, sub.token = grant, grant.token
                 return None, grant.expires_at
         try:
             claims = self.node.verifier.verify_subscription(req.token)
         except TokenExpired:
             raise errors.TOKEN_EXPIRED from None
         except InvalidToken as exc:
-            log.info("invalid subscription token for %r: %s", req.channel, exc)
-            raise errors.PERMISSION_DENIED from None
+            self.node.client_faults.report(
+                faults.INVALID_TOKEN,
+                self,
+                "invalid subscription token for %r from client %s: %s",
+                req.channel,
+                self.client_id,
+                exc,
+            )
+            denied = f"permission denied: subscribe to {req.channel!r}"
+            raise errors.PERMISSION_DENIED(message=denied) from None  # reported above
         if claims.channel != req.channel or claims.user != self.user:
             raise disconnects.INVALID_TOKEN
         if claims.client and claims.client != self.client_id:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.subscription_revoked(token, req.channel):
+            raise errors.TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise errors.TOKEN_EXPIRED
+        sub.token = token
         return claims.info, expires_at
 
     async def _position(
@@ -471,7 +567,7 @@ class Session:
     async def _unsubscribe(self, req: protocol.ChannelRequest) -> protocol.Empty:
         sub = self.subs.get(req.channel)
         if sub is not None:
-            await self._drop(sub)
+            await self._drop(sub, unsub.CLIENT)
         return protocol.Empty()
 
     async def unsubscribe_channel(self, channel: str, reason: Unsubscribe) -> None:
@@ -482,19 +578,33 @@ class Session:
         self.write(
             protocol.encode_push(channel, "unsubscribe", protocol.UnsubscribePush(*_u(reason)))
         )
-        await self._drop(sub)
+        await self._drop(sub, reason)
 
-    async def _drop(self, sub: Subscription) -> None:
-        """Forget a subscription: hub, broker, presence, leave. Idempotent."""
-        if self.subs.get(sub.channel) is not sub:
-            return
-        del self.subs[sub.channel]
-        sub.cancel_expiry()
-        node = self.node
-        await node.remove_subscription(sub)
-        if sub.announced:
-            sub.announced = False
+    async def _drop(self, sub: Subscription, why: Unsubscribe | None = None) -> None:
+        """Forget a subscription: hub, broker, presence, leave. Idempotent. ``why`` is
+        logged; None for a subscribe that failed midway."""
+        if await self._forget(sub, why):
             await self._unannounce(sub)
+
+    async def _forget(self, sub: Subscription, why: Unsubscribe | None = None) -> bool:
+        """Forget a subscription here, in the hub and (after its channel's last local
+        one) in the broker; whether its presence and leave are due. Idempotent."""
+        if self.subs.get(sub.channel) is not sub:
+            return False
+        del self.subs[sub.channel]
+        if why is not None:
+            log.debug(
+                "unsubscribe: client %s, user %r, channel %r, code %d, reason %r",
+                self.client_id,
+                self.user,
+                sub.channel,
+                why.code,
+                why.reason,
+            )
+        sub.cancel_expiry()
+        await self.node.remove_subscription(sub)
+        announced, sub.announced = sub.announced, False
+        return announced
 
     def lost_position(self, sub: Subscription) -> None:
         """A publication did not follow the last one delivered: the client can no
@@ -504,7 +614,13 @@ class Session:
             self.schedule_disconnect(disconnects.INSUFFICIENT_STATE())
             return
         sub.lost = True  # deliver nothing more: the subscription is going away
-        self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.INSUFFICIENT_STATE))
+        self.node.cleanups.submit(self._unsubscribe_later(sub.channel, unsub.INSUFFICIENT_STATE))
+
+    def revoked(self, sub: Subscription) -> None:
+        """The token of a client-side subscription was revoked: end it (2501), from a
+        context that cannot await."""
+        if self.subs.get(sub.channel) is sub:
+            self.node.cleanups.submit(self._unsubscribe_later(sub.channel, unsub.TOKEN_REVOKED))
 
     def _set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
         sub.cancel_expiry()
@@ -519,12 +635,21 @@ class Session:
         if sub.server_side:
             self.schedule_disconnect(disconnects.SUBSCRIPTION_EXPIRED())
         else:
-            self._loop.create_task(self.unsubscribe_channel(sub.channel, unsub.EXPIRED))
+            self.node.cleanups.submit(self._unsubscribe_later(sub.channel, unsub.EXPIRED))
+
+    async def _unsubscribe_later(self, channel: str, reason: Unsubscribe) -> None:
+        """``unsubscribe_channel`` as one of the node's cleanups (from a timer or the
+        fan-out, which cannot await it)."""
+        try:
+            await self.unsubscribe_channel(channel, reason)
+        except Exception as exc:
+            self.node.cleanups.failed(1, exc)
 
     async def _sub_refresh(self, req: protocol.SubRefreshRequest) -> protocol.SubRefreshResult:
         sub = self.subs.get(req.channel)
         if sub is None or sub.server_side:
-            raise errors.PERMISSION_DENIED
+            why = "not subscribed" if sub is None else "a server-side subscription"
+            raise permission_denied("sub_refresh of", req.channel, why)
         if sub.grant is not None:
             return await self._refresh_grant(sub, req.token)
         try:
@@ -535,9 +660,14 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if claims.channel != req.channel or claims.user != self.user:
             raise disconnects.INVALID_TOKEN
+        token = TokenId(claims.user, claims.jti, claims.iat)
+        revocations = self.node.revocations
+        if revocations is not None and revocations.subscription_revoked(token, req.channel):
+            raise disconnects.SUBSCRIPTION_TOKEN_REVOKED
         expires_at = claims.expires_at
         if expires_at is not None and expires_at <= time.time():
             raise disconnects.SUBSCRIPTION_EXPIRED
+        sub.token = token
         if claims.info:
             sub.chan_info = msgspec.Raw(claims.info)
             await self.update_presence(sub)  # presence shows the new chan_info at once
@@ -559,7 +689,7 @@ class Session:
             raise disconnects.INVALID_TOKEN from None
         if grant is None:
             raise disconnects.INVALID_TOKEN
-        sub.grant = grant
+        sub.grant, sub.token = grant, grant.token
         self._set_sub_expiry(sub, grant.expires_at)
         result = protocol.SubRefreshResult()
         if grant.expires_at is not None:
@@ -622,7 +752,7 @@ class Session:
 
     def _on_pong(self) -> None:
         if self.state is not SessionState.CONNECTED or not self._awaiting_pong:
-            raise disconnects.BAD_REQUEST
+            raise _violation("pong without a ping")
         self._awaiting_pong = False
         self._cancel(self._pong)
         self._pong = None
@@ -641,29 +771,75 @@ class Session:
 
     # --- closing ----------------------------------------------------------------
 
-    async def disconnect(self, d: Disconnect) -> None:
-        """Close with ``d`` and release everything the session holds. Idempotent."""
+    def close(self, d: Disconnect | None = None) -> None:
+        """Close now — with ``d`` while the connection is open, without when it is
+        already gone — and hand the release of what the session holds elsewhere
+        (node-level subscriptions, presence, leaves) to the node's cleanups, which run a
+        bounded number at a time. Idempotent."""
         if self.state is SessionState.CLOSED:
             return
-        self.close_reason = self.close_reason or d
-        self.transport.close(d.code, d.reason)
-        await self.closed()
-
-    async def closed(self) -> None:
-        """The connection is gone (closed by us or by the peer): clean up. Idempotent."""
-        if self.state is SessionState.CLOSED:
-            return
+        if d is not None:
+            self.close_reason = self.close_reason or d
+            self.transport.close(d.code, d.reason)
         was_connected = self.state is SessionState.CONNECTED
         self.state = SessionState.CLOSED
+        d = self.close_reason or _PEER_CLOSED
+        log.debug(
+            "disconnect: client %s, user %r, code %d, reason %r",
+            self.client_id,
+            self.user,
+            d.code,
+            d.reason,
+        )
         for handle in (self._stale, self._ping, self._pong, self._expire):
             self._cancel(handle)
         if was_connected:
             self.node.hub.remove_session(self)
-        for sub in list(self.subs.values()):
+        if self.subs:
+            self._cleanup = self.node.cleanups.submit(self._release_all(list(self.subs.values())))
+
+    async def disconnect(self, d: Disconnect) -> None:
+        """Close with ``d`` and release everything the session holds; returns once
+        released. Idempotent."""
+        self.close(d)
+        await self._released()
+
+    async def closed(self) -> None:
+        """The connection is gone (closed by us or by the peer): clean up; returns once
+        released. Idempotent."""
+        self.close()
+        await self._released()
+
+    async def _released(self) -> None:
+        """Wait for the cleanup ``close`` started (a waiter's cancellation leaves it
+        running: the node owns it)."""
+        if self._cleanup is not None:
+            await asyncio.shield(self._cleanup)
+
+    async def _release_all(self, subs: list[Subscription]) -> None:
+        """The cleanup of a closed session: drop each of its subscriptions. After the
+        first failure (the broker is unreachable) the others are only forgotten here
+        and in the hub: their presence expires, their leaves are lost (reported)."""
+        error: Exception | None = None
+        undone = 0
+        for sub in subs:
             try:
-                await self._drop(sub)
-            except Exception:
-                log.exception("cleanup of %r failed for client %s", sub.channel, self.client_id)
+                if error is None:
+                    await self._drop(sub, unsub.DISCONNECT)
+                elif await self._forget(sub, unsub.DISCONNECT):
+                    undone += 1
+            except Exception as exc:
+                error = error or exc
+                undone += 1
+        if error is not None:
+            self.node.cleanups.failed(undone, error)
+
+
+def _violation(why: str) -> Disconnect:
+    """A 3501 disconnect noting ``why`` for the log (the client gets "bad request")."""
+    disconnect = disconnects.BAD_REQUEST()
+    disconnect.add_note(why)
+    return disconnect
 
 
 _HISTORY_TOO_LARGE = (

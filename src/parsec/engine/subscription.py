@@ -10,6 +10,7 @@ from parsec.engine.types import EMPTY_RAW
 if TYPE_CHECKING:
     from parsec.channels.namespaces import ResolvedChannel
     from parsec.engine.authority import Grant
+    from parsec.engine.revocation import TokenId
     from parsec.engine.session import Session
 
 __all__ = ["Subscription"]
@@ -43,6 +44,7 @@ class Subscription:
         "resolved",
         "server_side",
         "session",
+        "token",
     )
 
     def __init__(
@@ -67,9 +69,12 @@ class Subscription:
         self.expire_handle: asyncio.TimerHandle | None = None
         self.lost = False
         self.announced = False
+        """Presence was recorded and the join sent; dropping must undo them."""
         self.grant: Grant | None = None
         """Set when a bearer access token authorised the subscription."""
-        """Presence was recorded and the join sent; dropping must undo them."""
+        self.token: TokenId | None = None
+        """The token that authorised the subscription, when one did: it ends when that
+        token is revoked."""
         self.pending: list[tuple[bytes, int, str]] | None = []
 
     def deliver(self, message: bytes, offset: int, epoch: str) -> None:

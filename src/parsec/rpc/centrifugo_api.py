@@ -3,7 +3,21 @@
 Requests and results are shaped exactly as Centrifugo v5/v6 shapes them
 (centrifuge-protocol.md §5), so the ``cent`` client and framework integrations work
 unchanged. Errors are HTTP 200 with ``{"error": {"code", "message"}}``; a missing or
-wrong API key is 401; a body that is not a JSON object of the method's shape is 400.
+wrong API key is 401 (the key is read from ``X-API-Key`` or ``Authorization: apikey``,
+never from the query string); a body that is not a JSON object of the method's shape is 400.
+
+Two methods are Centrifugo PRO's token revocation API, with its semantics:
+
+* ``revoke_token`` ``{uid, expire_at?}``: the token whose ``jti`` is ``uid`` (of any kind
+  Parsec verifies) is refused until ``expire_at`` (unix seconds; absent or 0: for good);
+* ``invalidate_user_tokens`` ``{user, issued_before?, expire_at?, channel?}``: the
+  connection tokens of ``user`` issued before ``issued_before`` (``iat <
+  issued_before``; absent or 0: until now, this second included) are refused — or, with
+  ``channel``, only the user's subscription tokens of that channel (connection tokens
+  stay valid).
+
+Both answer ``{}``; live connections and subscriptions holding a token they revoke end
+within a second on every node (disconnect 3005 / unsubscribe 2501 "token revoked").
 """
 
 from __future__ import annotations
@@ -12,14 +26,17 @@ import asyncio
 import base64
 import binascii
 import hmac
+import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from parsec.auth.revocation import CONNECTION_TOKENS, FOREVER, Revocations, channel_tokens
 from parsec.engine import protocol
 from parsec.engine.codes import ClientError, errors
 from parsec.engine.controller import (
@@ -30,9 +47,14 @@ from parsec.engine.controller import (
 )
 from parsec.engine.node import Node
 from parsec.engine.types import EMPTY_RAW, Publication, StreamPosition
+from parsec.errors import ParsecError
 from parsec.options import ApiOptions
 
 __all__ = ["CentrifugoApi"]
+
+log = logging.getLogger("parsec.api")
+
+_EXPLAINED = frozenset({errors.UNKNOWN_CHANNEL.code, errors.PERMISSION_DENIED.code})
 
 
 class _Req(msgspec.Struct, forbid_unknown_fields=False):
@@ -123,6 +145,18 @@ class RefreshReq(_Req):
     info: msgspec.Raw = EMPTY_RAW
 
 
+class RevokeTokenReq(_Req):
+    uid: str = ""
+    expire_at: int = 0
+
+
+class InvalidateUserTokensReq(_Req):
+    user: str = ""
+    issued_before: int = 0
+    expire_at: int = 0
+    channel: str = ""
+
+
 class BatchReq(_Req):
     commands: list[dict[str, msgspec.Raw]] = []
     parallel: bool = False
@@ -138,15 +172,20 @@ class ChannelInfo(msgspec.Struct):
 
 
 _Handler = Callable[["CentrifugoApi", Any], Awaitable[Any]]
+_T = TypeVar("_T")
 _encode = msgspec.json.encode
 
 
 class CentrifugoApi:
-    """The ``/api`` routes of one Node."""
+    """The ``/api`` routes of one Node; ``revocations`` serves the revocation methods
+    (without it they answer 104 method not found)."""
 
-    def __init__(self, node: Node, options: ApiOptions) -> None:
+    def __init__(
+        self, node: Node, options: ApiOptions, revocations: Revocations | None = None
+    ) -> None:
         self.node = node
         self.options = options
+        self.revocations = revocations
 
     def routes(self) -> list[Route]:
         return [
@@ -162,14 +201,15 @@ class CentrifugoApi:
         key = self.options.key
         if not key:
             return False
+        # Headers only: Centrifugo also reads ?api_key=, but a key in a URL ends up in
+        # proxy and access logs.
         given = request.headers.get("x-api-key")
         if given is None:
-            auth = request.headers.get("authorization", "")
-            scheme, _, value = auth.partition(" ")
-            given = (
-                value.strip() if scheme.lower() == "apikey" else request.query_params.get("api_key")
-            )
-        return given is not None and hmac.compare_digest(given.encode(), key.encode())
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "apikey":
+                return False
+            given = value.strip()
+        return hmac.compare_digest(given.encode(), key.encode())
 
     async def _endpoint(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -191,9 +231,9 @@ class CentrifugoApi:
             if not line.strip():
                 continue
             try:
-                cmd = msgspec.json.decode(line, type=_LegacyCommand)
+                cmd = _decode(line, _LegacyCommand)
                 out.append(await self.call(cmd.method, bytes(cmd.params) or b"{}"))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except msgspec.DecodeError as exc:
                 return Response(f"bad request: {exc}", status_code=400, media_type="text/plain")
         return Response(b"\n".join(out), media_type="application/json")
 
@@ -206,13 +246,11 @@ class CentrifugoApi:
         if spec is None:
             return _error(errors.METHOD_NOT_FOUND())
         req_type, handler = spec
-        try:
-            req = msgspec.json.decode(body, type=req_type)
-        except msgspec.ValidationError as exc:
-            raise msgspec.DecodeError(str(exc)) from None
+        req = _decode(body, req_type)
         try:
             result = await handler(self, req)
         except ClientError as exc:
+            _log_refusal(method, exc)
             return _error(exc)
         if method == "batch":  # Centrifugo answers batch with top-level "replies"
             return _encode(result)
@@ -233,6 +271,7 @@ class CentrifugoApi:
             try:
                 res = await self._publish_one(channel, data, req)
             except ClientError as exc:
+                _log_refusal("broadcast", exc)
                 responses.append(msgspec.Raw(_error(exc)))
             else:
                 responses.append(msgspec.Raw(b'{"result":%s}' % _encode(res)))
@@ -348,6 +387,28 @@ class CentrifugoApi:
         )
         return {}
 
+    async def revoke_token(self, req: RevokeTokenReq) -> dict[str, Any]:
+        if not req.uid:
+            raise errors.BAD_REQUEST
+        revocations = self._revocations()
+        await _revoking(revocations.revoke_token(req.uid, until=req.expire_at or FOREVER))
+        return {}
+
+    async def invalidate_user_tokens(self, req: InvalidateUserTokensReq) -> dict[str, Any]:
+        if not req.user:
+            raise errors.BAD_REQUEST
+        revocations = self._revocations()
+        cutoff = req.issued_before - 1 if req.issued_before else int(time.time())
+        scope = channel_tokens(req.channel) if req.channel else CONNECTION_TOKENS
+        until = req.expire_at or FOREVER
+        await _revoking(revocations.revoke_user(req.user, cutoff=cutoff, until=until, scope=scope))
+        return {}
+
+    def _revocations(self) -> Revocations:
+        if self.revocations is None:
+            raise errors.METHOD_NOT_FOUND
+        return self.revocations
+
     async def batch(self, req: BatchReq) -> Any:
         async def one(command: dict[str, msgspec.Raw]) -> msgspec.Raw:
             if len(command) != 1:
@@ -375,6 +436,34 @@ class _BatchReplies(msgspec.Struct):
 class _LegacyCommand(msgspec.Struct):
     method: str
     params: msgspec.Raw = EMPTY_RAW
+
+
+def _log_refusal(method: str, exc: ClientError) -> None:
+    """INFO for the refusals that leave a caller guessing (102, 103): the message names
+    the channel's namespace or the channel."""
+    if exc.code in _EXPLAINED:
+        why = f" ({exc.detail})" if exc.detail else ""
+        log.info("server API %s refused: %s%s", method, exc.message, why)
+
+
+def _decode(body: bytes, req_type: type[_T]) -> _T:
+    """``body`` as a ``req_type``. Raises msgspec.DecodeError for anything else: bytes
+    that are not JSON in UTF-8, JSON of another shape, or nesting too deep to decode."""
+    try:
+        return msgspec.json.decode(body, type=req_type)
+    except msgspec.ValidationError as exc:
+        raise msgspec.DecodeError(str(exc)) from None
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
+
+
+async def _revoking(revoking: Awaitable[None]) -> None:
+    """Await a revocation; a store failure is a temporary internal error (100) — the
+    revocation is in force on this node and reaches the store once it is back."""
+    try:
+        await revoking
+    except ParsecError as exc:
+        raise exc.client_error() from None
 
 
 def _error(exc: ClientError) -> bytes:
@@ -427,5 +516,7 @@ _METHODS: dict[str, tuple[type[Any], _Handler]] = {
     "channels": (ChannelsReq, CentrifugoApi.channels),
     "info": (InfoReq, CentrifugoApi.info),
     "refresh": (RefreshReq, CentrifugoApi.refresh),
+    "revoke_token": (RevokeTokenReq, CentrifugoApi.revoke_token),
+    "invalidate_user_tokens": (InvalidateUserTokensReq, CentrifugoApi.invalidate_user_tokens),
     "batch": (BatchReq, CentrifugoApi.batch),
 }

@@ -18,10 +18,23 @@ wrong-type or revoked token is ``401 unauthenticated``, whatever the body. Then:
   (:func:`parsec.auth.scopes.is_operator`);
 * a token that lacks what a call needs gets ``403 permission_denied``.
 
+Request bodies are JSON in UTF-8, sent as ``Content-Type: application/json`` (Twirp's
+JSON encoding) or with no Content-Type at all; an empty body counts as ``{}``. After the
+bearer check:
+
+* any other Content-Type is ``400 malformed`` with a message naming ``application/json``
+  (curl's default ``application/x-www-form-urlencoded`` included: a body is never read
+  as JSON behind a type that says otherwise);
+* a body that cannot be decoded — not UTF-8, not JSON (syntax, NaN, a BOM, a lone
+  surrogate escape, a number out of range, nesting too deep) — is ``400 malformed``;
+* JSON that does not fit the method's message is ``400 invalid_argument``.
+
+Both 400s carry ``parsec_code`` ``PARSEC_INVALID_ARGUMENT``, and none is logged above
+DEBUG.
+
 Errors are Twirp error bodies ``{"code", "msg", "meta": {"parsec_code"}}`` with the HTTP
-status and Twirp code of :data:`parsec.errors.CODES`. A body that is not a JSON object of
-the method's shape is ``400 invalid_argument`` (an empty body counts as ``{}``); an
-unknown method or a non-POST request is ``404 bad_route``. DlqDiscard and DlqReplay of an
+status and Twirp code of :data:`parsec.errors.CODES`. An unknown method or a non-POST
+request is ``404 bad_route``. DlqDiscard and DlqReplay of an
 id the queue does not hold are ``404 not_found`` / ``PARSEC_SINK_DLQ_NOT_FOUND``. An
 unexpected exception is logged and answered ``500 internal`` with no detail. Message
 shapes are in :mod:`parsec.rpc.parsec_models`.
@@ -36,12 +49,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import jwt
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Request, Security
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from fastapi.types import DecoratedCallable
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from parsec import descriptor
@@ -167,15 +182,56 @@ def _unauthenticated(exc: ParsecError) -> JSONResponse:
     )
 
 
-def _invalid_body(exc: RequestValidationError) -> ParsecError:
-    """PARSEC_INVALID_ARGUMENT naming each broken field, never echoing input values."""
+JSON_MEDIA_TYPE: Final = "application/json"
+"""The one Content-Type a request may name (none at all is read as JSON too)."""
+
+
+def _malformed(msg: str) -> JSONResponse:
+    """400 ``malformed``: the request could not be decoded (Twirp's code for that)."""
+    return twirp_error(400, "malformed", msg, {"parsec_code": "PARSEC_INVALID_ARGUMENT"})
+
+
+async def _undecodable(request: Request) -> str | None:
+    """Why the request's body cannot be read as a JSON message, or None when it can.
+
+    Reads (and so caches) the body for FastAPI, which then parses it again into the
+    method's message. msgspec is stricter than the ``json`` module FastAPI uses (no
+    NaN, no BOM, no lone surrogates, no numbers out of range, bounded nesting), so
+    every body that gets past here also parses there."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type != JSON_MEDIA_TYPE:
+            return (
+                f"Content-Type {content_type[:100]!r} is not supported: send the request as "
+                f"JSON with 'Content-Type: {JSON_MEDIA_TYPE}'"
+            )
+    body = await request.body()
+    if not body:
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "request body is not valid UTF-8"
+    try:
+        msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return "request body is not valid JSON"
+    return None
+
+
+def _invalid_body(exc: RequestValidationError) -> JSONResponse:
+    """400 naming each broken field, never echoing input values: ``invalid_argument``,
+    or ``malformed`` when FastAPI could not parse the JSON at all."""
     problems = []
     for error in exc.errors():
         if error.get("type") == "json_invalid":
-            return ParsecError("PARSEC_INVALID_ARGUMENT", "request body is not valid JSON")
+            return _malformed("request body is not valid JSON")
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
         problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
-    return ParsecError("PARSEC_INVALID_ARGUMENT", "invalid request body: " + "; ".join(problems))
+    return _error(
+        ParsecError("PARSEC_INVALID_ARGUMENT", "invalid request body: " + "; ".join(problems))
+    )
 
 
 async def bad_route(request: Request) -> Response:
@@ -315,11 +371,18 @@ def _route_class(parsec: Parsec) -> type[APIRoute]:
                         except ParsecError as exc:
                             return _unauthenticated(exc)
                         request.state.mgmt_claims = claims
+                    problem = await _undecodable(request)
+                    if problem is not None:
+                        log.debug("ParsecService %s: malformed request: %s", self.name, problem)
+                        return _malformed(problem)
                     return await call(request)
                 except RequestValidationError as exc:
-                    return _error(_invalid_body(exc))
-                except HTTPException as exc:  # FastAPI could not read the body at all
-                    return _error(ParsecError("PARSEC_INVALID_ARGUMENT", str(exc.detail)))
+                    return _invalid_body(exc)
+                except StarletteHTTPException as exc:  # FastAPI could not read the body
+                    log.debug("ParsecService %s: unreadable body: %s", self.name, exc.detail)
+                    return _malformed(str(exc.detail))
+                except ClientDisconnect:  # the caller left mid-body: nobody reads this
+                    return _malformed("the client disconnected before sending the body")
                 except ParsecError as exc:
                     return _error(exc)
                 except Exception:

@@ -55,7 +55,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     routes: list[BaseRoute] = [
         WebSocketRoute(WEBSOCKET_PATH, WebSocketEndpoint(node)),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        *CentrifugoApi(node, parsec.options.api).routes(),
+        *CentrifugoApi(node, parsec.options.api, parsec.revocations).routes(),
     ]
     app = FastAPI(
         title="Parsec",

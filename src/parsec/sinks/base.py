@@ -24,6 +24,7 @@ Guarantees every sink keeps:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
@@ -38,6 +39,8 @@ __all__ = [
     "classify_error",
     "validate_sink_name",
 ]
+
+log = logging.getLogger("parsec.sinks")
 
 _MAX_ERROR_TEXT: Final = 500
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -160,11 +163,17 @@ class SinkRegistry:
 
     def get(self, name: str) -> Sink:
         """The sink called ``name``. Raises ParsecError ``PARSEC_SINK_CONFIG_INVALID``
-        when there is none."""
+        naming it when there is none (and logs at INFO which sinks there are)."""
         try:
             return self._sinks[name]
         except KeyError:
-            raise ParsecError("PARSEC_SINK_CONFIG_INVALID", f"unknown sink {name!r}") from None
+            log.info(
+                "unknown sink %r; configured sinks: %s", name, ", ".join(self.names()) or "none"
+            )
+            raise ParsecError(
+                "PARSEC_SINK_CONFIG_INVALID",
+                f"unknown sink {name!r}: no sink of that name is configured ([sinks.<name>])",
+            ) from None
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""

@@ -37,9 +37,11 @@ from picows import (
 )
 from picows import picows as _picows
 
+from parsec.engine import faults
+from parsec.engine.faults import ClientFaults
 from parsec.engine.node import Node
 from parsec.engine.session import Session
-from parsec.transports.websocket import origin_allowed
+from parsec.transports.websocket import log_refused_origin, origin_allowed
 
 __all__ = ["NativeTransport", "SessionListener", "listener_factory", "protocol_factory"]
 
@@ -52,6 +54,8 @@ CLOSE_INTERNAL_ERROR = 1011
 
 CLOSE_TOO_BIG = 1009
 HANDSHAKE_TIMEOUT = 5.0
+_PARSER_ERROR = "WS parser error"
+"""How picows starts the line it logs for a frame it could not parse."""
 READ_BUFFER_SIZE = 2048
 """picows' initial read buffer per connection; it grows for larger frames. Client
 commands are small, so a small start keeps idle connections light."""
@@ -187,6 +191,10 @@ class SessionListener(WSListener):
         self.session = self.node.new_session(self.transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if transport.is_close_frame_sent:
+            # Closing (picows itself sends the close after a framing error, and keeps
+            # parsing what follows): nothing more reaches the session.
+            return
         kind = frame.msg_type
         if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
             if self._fragments is not None:
@@ -210,9 +218,8 @@ class SessionListener(WSListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self.transport is not None:
             self.transport.gone()
-        session = self.session
-        if session is not None and not session.is_closed:
-            asyncio.get_running_loop().create_task(session.closed())
+        if self.session is not None:
+            self.session.close()  # the node finishes the cleanup
 
     def _add_fragment(self, frame: WSFrame) -> bool:
         """Keep one fragment of a message; False (and 1009) once the message is over
@@ -221,14 +228,24 @@ class SessionListener(WSListener):
         self._fragments_size += frame.payload_size
         if self._fragments_size > self._max_frame:
             self._fragments = None
+            self._fault(faults.FRAME_TOO_BIG, "fragmented message over %d bytes", self._max_frame)
             self._close(CLOSE_TOO_BIG, "message size limit exceeded")
             return False
         self._fragments.append(frame.get_payload_as_bytes())
         return True
 
     def _close(self, code: int, reason: str) -> None:
+        if code == CLOSE_PROTOCOL_ERROR:
+            self._fault(faults.WEBSOCKET_PROTOCOL_ERROR, "broken framing (%s)", reason)
         if self.transport is not None:
             self.transport.close(code, reason)
+
+    def _fault(self, reason: str, what: str, *args: object) -> None:
+        session = self.session
+        client = session.client_id if session is not None else "?"
+        self.node.client_faults.report(
+            reason, session, what + " from client %s; closing", *args, client
+        )
 
     def _receive(self, data: bytes) -> None:
         if self._busy:
@@ -280,8 +297,9 @@ def listener_factory(node: Node, path: str) -> Any:
                 WSUpgradeResponse.create_error_response(404, b"not found"), None
             )
         origin = request.headers.get("origin")
-        if origin and not origin_allowed(origin, request.headers.get("host", ""), allowed):
-            log.info("websocket from origin %r refused", origin)
+        host = request.headers.get("host", "")
+        if origin and not origin_allowed(origin, host, allowed):
+            log_refused_origin(origin, host, allowed)
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_error_response(403, b"origin not allowed"), None
             )
@@ -294,11 +312,15 @@ class _PicowsLog:
     """The logger picows is given: shared by every connection. (Given a
     ``logging.Logger``, picows would make a child logger per connection.) Info and
     debug lines, one per connection, are dropped; warnings and errors go to
-    ``parsec.websocket``."""
+    ``parsec.websocket``, except framing errors a client caused (an oversized or
+    broken frame), which are client faults (:mod:`parsec.engine.faults`)."""
 
-    __slots__ = ()
+    __slots__ = ("_faults",)
 
     name = "parsec.websocket"
+
+    def __init__(self, client_faults: ClientFaults) -> None:
+        self._faults = client_faults
 
     def isEnabledFor(self, level: int) -> bool:
         return level >= logging.WARNING and log.isEnabledFor(level)
@@ -317,6 +339,19 @@ class _PicowsLog:
         log.warning(msg, *args, **kwargs)
 
     def error(self, msg: str, *args: object, **kwargs: Any) -> None:
+        if msg.startswith(_PARSER_ERROR) and args and isinstance(args[0], tuple):
+            # picows' WSProtocolError(close code, text): the client sent bad framing.
+            code, *text = args[0] or (None,)
+            too_big = code == CLOSE_TOO_BIG
+            reason = faults.FRAME_TOO_BIG if too_big else faults.WEBSOCKET_PROTOCOL_ERROR
+            self._faults.report(
+                reason,
+                None,
+                "websocket framing error from a client (%s); closing with %s",
+                text[0] if text else "unknown",
+                int(code) if isinstance(code, int) else code,
+            )
+            return
         log.error(msg, *args, **kwargs)
 
     def exception(self, msg: str, *args: object, **kwargs: Any) -> None:
@@ -327,7 +362,7 @@ def protocol_factory(node: Node, path: str) -> Any:
     """A picows server protocol for one connection (its handshake not yet read)."""
     factory = listener_factory(node, path)
     max_frame = node.options.server.max_frame_size
-    logger = _PicowsLog()
+    logger = _PicowsLog(node.client_faults)
 
     def make() -> asyncio.BufferedProtocol:
         protocol: asyncio.BufferedProtocol = _WSProtocol(

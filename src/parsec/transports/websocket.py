@@ -15,9 +15,17 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from parsec.engine import faults
 from parsec.engine.node import Node
+from parsec.engine.session import Session
 
-__all__ = ["WEBSOCKET_PATH", "WebSocketEndpoint", "WebSocketTransport", "origin_allowed"]
+__all__ = [
+    "WEBSOCKET_PATH",
+    "WebSocketEndpoint",
+    "WebSocketTransport",
+    "log_refused_origin",
+    "origin_allowed",
+]
 
 log = logging.getLogger("parsec.websocket")
 
@@ -134,6 +142,23 @@ def origin_allowed(origin: str, host: str, allowed: list[str]) -> bool:
     return any(p == "*" or fnmatch.fnmatchcase(origin, p.lower().rstrip("/")) for p in allowed)
 
 
+def log_refused_origin(origin: str, host: str, allowed: list[str]) -> None:
+    """Say at INFO on ``parsec.websocket`` that ``origin`` was refused, what the
+    allow-list admits, and the settings that would admit it."""
+    if allowed:
+        admits = f"admits only {', '.join(allowed)}"
+    else:
+        admits = f"is empty, so it admits only the server's own host {host.lower()!r}"
+    log.info(
+        "websocket from origin %r refused: server.allowed_origins %s; to admit it, add it "
+        "to allowed_origins in the [server] table of the config file, to "
+        "PARSEC_ALLOWED_ORIGINS (comma-separated), or pass parsec serve --allowed-origin %r",
+        origin,
+        admits,
+        origin,
+    )
+
+
 class WebSocketEndpoint:
     """Raw ASGI endpoint: one Session per accepted WebSocket."""
 
@@ -150,7 +175,7 @@ class WebSocketEndpoint:
         if origin and not origin_allowed(
             origin, headers.get("host", ""), opts.server.allowed_origins
         ):
-            log.info("websocket from origin %r refused", origin)
+            log_refused_origin(origin, headers.get("host", ""), opts.server.allowed_origins)
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
@@ -167,12 +192,17 @@ class WebSocketEndpoint:
                 if message is None:  # the session closed while the peer was silent
                     break
                 if message["type"] != "websocket.receive":
+                    if message.get("code") == CLOSE_TOO_BIG:
+                        # The ASGI server refused a message over its own limit (uvicorn
+                        # is given server.max_frame_size) and closed with 1009.
+                        self._too_big(session, max_frame)
                     peer_gone = True
                     break
                 data = message.get("text")
                 if data is None:
                     data = message.get("bytes") or b""
                 if _too_big(data, max_frame):
+                    self._too_big(session, max_frame)
                     transport.close(CLOSE_TOO_BIG, "message size limit exceeded")
                     break
                 await session.handle_frame(data)
@@ -182,6 +212,15 @@ class WebSocketEndpoint:
             await session.closed()
             if not peer_gone:
                 await transport.finish()
+
+    def _too_big(self, session: Session, limit: int) -> None:
+        self.node.client_faults.report(
+            faults.FRAME_TOO_BIG,
+            session,
+            "message over %d bytes from client %s; closing with 1009",
+            limit,
+            session.client_id,
+        )
 
 
 async def _receive_unless(receive: Receive, closing: asyncio.Future[None]) -> Message | None:

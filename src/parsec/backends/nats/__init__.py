@@ -12,12 +12,24 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import nats.errors
+from nats.aio.client import Client
+
 from parsec.backends.nats.broker import NatsBroker
 from parsec.backends.nats.connection import NatsConnection
 from parsec.backends.nats.controller import NatsController
 from parsec.backends.nats.subjects import DEFAULT_SUBJECT_PREFIX, Subjects
+from parsec.backends.nats.urls import parse_url, redacted
 
-__all__ = ["NatsBackends", "NatsBroker", "NatsConnection", "NatsController", "from_url"]
+__all__ = [
+    "NatsBackends",
+    "NatsBroker",
+    "NatsConnection",
+    "NatsController",
+    "from_url",
+    "ping",
+    "redacted",
+]
 
 
 class NatsBackends(NamedTuple):
@@ -43,3 +55,35 @@ def from_url(
         NatsBroker(connection, prefix=subject_prefix, release_connection=True),
         NatsController(connection, node_id, prefix=subject_prefix, release_connection=True),
     )
+
+
+async def ping(url: str) -> None:
+    """Connect once to the NATS at ``url`` (each server tried twice, no reconnecting)
+    and round-trip a PING; the caller bounds the time.
+
+    Raises what the connection met: the last server's OSError, a ``nats.errors.Error``
+    (refused credentials, a timeout), or ParsecError ``PARSEC_INVALID_ARGUMENT`` for a
+    malformed URL."""
+    servers = list(parse_url(url).servers)
+    client = Client()
+    failures: list[Exception] = []
+
+    async def record(exc: Exception) -> None:
+        failures.append(exc)
+
+    try:
+        await client.connect(
+            servers,
+            connect_timeout=2,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0,
+            error_cb=record,
+        )
+        await client.flush()
+    except nats.errors.NoServersError:
+        if failures:
+            raise failures[-1] from None
+        raise
+    finally:
+        await client.close()

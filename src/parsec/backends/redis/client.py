@@ -5,7 +5,8 @@ protocol error 100 (temporary, so SDKs retry) that carries a ``ParsecError`` for
 management surface:
 
 * ``PARSEC_BROKER_NOT_READY`` (HTTP 503) when Redis cannot be reached or does not
-  answer within the socket timeout;
+  answer within the socket timeout, or when every connection of the client's pool
+  stayed busy for the pool timeout;
 * ``PARSEC_BROKER_INTERNAL`` (HTTP 500) when Redis answers with an error.
 """
 
@@ -25,6 +26,7 @@ from parsec.errors import ParsecClientError, ParsecError
 __all__ = [
     "UNREACHABLE",
     "ClientShare",
+    "PoolBusy",
     "RedisClient",
     "broker_error",
     "prepare_pubsub",
@@ -36,6 +38,15 @@ RedisClient: TypeAlias = Redis | RedisCluster
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 """Failures that mean Redis is down, unreachable or too slow: retrying later may work."""
+
+
+class PoolBusy(RedisConnectionError):
+    """No turn to run a command came within the pool timeout: every connection the
+    client may use stayed busy (``urls.make_clients``)."""
+
+
+_POOL_FULL = "Too many connections"
+"""What redis-py's MaxConnectionsError says: a pool that does not wait was full."""
 
 
 def broker_error(code: str, message: str) -> ParsecClientError:
@@ -52,6 +63,12 @@ def translated(action: str) -> Iterator[None]:
     try:
         yield
     except UNREACHABLE as exc:
+        if isinstance(exc, PoolBusy) or str(exc) == _POOL_FULL:
+            raise broker_error(
+                "PARSEC_BROKER_NOT_READY",
+                f"no free redis connection while {action}: {exc} "
+                "(see broker.pool_size and broker.pool_timeout)",
+            ) from exc
         raise broker_error(
             "PARSEC_BROKER_NOT_READY", f"redis is unreachable while {action}: {exc}"
         ) from exc

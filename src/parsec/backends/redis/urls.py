@@ -13,10 +13,22 @@ to the Redis servers (Sentinels are asked without them). Options: ``socket_timeo
 and ``socket_connect_timeout`` (seconds, > 0; defaults 5 and 2), ``client_name``, and
 ``db`` where the path does not give one. A malformed URL raises ParsecError
 ``PARSEC_INVALID_ARGUMENT`` naming the problem; messages never show the password.
+
+Every client ``make_clients`` builds bounds its connections and makes commands wait
+for one rather than fail: at most ``pool_size`` of its commands run at once (on a
+Cluster, in all), and a command beyond them waits its turn up to ``pool_timeout``
+seconds, then fails with ``PoolBusy``. Its pool (each node's pool, on a Cluster) holds
+at most ``pool_size`` + ``PUBSUB_CONNECTIONS`` connections: the commands' and those of
+the node's long-lived pub/sub listeners. redis-py alone would refuse a command at once
+(``MaxConnectionsError``) when 100 connections are busy: its pool that waits
+(``BlockingConnectionPool``) costs every command several microseconds even when
+connections are free, where a free turn here costs about one, and its Cluster
+and Sentinel clients have no such pool at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -25,12 +37,19 @@ from urllib.parse import parse_qsl, unquote
 from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.typing import EncodableT
 
-from parsec.backends.redis.client import RedisClient
+from parsec.backends.redis.client import PoolBusy, RedisClient
 from parsec.errors import ParsecError
+from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT
 
-__all__ = ["Clients", "RedisURL", "make_clients", "parse_url"]
+__all__ = ["PUBSUB_CONNECTIONS", "Clients", "RedisURL", "make_clients", "parse_url"]
+
+PUBSUB_CONNECTIONS = 5
+"""Pub/sub connections a node holds while it runs, beside ``pool_size``: the broker's
+subscriber, the controller's two listeners, the channel events' and the keyring's."""
 
 Kind = Literal["tcp", "unix", "sentinel", "cluster"]
 
@@ -206,8 +225,15 @@ class Clients(NamedTuple):
     helpers: tuple[Redis, ...] = ()
 
 
-def make_clients(url: RedisURL) -> Clients:
-    """Build (without connecting) the client for a parsed URL.
+def make_clients(
+    url: RedisURL,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+) -> Clients:
+    """Build (without connecting) the client for a parsed URL, running at most
+    ``pool_size`` commands at once; the others wait their turn up to ``pool_timeout``
+    seconds (see the module docstring).
 
     Standalone and Sentinel clients never retry a command on their own: a publish
     either happens once or raises. Cluster clients keep redis-py's retries, which
@@ -215,6 +241,7 @@ def make_clients(url: RedisURL) -> Clients:
     pooled connection that Redis closed (a restart) before using it again, where with
     RESP3 (redis-py 8's default) the next command on it fails.
     """
+    turns = _Turns(pool_size, pool_timeout)
     common: dict[str, Any] = {
         "protocol": 2,
         "username": url.username,
@@ -222,16 +249,83 @@ def make_clients(url: RedisURL) -> Clients:
         "socket_timeout": url.socket_timeout,
         "socket_connect_timeout": url.socket_connect_timeout,
         "client_name": url.client_name,
+        "max_connections": pool_size + PUBSUB_CONNECTIONS,
     }
     if url.kind == "cluster":
-        nodes = [ClusterNode(host, port) for host, port in url.hosts]
-        return Clients(RedisCluster(startup_nodes=nodes, ssl=url.tls, **common))
+        per_node = common["max_connections"]
+        nodes = [ClusterNode(host, port, max_connections=per_node) for host, port in url.hosts]
+        return Clients(_WaitingCluster(turns, startup_nodes=nodes, ssl=url.tls, **common))
     common["retry"] = Retry(NoBackoff(), 0)
-    if url.kind == "unix":
-        return Clients(Redis(unix_socket_path=url.path, db=url.db, **common))
     if url.kind == "sentinel":
         timeouts = {k: v for k, v in common.items() if k.startswith("socket_")}
         sentinel = Sentinel(list(url.hosts), sentinel_kwargs=timeouts, **common)
-        return Clients(sentinel.master_for(url.service, db=url.db), tuple(sentinel.sentinels))
+        # as Sentinel.master_for builds its client, but one that takes turns
+        kwargs = {**sentinel.connection_kwargs, "db": url.db, "is_master": True}
+        pool = SentinelConnectionPool(url.service, sentinel, **kwargs)  # type: ignore[no-untyped-call]
+        master = _WaitingRedis(turns, connection_pool=pool)
+        master.auto_close_connection_pool = True  # the client owns (closes) the pool
+        return Clients(master, tuple(sentinel.sentinels))
+    if url.kind == "unix":
+        return Clients(_WaitingRedis(turns, unix_socket_path=url.path, db=url.db, **common))
     host, port = url.hosts[0]
-    return Clients(Redis(host=host, port=port, db=url.db, ssl=url.tls, **common))
+    return Clients(_WaitingRedis(turns, host=host, port=port, db=url.db, ssl=url.tls, **common))
+
+
+class _Turns:
+    """At most ``size`` commands at once; one beyond them waits for its turn up to
+    ``timeout`` seconds, then raises PoolBusy."""
+
+    __slots__ = ("_slots", "_timeout")
+
+    def __init__(self, size: int, timeout: float) -> None:
+        if size < 1 or not timeout > 0:
+            raise ValueError(f"a pool needs a size >= 1 and a timeout > 0: {size}, {timeout}")
+        self._slots = asyncio.Semaphore(size)
+        self._timeout = timeout
+
+    async def take(self) -> None:
+        slots = self._slots
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise PoolBusy(f"no connection came free within {self._timeout:g}s") from None
+
+    def give_back(self) -> None:
+        self._slots.release()
+
+
+class _WaitingRedis(Redis):
+    """A standalone or Sentinel-managed client whose commands take turns (``_Turns``).
+    Pub/sub connections and pipelines take none: the pool's bound covers them."""
+
+    def __init__(self, turns: _Turns, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._turns = turns
+
+    async def execute_command(self, *args: EncodableT, **options: Any) -> Any:
+        await self._turns.take()
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            self._turns.give_back()
+
+
+class _WaitingCluster(RedisCluster):
+    """A Cluster client whose commands take turns (``_Turns``): with at most
+    ``pool_size`` commands at once in all, no node's pool runs out (redis-py's Cluster
+    node pools refuse a command at once when full)."""
+
+    def __init__(self, turns: _Turns, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._turns = turns
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        await self._turns.take()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self._turns.give_back()
