@@ -909,18 +909,35 @@ async def test_existing_routes_still_answer(http: httpx.AsyncClient) -> None:
 
 
 async def test_openapi_describes_every_management_route(http: httpx.AsyncClient) -> None:
-    """``/openapi.json`` has every method (bearer where needed, Twirp errors) and documents."""
+    """``/openapi.json`` has every method (bearer where needed, each error status it can
+    answer as a Twirp error, never FastAPI's 422) and documents."""
     response = await http.get("/openapi.json")
 
     assert response.status_code == 200
     document = response.json()
     paths = document["paths"]
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/TwirpError"}}}
     for method in METHODS:
         operation = paths[PREFIX + method]["post"]
         assert operation["operationId"] == method
         secured = "security" in operation
         assert secured == (method in PROTECTED), method
-        assert set(operation["responses"]) == {"200", "default"}, method
+        responses = operation["responses"]
+        assert {"200", "400", "413", "500", "503"} <= set(responses), method
+        assert "422" not in responses, method
+        assert "default" not in responses, method
+        for status, reply in responses.items():
+            if status != "200":
+                assert reply["content"] == error, (method, status)
+        if method in PROTECTED:
+            assert {"401", "403"} <= set(responses), method
+            assert "WWW-Authenticate" in responses["401"]["headers"], method
+    assert {"404", "412"} <= set(paths[PREFIX + "Publish"]["post"]["responses"])
+    assert "409" in paths[PREFIX + "CreatePrivate"]["post"]["responses"]
+    assert "403" not in paths[PREFIX + "Manifest"]["post"]["responses"]
+    assert "404" in paths[PREFIX + "DlqReplay"]["post"]["responses"]
+    assert paths["/parsec/jwks.json"]["get"]["responses"]["404"]["content"] == error
+    assert "HTTPValidationError" not in document["components"]["schemas"]
     assert "get" in paths["/manifest"]
     assert "get" in paths["/parsec/jwks.json"]
     assert "ManagementToken" in document["components"]["securitySchemes"]

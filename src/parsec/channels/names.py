@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 
 __all__ = [
+    "NAME_REGEX",
+    "PRIVATE_NAME_REGEX",
+    "PUBLIC_NAME_REGEX",
     "VISIBILITIES",
     "ChannelName",
     "InvalidChannelName",
@@ -37,6 +40,16 @@ VISIBILITIES: Final = frozenset({"public", "private"})
 _COMPONENT: Final = re.compile(r"[a-z0-9_-]+")
 _MIN_COMPONENTS: Final = 2
 _MAX_COMPONENTS: Final = 4
+
+_C: Final = "[a-z0-9_-]+"
+PUBLIC_NAME_REGEX: Final = rf"^public:{_C}\.{_C}(?:\.{_C}){{0,2}}$"
+"""The public names of the grammar, as a regular expression for the OpenAPI document
+(ECMA-262 syntax, which Python's ``re.fullmatch`` reads the same way)."""
+PRIVATE_NAME_REGEX: Final = rf"^private:{_C}\.{_C}\.{_C}(?:\.{_C})?$"
+"""The private names of the grammar (an ``id`` is required), as a regular expression."""
+NAME_REGEX: Final = f"^(?:{PUBLIC_NAME_REGEX[1:-1]}|{PRIVATE_NAME_REGEX[1:-1]})$"
+"""Every name of the grammar, as a regular expression: what :func:`is_valid_name`
+accepts, for documents that cannot call it."""
 
 
 class InvalidChannelName(ValueError):

@@ -24,10 +24,17 @@ from typing import Final
 from parsec.channels.names import VISIBILITIES, InvalidChannelName, parse_name
 from parsec.errors import ParsecError
 
-__all__ = ["MAX_PATTERN_DEPTH", "ChannelPattern"]
+__all__ = ["MAX_PATTERN_DEPTH", "PATTERN_REGEX", "ChannelPattern"]
 
 MAX_PATTERN_DEPTH: Final = 8
 """The most segments a pattern may have, so a pattern cannot be made arbitrarily costly."""
+
+PATTERN_REGEX: Final = (
+    rf"^(?:public|private):(?:(?:[a-z0-9_-]+|\*)\.){{0,{MAX_PATTERN_DEPTH - 1}}}"
+    r"(?:[a-z0-9_-]+|\*|\*\*)$"
+)
+"""What :meth:`ChannelPattern.parse` accepts, as a regular expression for the OpenAPI
+document (ECMA-262 syntax, which Python's ``re.fullmatch`` reads the same way)."""
 
 _ONE: Final = "*"
 _ONE_OR_MORE: Final = "**"

@@ -39,7 +39,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from parsec.auth.scopes import VERBS
+from parsec.channels.names import NAME_REGEX, PRIVATE_NAME_REGEX, PUBLIC_NAME_REGEX
+from parsec.channels.patterns import PATTERN_REGEX
+
 __all__ = [
+    "DLQ_LIST_MAX",
     "Base64Bytes",
     "ChannelRef",
     "ChannelResponse",
@@ -87,6 +92,8 @@ _DECIMAL: Final = re.compile(r"-?[0-9]+")
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _UINT64_MAX: Final = 2**64 - 1
+DLQ_LIST_MAX: Final = 1000
+"""The most dead letters one DlqList returns."""
 
 
 def _integer(value: object, low: int, high: int) -> int:
@@ -118,6 +125,38 @@ def _integer_schema(fmt: str) -> dict[str, object]:
             {"type": "string", "pattern": "^-?[0-9]+$"},
         ]
     }
+
+
+def _range_schema(fmt: str, high: int) -> dict[str, object]:
+    """The JSON schema of an integer field that takes 0 to ``high``: an integer with those
+    bounds, or a decimal string whose value is within them (leading zeros and ``-0``
+    included, as :func:`_integer` reads it)."""
+    return {
+        "anyOf": [
+            {"type": "integer", "format": fmt, "minimum": 0, "maximum": high},
+            {"type": "string", "pattern": f"^(?:-0+|0*(?:{_up_to(high)}))$"},
+        ]
+    }
+
+
+def _up_to(high: int) -> str:
+    """A regular expression for the decimal numbers 0 to ``high`` written without leading
+    zeros: the shorter ones, then for each digit of ``high`` the numbers that share the
+    digits before it and have a smaller one there, then ``high`` itself."""
+    digits = str(high)
+    width = len(digits)
+    branches = ["0"]
+    if width > 1:
+        branches.append(f"[1-9][0-9]{{0,{width - 2}}}")
+    for i, digit in enumerate(digits):
+        lowest = 1 if i == 0 else 0
+        if int(digit) > lowest:
+            rest = width - i - 1
+            tail = "" if not rest else "[0-9]" if rest == 1 else f"[0-9]{{{rest}}}"
+            below = str(lowest) if int(digit) - 1 == lowest else f"[{lowest}-{int(digit) - 1}]"
+            branches.append(digits[:i] + below + tail)
+    branches.append(digits)
+    return "|".join(branches)
 
 
 Int64 = Annotated[
@@ -168,10 +207,40 @@ Base64Bytes = Annotated[
 ChannelStateName = Literal["open", "closed", "deleted"]
 KeyRole = Literal["active", "verify-only", "retired"]
 Timestamp = Annotated[str, Field(description="RFC 3339 UTC, e.g. 2026-01-01T00:00:00Z")]
+_SECONDS_MAX: Final = 2**31 - 1
 Seconds = Annotated[
-    Int64, Field(ge=0, le=2**31 - 1, description="seconds; 0 means the server's default")
+    Int64,
+    Field(ge=0, le=_SECONDS_MAX, description="seconds; 0 means the server's default"),
+    WithJsonSchema(_range_schema("int64", _SECONDS_MAX), mode="validation"),
 ]
 Required = Annotated[str, Field(min_length=1)]
+
+
+# The patterns of the channel name fields only document the grammar: the service checks
+# names itself, so that a bad one is PARSEC_CHANNEL_INVALID with a message saying what is
+# wrong (parsec.channels.names.require_name), not a generic validation error.
+AnyName = Annotated[
+    str,
+    Field(
+        description="a channel name: public:<app>.<domain>[.<id>][.<topic>] or "
+        "private:<app>.<domain>.<id>[.<topic>]",
+        json_schema_extra={"pattern": NAME_REGEX},
+    ),
+]
+PublicName = Annotated[
+    str,
+    Field(
+        description="a public channel name: public:<app>.<domain>[.<id>][.<topic>]",
+        json_schema_extra={"pattern": PUBLIC_NAME_REGEX},
+    ),
+]
+PrivateName = Annotated[
+    str,
+    Field(
+        description="a private channel name: private:<app>.<domain>.<id>[.<topic>]",
+        json_schema_extra={"pattern": PRIVATE_NAME_REGEX},
+    ),
+]
 
 
 class Request(BaseModel):
@@ -200,11 +269,11 @@ class Empty(Request):
 
 
 class ChannelRef(Request):
-    name: str
+    name: AnyName
 
 
 class OpenPublicRequest(Request):
-    name: str
+    name: PublicName
     ttl_seconds: Seconds = 0
 
 
@@ -212,20 +281,29 @@ class ScopeSpec(Request):
     """One scope of a token: ``verbs`` on the channels ``pattern`` covers, or withheld from
     them when ``deny``."""
 
-    pattern: str
-    verbs: list[str]
+    pattern: Annotated[
+        str,
+        Field(
+            description="public:… or private:… segments: literals, '*' (one component), "
+            "'**' (one or more, last only)",
+            json_schema_extra={"pattern": PATTERN_REGEX},
+        ),
+    ]
+    verbs: Annotated[
+        list[str], Field(json_schema_extra={"items": {"enum": list(VERBS)}, "minItems": 1})
+    ]
     deny: StrictBool = False
 
 
 class CreatePrivateRequest(Request):
-    name: str
+    name: PrivateName
     subject: Required
     ttl_seconds: Seconds = 0
     scopes: list[ScopeSpec] = []
 
 
 class PublishRequest(Request):
-    name: str
+    name: AnyName
     data: Annotated[Base64Bytes, Field(description="base64 of the JSON payload's bytes")]
 
 
@@ -267,7 +345,7 @@ class MessageSpec(Request):
 
 
 class PublishOrSinkRequest(Request):
-    name: str
+    name: AnyName
     data: Annotated[Base64Bytes, Field(description="base64 of the JSON payload's bytes")]
     sink: Required
     recipient: Annotated[
@@ -286,7 +364,11 @@ class PublishOrSinkRequest(Request):
 
 class DlqListRequest(Request):
     sink: Annotated[str, Field(description="one sink's dead letters; empty for every sink")] = ""
-    limit: Annotated[Int64, Field(ge=0, le=1000, description="at most 1000; 0 means 50")] = 0
+    limit: Annotated[
+        Int64,
+        Field(ge=0, le=DLQ_LIST_MAX, description="at most 1000; 0 means 50"),
+        WithJsonSchema(_range_schema("int64", DLQ_LIST_MAX), mode="validation"),
+    ] = 0
 
 
 class DlqCountRequest(Request):

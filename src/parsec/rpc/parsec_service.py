@@ -138,6 +138,63 @@ route handler authenticates before FastAPI reads the body (see :func:`service_ro
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
+_STATUSES: Final[dict[int, str]] = {
+    400: "`malformed`: the body is not JSON in UTF-8 sent as application/json; "
+    "`invalid_argument`: it does not fit the method's message, or a value breaks a rule "
+    "(PARSEC_INVALID_ARGUMENT, PARSEC_CHANNEL_INVALID, PARSEC_CHANNEL_TTL_EXCEEDS_MAX).",
+    401: "`unauthenticated`: no management token, or one that is malformed, expired, of "
+    "another type or revoked (PARSEC_AUTH_*).",
+    403: "`permission_denied`: the token may not do this (PARSEC_AUTH_DENIED).",
+    404: "`not_found`: what the request names does not exist (PARSEC_*_NOT_FOUND).",
+    409: "`already_exists`: the channel exists (PARSEC_CHANNEL_EXISTS).",
+    412: "`failed_precondition`: the channel is closed, or the key is the active one "
+    "(PARSEC_CHANNEL_CLOSED, PARSEC_KEY_ACTIVE).",
+    413: "`invalid_argument`: the body, or the payload in it, is over the server's limit "
+    "(PARSEC_PAYLOAD_TOO_LARGE).",
+    500: "`internal`: the server failed (PARSEC_INTERNAL, PARSEC_BROKER_INTERNAL, "
+    "PARSEC_SINK_CONFIG_INVALID); the message says nothing more.",
+    503: "`unavailable`: the broker or a sink cannot be reached now (PARSEC_BROKER_NOT_READY, "
+    "PARSEC_SINK_UNAVAILABLE, PARSEC_SINK_DLQ_OVERFLOW).",
+}
+"""What each error status of ParsecService means, for the OpenAPI document."""
+
+_EVERY_METHOD_STATUSES: Final = (400, 413, 500, 503)
+_METHOD_STATUSES: Final[dict[str, tuple[int, ...]]] = {
+    "CreatePrivate": (409,),
+    "GetChannel": (404,),
+    "DeleteChannel": (404,),
+    "Publish": (404, 412),
+    "PublishOrSink": (404, 412),
+    "RefreshToken": (401, 403, 404, 412),
+    "PromoteKey": (404,),
+    "RetireKey": (404, 412),
+    "DlqDiscard": (404,),
+    "DlqReplay": (404,),
+}
+"""The error statuses a method has beyond every method's (and, unless it is public, 401
+and 403)."""
+
+
+def _error_responses(name: str) -> dict[int | str, dict[str, Any]]:
+    """The documented error replies of method ``name``: a Twirp error body for each
+    status it can answer. A protected method's 401 carries ``WWW-Authenticate``."""
+    statuses = set(_EVERY_METHOD_STATUSES) | set(_METHOD_STATUSES.get(name, ()))
+    if name not in PUBLIC_METHODS:
+        statuses |= {401, 403}
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(statuses):
+        responses[status] = {"model": TwirpError, "description": _STATUSES[status]}
+        if status == 401 and name not in PUBLIC_METHODS:
+            responses[status]["headers"] = {
+                "WWW-Authenticate": {
+                    "description": 'Bearer realm="parsec"',
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            }
+    return responses
+
+
 # What an empty request body stands for, in the methods whose fields are all optional.
 _EMPTY: Final = Empty()
 _ISSUE: Final = IssueMgmtRequest()
@@ -409,7 +466,7 @@ def service_router(parsec: Parsec) -> APIRouter:
             summary=doc,
             response_model=reply,
             tags=["ParsecService"],
-            responses={"default": {"model": TwirpError, "description": "A Twirp error."}},
+            responses=_error_responses(name),
             dependencies=[] if name in PUBLIC_METHODS else [Security(BEARER)],
         )
 

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
@@ -24,7 +24,7 @@ import parsec as package
 from parsec import descriptor
 from parsec.auth.jwks import jwks
 from parsec.rpc.centrifugo_api import CentrifugoApi
-from parsec.rpc.parsec_models import DescriptorEnvelope, JSONWebKeySet
+from parsec.rpc.parsec_models import DescriptorEnvelope, JSONWebKeySet, TwirpError
 from parsec.rpc.parsec_service import bad_route, service_router, twirp_error
 from parsec.server.limits import BodyLimit
 from parsec.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
@@ -36,6 +36,23 @@ __all__ = ["build_app"]
 
 JWKS_CACHE_CONTROL: Final = "public, max-age=300"
 _EVERY_METHOD: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class _App(FastAPI):
+    """FastAPI, minus the ``422 Validation Error`` replies it adds to the OpenAPI document
+    of every route that reads a body: ParsecService answers such a body ``400
+    invalid_argument``, which each method documents, and never 422."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            document = super().openapi()
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+        return self.openapi_schema or super().openapi()
 
 
 def build_app(parsec: Parsec) -> FastAPI:
@@ -57,7 +74,7 @@ def build_app(parsec: Parsec) -> FastAPI:
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         *CentrifugoApi(node, parsec.options.api, parsec.revocations).routes(),
     ]
-    app = FastAPI(
+    app = _App(
         title="Parsec",
         version=package.__version__,
         summary="The Parsec management API (parsec.ParsecService over Twirp JSON).",
@@ -92,7 +109,13 @@ def _documents_router(parsec: Parsec) -> APIRouter:
         operation_id="GetJWKS",
         response_model=JSONWebKeySet,
         summary="Public keys of the asymmetric signing keys (RFC 7517).",
-        responses={404: {"description": "The keyring has no asymmetric key."}},
+        responses={
+            404: {
+                "model": TwirpError,
+                "description": "`not_found`: the keyring has no asymmetric key "
+                "(PARSEC_KEY_NOT_FOUND).",
+            }
+        },
     )
     async def key_set() -> Response:
         document = jwks(parsec.keyring)
