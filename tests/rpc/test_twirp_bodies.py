@@ -163,3 +163,18 @@ async def test_json_of_the_wrong_shape_stays_invalid_argument(http: httpx.AsyncC
             PREFIX + "OpenPublic", content=body, headers={"Content-Type": "application/json"}
         )
         assert_twirp_error(response, 400, "invalid_argument", "PARSEC_INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize("body", [b"null", b" null\n", b"[]", b"5", b'"{}"', b"true"])
+async def test_json_that_is_not_an_object_is_invalid_argument_on_every_method(
+    http: httpx.AsyncClient, body: bytes
+) -> None:
+    """Every request message is a JSON object: ``null``, an array, a number, a string or
+    a boolean is invalid_argument on every method, including those whose fields are all
+    optional (``null`` was read as an empty body there, and answered 200)."""
+    for method in await service_methods(http):
+        response = await http.post(
+            PREFIX + method, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert_twirp_error(response, 400, "invalid_argument", "PARSEC_INVALID_ARGUMENT")
+        assert "object" in response.json()["msg"], (method, response.text)

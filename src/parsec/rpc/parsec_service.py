@@ -27,7 +27,8 @@ bearer check:
   as JSON behind a type that says otherwise);
 * a body that cannot be decoded — not UTF-8, not JSON (syntax, NaN, a BOM, a lone
   surrogate escape, a number out of range, nesting too deep) — is ``400 malformed``;
-* JSON that does not fit the method's message is ``400 invalid_argument``.
+* JSON that does not fit the method's message is ``400 invalid_argument``; so is JSON
+  that is not an object (``null``, an array, a string, a number, a boolean).
 
 Both 400s carry ``parsec_code`` ``PARSEC_INVALID_ARGUMENT``, and none is logged above
 DEBUG.
@@ -271,10 +272,37 @@ async def _undecodable(request: Request) -> str | None:
     except UnicodeDecodeError:
         return "request body is not valid UTF-8"
     try:
-        msgspec.json.decode(body)
+        request.state.json_body = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
         return "request body is not valid JSON"
     return None
+
+
+_JSON_KINDS: Final[dict[type, str]] = {
+    type(None): "null",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def _not_an_object(request: Request) -> JSONResponse | None:
+    """400 ``invalid_argument`` when the decoded body is JSON but not an object. Every
+    request message is an object. Checked here rather than left to FastAPI, whose older
+    releases (0.132, the lowest this package allows) read a ``null`` body as no body at
+    all and so answered a method whose fields are all optional with its defaults."""
+    value = getattr(request.state, "json_body", {})
+    if isinstance(value, dict):
+        return None
+    kind = _JSON_KINDS.get(type(value), "not an object")
+    return _error(
+        ParsecError(
+            "PARSEC_INVALID_ARGUMENT",
+            f"invalid request body: a request message is a JSON object, not {kind}",
+        )
+    )
 
 
 def _invalid_body(exc: RequestValidationError) -> JSONResponse:
@@ -432,6 +460,9 @@ def _route_class(parsec: Parsec) -> type[APIRoute]:
                     if problem is not None:
                         log.debug("ParsecService %s: malformed request: %s", self.name, problem)
                         return _malformed(problem)
+                    refused = _not_an_object(request)
+                    if refused is not None:
+                        return refused
                     return await call(request)
                 except RequestValidationError as exc:
                     return _invalid_body(exc)
