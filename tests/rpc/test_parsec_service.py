@@ -896,6 +896,20 @@ async def test_a_method_called_with_get_is_bad_route(http: httpx.AsyncClient) ->
     assert response.json()["code"] == "bad_route"
 
 
+@pytest.mark.parametrize("verb", ["TRACE", "QUERY", "CONNECT", "PROPFIND", "BREW"])
+@pytest.mark.parametrize("path", [PREFIX + "Manifest", PREFIX + "NoSuchMethod"])
+async def test_any_other_http_method_is_bad_route(
+    http: httpx.AsyncClient, verb: str, path: str
+) -> None:
+    """Every HTTP method but POST is 404 bad_route, not only the common ones (Schemathesis
+    sent TRACE and QUERY, and got Starlette's plain-text 405)."""
+    response = await http.request(verb, path)
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "bad_route"
+    assert response.json()["meta"]["twirp_invalid_route"] == f"{verb} {path}"
+
+
 async def test_existing_routes_still_answer(http: httpx.AsyncClient) -> None:
     """``/healthz`` and the server API live beside the management routes."""
     health = await http.get("/healthz")

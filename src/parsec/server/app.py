@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 import parsec as package
 from parsec import descriptor
@@ -35,7 +36,16 @@ if TYPE_CHECKING:
 __all__ = ["build_app"]
 
 JWKS_CACHE_CONTROL: Final = "public, max-age=300"
-_EVERY_METHOD: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class _BadRoute:
+    """:func:`bad_route` as an ASGI app: a route whose endpoint is not a function takes
+    every HTTP method (TRACE, QUERY, WebDAV's, anything), so each gets Twirp's 404
+    rather than Starlette's 405."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await bad_route(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 class _App(FastAPI):
@@ -84,7 +94,7 @@ def build_app(parsec: Parsec) -> FastAPI:
         routes=routes,
     )
     app.include_router(service_router(parsec))
-    app.add_route("/twirp/{path:path}", bad_route, _EVERY_METHOD, include_in_schema=False)
+    app.router.routes.append(Route("/twirp/{path:path}", _BadRoute(), include_in_schema=False))
     app.include_router(_documents_router(parsec))
     app.add_middleware(BodyLimit, limit=parsec.options.server.max_request_body_size)
     return app
