@@ -847,6 +847,20 @@ async def test_a_malformed_body_is_invalid_argument(api: Api, method: str, conte
     assert_twirp_error(response, 400, "invalid_argument", "PARSEC_INVALID_ARGUMENT")
 
 
+@pytest.mark.parametrize("ttl", ["60.0", "6e1", "6.0E1"])
+async def test_an_integral_number_written_with_a_fraction_is_an_integer(api: Api, ttl: str) -> None:
+    """``ttl_seconds: 60.0`` is 60: JSON Schema (which /openapi.json speaks) and
+    protobuf's JSON mapping count it as an integer (Schemathesis sent such values, and
+    got 400)."""
+    content = b'{"name": "public:app.lobby", "ttl_seconds": %s}' % ttl.encode()
+    response = await api.call(
+        "OpenPublic", content=content, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["channel"]["ttl_seconds"] == 60
+
+
 async def test_an_empty_body_is_the_empty_message(api: Api) -> None:
     """Methods whose fields are all optional accept a request with no body at all."""
     response = await api.call("ListChannels", content=b"")

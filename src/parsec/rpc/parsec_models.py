@@ -6,8 +6,9 @@ Wire rules (protobuf JSON, as Twirp v8 speaks it):
   (``ttl_seconds`` or ``ttlSeconds``); unknown fields are ignored.
 * Responses use snake_case and carry every field, defaults included.
 * ``int64`` / ``uint64`` fields (:data:`Int64`, :data:`Uint64`) are JSON strings in
-  responses (``"offset": "3"``); requests accept a JSON integer or a decimal string.
-  Booleans and fractional numbers are refused.
+  responses (``"offset": "3"``); requests accept a JSON integer (``60``, or ``60.0`` and
+  ``6e1``, which JSON Schema and protobuf's JSON mapping count as integers too) or a
+  decimal string. Booleans and numbers with a fraction (``1.5``) are refused.
 * ``bytes`` fields (:data:`Base64Bytes`) are base64 strings: responses use the standard
   alphabet with padding; requests also accept the URL-safe alphabet and missing padding.
 * Timestamps in :class:`ChannelSummary` and :class:`KeySummary` are RFC 3339 UTC strings;
@@ -103,6 +104,8 @@ def _integer(value: object, low: int, high: int) -> int:
         if not _DECIMAL.fullmatch(value):
             raise ValueError("must be an integer or a decimal string")
         value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)  # 60.0 or 6e1: an integer in JSON Schema and protobuf's JSON
     if not isinstance(value, int):
         raise ValueError("must be an integer or a decimal string")
     if not low <= value <= high:
