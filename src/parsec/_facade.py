@@ -28,11 +28,11 @@ import msgspec
 import uvicorn
 from starlette.applications import Starlette
 
-from parsec import __version__
 from parsec._authority import ParsecAuthority
 from parsec._backends import backends_for
 from parsec._management import Credentials, ManagementMixin
 from parsec._sinking import DeliverySettings, SinkingMixin
+from parsec._version import __version__
 from parsec.auth.keyring import KeyRing
 from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.parsec_tokens import ParsecTokens

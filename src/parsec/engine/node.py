@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from parsec import __version__
-from parsec._aio import cancel_and_wait
+from parsec._version import __version__
 from parsec.auth.tokens import TokenVerifier
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.names import has_safe_characters
 from parsec.channels.namespaces import ChannelRules, ResolvedChannel
 from parsec.channels.options import ChannelOptions
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
 from parsec.engine.cleanup import Cleanups
