@@ -22,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import uvicorn
@@ -43,8 +43,10 @@ from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
 from parsec.auth.shared_keyring import SharedKeyRing
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
 from parsec.auth.watcher import KeyRingWatcher, install_sighup, on_sighup
+from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.events import ChannelEventBus, EventSubscription
 from parsec.channels.manager import ChannelManager
+from parsec.channels.namespaces import ChannelRules
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.codes import ClientError, errors
@@ -66,6 +68,7 @@ from parsec.transports.websocket import WEBSOCKET_PATH
 __all__ = ["Credentials", "Parsec"]
 
 log = logging.getLogger("parsec")
+_B = TypeVar("_B", MemoryBroker, MemoryPresenceManager, MemoryController)
 
 
 class Parsec(ManagementMixin, SinkingMixin):
@@ -149,15 +152,19 @@ class Parsec(ManagementMixin, SinkingMixin):
         self._peers_wait = PEERS_WAIT if built_store and built.persistence == "nats" else 0.0
         self._settle = SETTLE if built_store and built.persistence == "redis" else 0.0
         authority = ParsecAuthority(self.manager, self.tokens, self.revocations)
+        self._defaults: list[Broker | PresenceManager | Controller] = []
+        """The in-memory backends made here for contracts nothing else fills."""
         self.node = Node(
             self.options,
             self.verifier,
-            broker=broker or built.broker,
-            presence=presence or built.presence,
-            controller=controller or built.controller,
+            rules=ChannelRules.from_options(self.options),
+            broker=broker or built.broker or self._default(MemoryBroker()),
+            presence=presence or built.presence or self._default(MemoryPresenceManager()),
+            controller=controller or built.controller or self._default(MemoryController()),
             authority=authority,
             revocations=self.revocations,
             node_id=node_id,
+            version=__version__,
         )
         self.revocations.listeners.append(self.node.revocations_changed)
         dlq = dlq or built.dlq
@@ -166,6 +173,10 @@ class Parsec(ManagementMixin, SinkingMixin):
         self._bridge: asyncio.Task[None] | None = None
         self._watcher: KeyRingWatcher | None = None
         self._init_sinking(dlq=dlq, metrics=sink_metrics, delivery=delivery)
+
+    def _default(self, backend: _B) -> _B:
+        self._defaults.append(backend)
+        return backend
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -210,6 +221,12 @@ class Parsec(ManagementMixin, SinkingMixin):
         await self._close_sinking()
         await self.manager.aclose()
         await self.node.aclose()
+        defaults, self._defaults = self._defaults, []
+        for backend in reversed(defaults):
+            try:
+                await backend.aclose()
+            except Exception:
+                log.exception("closing %r failed", backend)
         await self._backends.aclose()
 
     async def _follow_lifecycle(self, events: EventSubscription) -> None:
