@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-import parsec as package
 from parsec import descriptor
+from parsec._version import __version__
 from parsec.auth.jwks import jwks
 from parsec.rpc.centrifugo_api import CentrifugoApi
 from parsec.rpc.parsec_models import DescriptorEnvelope, JSONWebKeySet
@@ -59,7 +59,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     ]
     app = FastAPI(
         title="Parsec",
-        version=package.__version__,
+        version=__version__,
         summary="The Parsec management API (parsec.ParsecService over Twirp JSON).",
         openapi_url="/openapi.json",
         docs_url=None,

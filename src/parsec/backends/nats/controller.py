@@ -33,10 +33,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from parsec._aio import cancel_and_wait
 from parsec.backends.nats.connection import NatsConnection, barrier, translated
 from parsec.backends.nats.messages import Answer, Command, Question, Report, encode
 from parsec.backends.nats.subjects import DEFAULT_SUBJECT_PREFIX, Subjects
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.controller import (
     ControlCommand,
     ControlEventHandler,
