@@ -9,3 +9,5 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("parsec", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("parsec")
+
+pytest_plugins = ["cli_fixtures"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from parsec._facade import Parsec
 from parsec._management import Credentials
 from parsec._sinking import DeliverySettings, SinkResult
+from parsec._version import __version__
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.engine.codes import ClientError, Disconnect
 from parsec.engine.types import ClientInfo, Publication, StreamPosition

@@ -17,22 +17,19 @@ import contextlib
 import logging
 import platform
 import signal
-import socket
 import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-import uvicorn
-from starlette.applications import Starlette
 
-from parsec import __version__
 from parsec._authority import ParsecAuthority
 from parsec._backends import backends_for
 from parsec._management import Credentials, ManagementMixin
 from parsec._sinking import DeliverySettings, SinkingMixin
+from parsec._version import __version__
 from parsec.auth.keyring import KeyRing
 from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.parsec_tokens import ParsecTokens
@@ -43,8 +40,10 @@ from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
 from parsec.auth.shared_keyring import SharedKeyRing
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
 from parsec.auth.watcher import KeyRingWatcher, install_sighup, on_sighup
+from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.events import ChannelEventBus, EventSubscription
 from parsec.channels.manager import ChannelManager
+from parsec.channels.namespaces import ChannelRules
 from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.codes import ClientError, errors
@@ -55,17 +54,20 @@ from parsec.engine.protocol import MalformedCommand, compact_json
 from parsec.engine.types import StreamPosition
 from parsec.errors import ParsecClientError, ParsecError
 from parsec.options import Options
-from parsec.server.app import build_app
 from parsec.server.listen import BACKLOG, listen
-from parsec.server.protocol import http_protocol
 from parsec.sinks.dlq import DLQ
 from parsec.sinks.metrics import SinkMetrics
-from parsec.transports import native
 from parsec.transports.websocket import WEBSOCKET_PATH
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from parsec.server.runner import ReadyServer
 
 __all__ = ["Credentials", "Parsec"]
 
 log = logging.getLogger("parsec")
+_B = TypeVar("_B", MemoryBroker, MemoryPresenceManager, MemoryController)
 
 
 class Parsec(ManagementMixin, SinkingMixin):
@@ -149,23 +151,31 @@ class Parsec(ManagementMixin, SinkingMixin):
         self._peers_wait = PEERS_WAIT if built_store and built.persistence == "nats" else 0.0
         self._settle = SETTLE if built_store and built.persistence == "redis" else 0.0
         authority = ParsecAuthority(self.manager, self.tokens, self.revocations)
+        self._defaults: list[Broker | PresenceManager | Controller] = []
+        """The in-memory backends made here for contracts nothing else fills."""
         self.node = Node(
             self.options,
             self.verifier,
-            broker=broker or built.broker,
-            presence=presence or built.presence,
-            controller=controller or built.controller,
+            rules=ChannelRules.from_options(self.options),
+            broker=broker or built.broker or self._default(MemoryBroker()),
+            presence=presence or built.presence or self._default(MemoryPresenceManager()),
+            controller=controller or built.controller or self._default(MemoryController()),
             authority=authority,
             revocations=self.revocations,
             node_id=node_id,
+            version=__version__,
         )
         self.revocations.listeners.append(self.node.revocations_changed)
         dlq = dlq or built.dlq
         self._app: Starlette | None = None
-        self._server: _Server | None = None
+        self._server: ReadyServer | None = None
         self._bridge: asyncio.Task[None] | None = None
         self._watcher: KeyRingWatcher | None = None
         self._init_sinking(dlq=dlq, metrics=sink_metrics, delivery=delivery)
+
+    def _default(self, backend: _B) -> _B:
+        self._defaults.append(backend)
+        return backend
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -210,6 +220,12 @@ class Parsec(ManagementMixin, SinkingMixin):
         await self._close_sinking()
         await self.manager.aclose()
         await self.node.aclose()
+        defaults, self._defaults = self._defaults, []
+        for backend in reversed(defaults):
+            try:
+                await backend.aclose()
+            except Exception:
+                log.exception("closing %r failed", backend)
         await self._backends.aclose()
 
     async def _follow_lifecycle(self, events: EventSubscription) -> None:
@@ -234,6 +250,9 @@ class Parsec(ManagementMixin, SinkingMixin):
     def asgi_app(self) -> Starlette:
         """The ASGI application: WebSocket, server API and health routes."""
         if self._app is None:
+            # the web stack (FastAPI, pydantic) loads when an app is first asked for
+            from parsec.server.app import build_app
+
             self._app = build_app(self)
         return self._app
 
@@ -241,6 +260,9 @@ class Parsec(ManagementMixin, SinkingMixin):
         """uvicorn's per-connection protocol, enforcing the request head limits
         (:mod:`parsec.server.protocol`): with ``native_websocket`` it also hands
         WebSocket upgrades of the client path to the native transport."""
+        from parsec.server.protocol import http_protocol
+        from parsec.transports import native
+
         if not self.options.server.native_websocket:
             return http_protocol()
         path = WEBSOCKET_PATH
@@ -256,6 +278,10 @@ class Parsec(ManagementMixin, SinkingMixin):
         workers of ``parsec serve --workers N``) share the port and the kernel spreads
         connections among them. Raises :class:`parsec.server.listen.ListenError` (an
         OSError naming the address) when the address cannot be listened on."""
+        import uvicorn
+
+        from parsec.server.runner import ReadyServer
+
         server_opts = self.options.server
         sockets = listen(server_opts.host, server_opts.port, reuse_port=reuse_port)
         config = uvicorn.Config(
@@ -270,7 +296,7 @@ class Parsec(ManagementMixin, SinkingMixin):
             access_log=False,
             backlog=BACKLOG,
         )
-        server = _Server(config, ready)
+        server = ReadyServer(config, ready)
         self._server = server
         uninstall = _reload_on_sighup(self.keyring, self._shared_keyring)
         try:
@@ -352,16 +378,3 @@ def _reload_on_sighup(keyring: KeyRing, shared: SharedKeyRing | None) -> Callabl
     if shared is not None:
         return on_sighup(asyncio.get_running_loop(), shared.check_soon)
     return install_sighup(keyring, asyncio.get_running_loop())
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling its caller once it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config, ready: Callable[[], None] | None) -> None:
-        super().__init__(config)
-        self._ready = ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self._ready is not None and self.started:
-            self._ready()

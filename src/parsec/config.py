@@ -18,8 +18,6 @@ file. Loading never raises anything but ``ConfigError`` for bad input.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 import re
 import tomllib
@@ -29,6 +27,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from parsec._toml import (
+    ConfigError,
+    expect_table,
+    parse_duration,
+    reject_unknown,
+    type_name,
+    wrong_type,
+)
 from parsec.backends.capabilities import history_conflict
 from parsec.channels.namespaces import validate_namespace_name
 from parsec.channels.options import ChannelOptions, Namespace
@@ -40,20 +46,9 @@ from parsec.options import (
     Options,
     ServerOptions,
 )
+from parsec.sinks.config import DEFAULT_RETRY, build_retry, build_sinks
 
 __all__ = ["ENV_VARS", "ConfigError", "load_options", "parse_duration"]
-
-
-class ConfigError(Exception):
-    """Bad configuration. ``key`` names where (a key path, an environment variable or a
-    dotted override key), ``code`` is a stable identifier of the problem and ``problem``
-    says what is wrong in words."""
-
-    def __init__(self, key: str, problem: str, *, code: str = "invalid_value") -> None:
-        super().__init__(f"{key}: {problem}" if key else problem)
-        self.key = key
-        self.problem = problem
-        self.code = code
 
 
 ENV_VARS: Final[Mapping[str, str]] = {
@@ -79,43 +74,8 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
 }
 _TOP_LEVEL: Final = (*_SECTIONS, "namespaces", "node_name", "sinks", "sink_retry")
 
-_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|h|m|s)")
-_DURATION_UNITS: Final[Mapping[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_HINT: Final = 'use e.g. "300s", "5m", "1h30m", "250ms" or a number of seconds'
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
-
-
-def parse_duration(value: object, key: str) -> float:
-    """Seconds in ``value``: a non-negative number, or a string of ``<number><unit>``
-    parts with units ``ms``, ``s``, ``m``, ``h`` (``"1h30m"``), or a plain number string.
-
-    Raises ``ConfigError(key, …)`` with code ``bad_duration`` for anything else,
-    including negative, infinite and NaN values and booleans.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(
-            key,
-            f"expected a duration, got {_type_name(value)} ({_DURATION_HINT})",
-            code="bad_duration",
-        )
-    seconds = _duration_seconds(value.strip()) if isinstance(value, str) else float(value)
-    if seconds is None or math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise ConfigError(
-            key, f"invalid duration {value!r} ({_DURATION_HINT})", code="bad_duration"
-        )
-    return seconds
-
-
-def _duration_seconds(text: str) -> float | None:
-    try:
-        return float(text) if text else None
-    except ValueError:
-        pass
-    matches = list(_DURATION_RE.finditer(text))
-    if not matches or "".join(m.group(0) for m in matches) != text:
-        return None
-    return sum(float(m.group(1)) * _DURATION_UNITS[m.group(2)] for m in matches)
 
 
 def load_options(
@@ -194,11 +154,11 @@ def _assign(raw: dict[str, Any], dotted: str, value: object) -> None:
 
 
 def _build(raw: Mapping[str, Any], labels: Mapping[str, str], env: Mapping[str, str]) -> Options:
-    _reject_unknown(raw, _TOP_LEVEL, "")
+    reject_unknown(raw, _TOP_LEVEL, "")
     kwargs: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
         if section in raw:
-            table = _expect_table(raw[section], section)
+            table = expect_table(raw[section], section)
             kwargs[section] = _build_struct(cls, table, section, labels)
     if "namespaces" in raw:
         kwargs["namespaces"] = _build_namespaces(raw["namespaces"], labels)
@@ -213,9 +173,6 @@ def _build(raw: Mapping[str, Any], labels: Mapping[str, str], env: Mapping[str, 
 
 
 def _build_sinks(raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    # imported here: parsec.sinks.config imports this module
-    from parsec.sinks.config import DEFAULT_RETRY, build_retry, build_sinks
-
     kwargs: dict[str, Any] = {}
     retry = build_retry(raw["sink_retry"], "sink_retry") if "sink_retry" in raw else DEFAULT_RETRY
     if "sink_retry" in raw:
@@ -229,14 +186,14 @@ def _build_namespaces(value: object, labels: Mapping[str, str]) -> list[Namespac
     if not isinstance(value, list):
         raise ConfigError(
             "namespaces",
-            f"expected an array of tables ([[namespaces]]), got {_type_name(value)}",
+            f"expected an array of tables ([[namespaces]]), got {type_name(value)}",
             code="wrong_type",
         )
     namespaces: list[Namespace] = []
     seen: set[str] = set()
     for index, item in enumerate(value):
         path = f"namespaces[{index}]"
-        table = _expect_table(item, path)
+        table = expect_table(item, path)
         if "name" not in table:
             raise ConfigError(f"{path}.name", "missing required key", code="missing_key")
         namespace = _build_struct(Namespace, table, path, labels)
@@ -253,7 +210,7 @@ def _build_struct(
     cls: type[Any], table: Mapping[str, Any], path: str, labels: Mapping[str, str]
 ) -> Any:
     hints = _field_types(cls)
-    _reject_unknown(table, tuple(hints), path)
+    reject_unknown(table, tuple(hints), path)
     kwargs: dict[str, Any] = {}
     for name, value in table.items():
         key = labels.get(f"{path}.{name}", f"{path}.{name}")
@@ -268,15 +225,6 @@ def _field_types(cls: type[Any]) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _reject_unknown(table: Mapping[str, Any], known: tuple[str, ...], path: str) -> None:
-    for name in table:
-        if name not in known:
-            key = f"{path}.{name}" if path else name
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(key, f"unknown key{hint}", code="unknown_key")
-
-
 def _convert(hint: Any, value: object, key: str) -> object:
     """``value`` as the field type ``hint``, or ConfigError(key, …)."""
     if isinstance(hint, types.UnionType):
@@ -284,27 +232,27 @@ def _convert(hint: Any, value: object, key: str) -> object:
         return _non_empty_str(value, key) if inner is str else _convert(inner, value, key)
     if typing.get_origin(hint) is list:
         if not isinstance(value, list):
-            raise _wrong_type(key, "an array of strings", value)
+            raise wrong_type(key, "an array of strings", value)
         for index, item in enumerate(value):
             if not isinstance(item, str):
-                raise _wrong_type(f"{key}[{index}]", "a string", item)
+                raise wrong_type(f"{key}[{index}]", "a string", item)
         return list(value)
     if hint is float:
         return parse_duration(value, key)
     if hint is bool:
         if not isinstance(value, bool):
-            raise _wrong_type(key, "a boolean (true or false)", value)
+            raise wrong_type(key, "a boolean (true or false)", value)
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _wrong_type(key, "an integer", value)
+            raise wrong_type(key, "an integer", value)
         return _at_least(0)(value, key)
     if hint is Path:
         return _path(_non_empty_str(value, key), key)
     if isinstance(value, Path):
-        raise _wrong_type(key, "a string", value)
+        raise wrong_type(key, "a string", value)
     if not isinstance(value, str):
-        raise _wrong_type(key, "a string", value)
+        raise wrong_type(key, "a string", value)
     return value
 
 
@@ -427,36 +375,11 @@ def _check_broker_features(options: Options) -> None:
         raise ConfigError(*conflict, code="unsupported_by_broker")
 
 
-def _expect_table(value: object, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise _wrong_type(key, "a table", value)
-    return value
-
-
 def _non_empty_str(value: object, key: str) -> str:
     if isinstance(value, Path):
         value = str(value)
     if not isinstance(value, str):
-        raise _wrong_type(key, "a string", value)
+        raise wrong_type(key, "a string", value)
     if not value.strip():
         raise ConfigError(key, "must not be empty", code="invalid_value")
     return value
-
-
-def _wrong_type(key: str, expected: str, value: object) -> ConfigError:
-    return ConfigError(key, f"expected {expected}, got {_type_name(value)}", code="wrong_type")
-
-
-def _type_name(value: object) -> str:
-    names = {
-        bool: "boolean",
-        int: "integer",
-        float: "float",
-        str: "string",
-        list: "array",
-        dict: "table",
-    }
-    for cls, name in names.items():
-        if isinstance(value, cls):
-            return name
-    return type(value).__name__

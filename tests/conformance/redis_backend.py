@@ -8,10 +8,11 @@ entries are stamped with. A missing Redis fails the tests that use this factory.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from typing import ClassVar
+
+from redis_keys import REDIS_URL
 
 from parsec.auth.refresh import RefreshStore
 from parsec.auth.revocation_store import RevocationStore
@@ -32,7 +33,7 @@ from parsec.sinks.dlq import DLQ
 
 __all__ = ["REDIS_URL", "RedisBackend"]
 
-REDIS_URL = os.environ.get("PARSEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
 """The Redis the tests use (``PARSEC_TEST_REDIS_URL`` overrides it)."""
 
 

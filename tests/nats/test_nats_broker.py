@@ -273,3 +273,17 @@ async def test_a_node_starts_while_nats_is_down(nodes: Nodes, nats_server: Start
     await broker.subscribe("chat:a")
     await broker.publish("chat:a", publication(2), PublishOptions())
     assert [payload(d.pub) for d in await received.publications(1)] == [2]
+
+
+async def test_a_publication_right_after_subscribe_is_never_lost(nodes: Nodes) -> None:
+    """Once ``subscribe`` returns, NATS has the subscription: a publication made right
+    after it, from another node, arrives — every time (nats-py's flush alone let its PING
+    overtake the SUB now and then, and such a publication was lost)."""
+    make_broker, _ = nodes
+    received = Recorder()
+    sender, receiver = await make_broker(Recorder()), await make_broker(received)
+    for n in range(1000):
+        await receiver.subscribe(f"chat:{n}")
+        await sender.publish(f"chat:{n}", publication(n), PublishOptions())
+    delivered = await received.publications(1000)
+    assert sorted(d.channel for d in delivered) == sorted(f"chat:{n}" for n in range(1000))

@@ -4,28 +4,17 @@ back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from cli_runs import Proc, isolate, processes
+from cli_runs import Proc
 from nats_helpers import StartServer, private_servers, unique_prefix
 from serve_broker import assert_degrades_and_recovers, assert_unreachable_at_start
 
 from parsec.testing import free_port
 
-
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own directory with no PARSEC_* variables set."""
-    isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Proc]]:
-    """Start ``python -m parsec`` processes that are killed after the test."""
-    with processes() as start:
-        yield start
+pytestmark = pytest.mark.usefixtures("hermetic")
 
 
 @pytest.fixture

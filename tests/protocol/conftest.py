@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,13 @@ async def make_server(
 async def server(make_server: ServerFactory) -> Server:
     """A server with the default test options (see ``harness.default_namespaces``)."""
     return await make_server()
+
+
+@pytest.fixture
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever the test sends, the server logs no error and no traceback (a module asks
+    for it with ``pytestmark = pytest.mark.usefixtures("no_errors_logged")``)."""
+    caplog.set_level(logging.WARNING)
+    yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import math
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -31,6 +30,7 @@ from websockets.typing import Origin
 from parsec import ChannelOptions, Namespace, Options, Parsec
 from parsec.engine.broker import Broker
 from parsec.options import ApiOptions, AuthOptions, ClientOptions, ServerOptions
+from parsec.testing import free_port
 
 __all__ = [
     "API_KEY",
@@ -119,7 +119,7 @@ def make_options(
     ``server`` sets further ServerOptions fields."""
     return Options(
         server=ServerOptions(
-            addr=f"127.0.0.1:{_free_port()}",
+            addr=f"127.0.0.1:{free_port()}",
             allowed_origins=allowed_origins or [],
             native_websocket=native_websocket,
             **(server or {}),
@@ -136,13 +136,6 @@ def soon() -> int:
     """A whole unix second 0.5 to 1.5 s from now: an ``expire_at`` that is still ahead
     when the token is used, yet passes quickly."""
     return math.ceil(time.time() + 0.5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RawClient:
@@ -251,6 +244,11 @@ class Server:
     @property
     def ws_url(self) -> str:
         return f"ws://{self.parsec.options.server.addr}/connection/websocket"
+
+    async def open_socket(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A raw TCP connection to the server, for tests that write bytes themselves."""
+        host, port = self.parsec.options.server.addr.rsplit(":", 1)
+        return await asyncio.open_connection(host, int(port))
 
     def token(self, user: str = "alice", *, ttl: float | None = 3600, **claims: Any) -> str:
         """A connection token from the server's own issuer."""

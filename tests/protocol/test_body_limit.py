@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import httpx
 import pytest
@@ -36,18 +35,7 @@ async def server(make_server: ServerFactory) -> Server:
     return await make_server(server={"max_request_body_size": LIMIT})
 
 
-@pytest.fixture(autouse=True)
-def no_errors_logged(caplog: pytest.LogCaptureFixture) -> object:
-    """Whatever a test sends, the server logs no error and no traceback."""
-    caplog.set_level(logging.WARNING)
-    yield
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not errors, [r.getMessage() for r in errors]
-
-
-async def _open(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, port = server.parsec.options.server.addr.rsplit(":", 1)
-    return await asyncio.open_connection(host, int(port))
+pytestmark = pytest.mark.usefixtures("no_errors_logged")
 
 
 async def _response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -74,7 +62,7 @@ async def test_a_declared_oversized_body_is_413_before_it_is_sent(
 ) -> None:
     """A 64 MiB Content-Length is answered 413 at once, on every route: the client has
     sent only the head and the first kilobyte, nothing waited for (or kept) the rest."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     writer.write(
         f"POST {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {64 * 1024 * 1024}\r\n\r\n".encode()
@@ -93,7 +81,7 @@ async def test_a_chunked_oversized_body_is_413_and_the_connection_goes_on(
 ) -> None:
     """A chunked body is counted as it arrives: over the limit, the client gets 413 in
     place of the route's answer, and its next request on the connection is served."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     chunk = b"%x\r\n%s\r\n" % (4096, b" " * 4096)
     writer.write(
         f"POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"

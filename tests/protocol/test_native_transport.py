@@ -58,11 +58,6 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
-async def _open(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, port = server.parsec.options.server.addr.rsplit(":", 1)
-    return await asyncio.open_connection(host, int(port))
-
-
 async def _switch(reader: asyncio.StreamReader) -> bytes:
     async with asyncio.timeout(WAIT):
         return await reader.readuntil(b"\r\n\r\n")
@@ -70,7 +65,7 @@ async def _switch(reader: asyncio.StreamReader) -> bytes:
 
 async def test_head_in_pieces_still_upgrades(server: Server) -> None:
     """A request head that arrives a few bytes at a time is still a WebSocket upgrade."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     head = _upgrade_head()
     for i in range(0, len(head), 7):
         writer.write(head[i : i + 7])
@@ -87,7 +82,7 @@ async def test_head_in_pieces_still_upgrades(server: Server) -> None:
 
 async def test_head_and_first_frame_in_one_packet(server: Server) -> None:
     """A client that sends its first command with the handshake is answered."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     command = json.dumps({"id": 1, "connect": {"token": server.token()}})
     writer.write(_upgrade_head() + _client_frame(command))
     assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
@@ -99,7 +94,7 @@ async def test_head_and_first_frame_in_one_packet(server: Server) -> None:
 
 async def test_http_on_the_same_port_in_pieces(server: Server) -> None:
     """Plain HTTP still works on the port, head in pieces and keep-alive included."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     for byte in range(len(request)):
         writer.write(request[byte : byte + 1])
@@ -115,7 +110,7 @@ async def test_http_on_the_same_port_in_pieces(server: Server) -> None:
 async def test_upgrade_of_another_path_is_plain_http(server: Server) -> None:
     """Only the client path is served natively; an upgrade elsewhere goes to the ASGI
     app, which has no WebSocket route there and refuses it."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     writer.write(_upgrade_head("/elsewhere"))
     async with asyncio.timeout(WAIT):
         status = await reader.readuntil(b"\r\n")
@@ -130,7 +125,7 @@ async def test_silent_connection_is_closed(
     timeout; it does not stay open forever."""
     monkeypatch.setattr(dispatch, "HEAD_TIMEOUT", 0.2)
     server = await make_server()
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     writer.write(b"GET /conn")
     async with asyncio.timeout(WAIT):
         rest = await reader.read()
@@ -140,7 +135,7 @@ async def test_silent_connection_is_closed(
 
 async def test_oversized_head_is_refused(server: Server) -> None:
     """A head over 64 KiB is answered 431 and closed, not buffered on."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     writer.write(b"GET /connection/websocket HTTP/1.1\r\nX-Fill: " + b"a" * (70 * 1024))
     async with asyncio.timeout(WAIT):
         answer = await reader.read()
@@ -176,7 +171,7 @@ async def test_broken_fragmentation_closes_1002(
     """Fragments out of order are a protocol error (1002), not a message; a client
     fault, counted and logged at INFO."""
     caplog.set_level(logging.INFO)
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     writer.write(_upgrade_head())
     assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
     writer.write(b"".join(frames))
@@ -200,7 +195,7 @@ async def test_framing_errors_are_client_faults_not_errors(
     """Frames picows cannot parse close the connection with its protocol error code;
     they are counted and logged at INFO, never as ERROR lines."""
     caplog.set_level(logging.INFO)
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     writer.write(_upgrade_head())
     assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
     writer.write(frame)
@@ -213,7 +208,7 @@ async def test_framing_errors_are_client_faults_not_errors(
 async def test_many_tiny_fragments_over_the_limit_close_1009(server: Server) -> None:
     """A message sent as thousands of one-byte fragments is counted as it grows and
     refused once over 64 KiB."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     writer.write(_upgrade_head())
     assert (await _switch(reader)).startswith(b"HTTP/1.1 101")
     writer.write(_client_frame("[", fin=False))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import os
 
 import httpx
@@ -47,18 +46,7 @@ OVERSIZED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_errors_logged(caplog: pytest.LogCaptureFixture) -> object:
-    """Whatever a client sends, the server logs no error and no traceback."""
-    caplog.set_level(logging.WARNING)
-    yield
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not errors, [r.getMessage() for r in errors]
-
-
-async def _open(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, port = server.parsec.options.server.addr.rsplit(":", 1)
-    return await asyncio.open_connection(host, int(port))
+pytestmark = pytest.mark.usefixtures("no_errors_logged")
 
 
 async def _send(writer: asyncio.StreamWriter, data: bytes, piece: int | None) -> None:
@@ -87,7 +75,7 @@ async def test_an_oversized_first_head_is_431(
 ) -> None:
     """Sent whole or in pieces, an oversized head gets 431 and the connection ends;
     the client could send all of it and reads the answer."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     await _send(writer, request_bytes, piece)
     answer = await _answer(reader)
     writer.close()
@@ -106,7 +94,7 @@ async def test_an_oversized_later_head_on_a_kept_alive_connection_is_431(
     """The limits hold for every request of a connection, not only its first."""
     if b"Upgrade: websocket" in request_bytes:
         request_bytes = request_bytes.replace(b"/connection/websocket", b"/healthz")
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     await _send(writer, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", None)
     async with asyncio.timeout(WAIT):
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
@@ -125,7 +113,7 @@ async def test_a_pipelined_oversized_head_is_431_after_the_answers_before_it(
 ) -> None:
     """Requests sent back to back in one packet: the good one is answered first, then
     the oversized one gets its 431."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     await _send(writer, first + OVERSIZED["200-kB-request-line"], None)
     answer = await _answer(reader)
@@ -139,7 +127,7 @@ async def test_a_pipelined_oversized_head_is_431_after_the_answers_before_it(
 async def test_one_header_growing_in_pieces_on_a_later_request_is_431(server: Server) -> None:
     """A single header value that never ends is refused once over the limit: the server
     does not keep reading it into memory."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     await _send(writer, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", None)
     async with asyncio.timeout(WAIT):
         await reader.readuntil(b"ok")
@@ -157,7 +145,7 @@ async def test_a_head_at_the_limits_is_served(server: Server) -> None:
     at_count = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + _headers(MAX_HEADERS - 1) + b"\r\n"
     assert len(at_size) == MAX_HEAD
     for request_bytes in (at_size, at_count):
-        reader, writer = await _open(server)
+        reader, writer = await server.open_socket()
         await _send(writer, request_bytes, None)
         async with asyncio.timeout(WAIT):
             assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
@@ -166,7 +154,7 @@ async def test_a_head_at_the_limits_is_served(server: Server) -> None:
 
 async def test_one_header_too_many_is_431(server: Server) -> None:
     """101 header lines are one too many."""
-    reader, writer = await _open(server)
+    reader, writer = await server.open_socket()
     await _send(
         writer, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + _headers(MAX_HEADERS) + b"\r\n", None
     )

@@ -8,30 +8,21 @@ fails these tests: they never skip.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis_helpers import REDIS_URL, RedisServer
-
-import redis
+from redis_keys import scratch_prefix
 
 
 @pytest.fixture
 def key_prefix() -> Iterator[str]:
     """A key prefix no other test uses; every key under it (and under prefixes that
     extend it) is deleted after the test."""
-    prefix = f"parsec-test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    with scratch_prefix() as prefix:
+        yield prefix
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ and a reconnect gate the test opens by hand."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
+from redis_keys import REDIS_URL
 from server_processes import ServerProcess
 
 from parsec.backends.testing import BrokerRecorder as Recorder
@@ -24,9 +24,6 @@ __all__ = [
     "payload",
     "publication",
 ]
-
-REDIS_URL = os.environ.get("PARSEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-"""The shared Redis (``PARSEC_TEST_REDIS_URL`` overrides it)."""
 
 
 class RedisServer(ServerProcess):

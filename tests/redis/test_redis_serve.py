@@ -5,28 +5,17 @@ back."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from cli_runs import Proc, isolate, processes
+from cli_runs import Proc
 from redis_helpers import RedisServer
 from serve_broker import assert_degrades_and_recovers, assert_unreachable_at_start
 
 from parsec.testing import free_port
 
-
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own directory with no PARSEC_* variables set."""
-    isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Proc]]:
-    """Start ``python -m parsec`` processes that are killed after the test."""
-    with processes() as start:
-        yield start
+pytestmark = pytest.mark.usefixtures("hermetic")
 
 
 @pytest.mark.parametrize("args", [[], ["--workers", "2"]], ids=["one-process", "workers"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from parsec._aio import cancel_and_wait
+from parsec.engine.aio import cancel_and_wait
 
 
 async def test_stops_running_tasks() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -18,8 +17,6 @@ from cli_runs import (
     assert_clean_error,
     assert_one_line_error,
     invoke,
-    isolate,
-    processes,
 )
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
@@ -28,6 +25,7 @@ import parsec
 from parsec.auth.keyring import KeyRing
 from parsec.auth.tokens import InvalidToken, TokenVerifier
 from parsec.cli.subscribe import websocket_url
+from parsec.testing import free_port
 
 CHAT_CONFIG = """
 [api]
@@ -41,24 +39,7 @@ allow_subscribe_for_client = true
 """
 
 
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own directory with no PARSEC_* variables set."""
-    isolate(tmp_path, monkeypatch)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Proc]]:
-    """Start ``python -m parsec`` processes that are killed after the test."""
-    with processes() as start:
-        yield start
+pytestmark = pytest.mark.usefixtures("hermetic")
 
 
 # -- fake servers ---------------------------------------------------------------------------

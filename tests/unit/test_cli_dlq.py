@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import queue
 import threading
 from collections.abc import Coroutine, Iterator
@@ -16,11 +15,11 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import pytest
+from cli_runs import invoke
 from sink_harness import Mailbox, Served, email_options, serving, smtp_server, subscribed
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from parsec.auth.scopes import Scope
-from parsec.cli import app
 
 _T = TypeVar("_T")
 
@@ -29,21 +28,7 @@ ANA: Final = '{"address": "ana@example.test"}'
 REFUSAL: Final = "550 5.1.1 mailbox unavailable"
 
 
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own directory with no PARSEC_* variables set."""
-    for name in list(os.environ):
-        if name.startswith("PARSEC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
-    """Run the CLI in-process; fail the test on any exception other than an exit."""
-    result = CliRunner().invoke(app, list(args), env=env, input=input)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+pytestmark = pytest.mark.usefixtures("hermetic")
 
 
 def assert_error(result: Result, code: int, *words: str) -> None:

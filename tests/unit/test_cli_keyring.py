@@ -5,11 +5,11 @@ server requires."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_runs import Proc, assert_clean_error, invoke, isolate, processes
+from cli_runs import Proc, assert_clean_error, invoke
 
 from parsec.auth.keyring import KeyRing
 from parsec.auth.tokens import InvalidToken, TokenVerifier
@@ -29,17 +29,7 @@ require_subscription_token = true
 """A server that requires an audience, an issuer, and a subscription token in room:."""
 
 
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own directory with no PARSEC_* variables set."""
-    isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Proc]]:
-    """Start ``python -m parsec`` processes that are killed after the test."""
-    with processes() as start:
-        yield start
+pytestmark = pytest.mark.usefixtures("hermetic")
 
 
 # -- no keyring: exit 2, never a new one ---------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import queue
 import stat
 import threading
@@ -23,12 +22,12 @@ from typing import Any, TypeVar
 import httpx
 import jwt
 import pytest
-from typer.testing import CliRunner, Result
+from cli_runs import invoke
+from typer.testing import Result
 
 from parsec.auth.keyring import KeyRing
 from parsec.auth.parsec_tokens import ParsecTokens
 from parsec.auth.scopes import OPERATOR_SCOPES, Scope
-from parsec.cli import app
 from parsec.client.management import (
     ManagementClient,
     ManagementError,
@@ -58,21 +57,7 @@ MANIFEST = {
 }
 
 
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own directory with no PARSEC_* variables set."""
-    for name in list(os.environ):
-        if name.startswith("PARSEC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-    """Run the CLI in-process; fail the test on any exception other than an exit."""
-    result = CliRunner().invoke(app, list(args), input=input, env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+pytestmark = pytest.mark.usefixtures("hermetic")
 
 
 def assert_error(result: Result, code: int, *words: str) -> None:

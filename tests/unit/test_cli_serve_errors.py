@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_runs import Proc, assert_one_line_error, isolate, processes
+from cli_runs import Proc, assert_one_line_error
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
@@ -20,18 +20,7 @@ from websockets.typing import Origin
 from parsec._backends import BrokerUnreachable, check_reachable
 from parsec.testing import free_port
 
-
-@pytest.fixture(autouse=True)
-def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test in its own directory with no PARSEC_* variables set."""
-    isolate(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Proc]]:
-    """Start ``python -m parsec`` processes that are killed after the test."""
-    with processes() as start:
-        yield start
+pytestmark = pytest.mark.usefixtures("hermetic")
 
 
 @pytest.fixture

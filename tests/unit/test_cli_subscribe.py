@@ -8,21 +8,18 @@ test_client_follow.py; first-connect failures and flags in test_cli.py.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from parsec_cli import CliProcess, ParsecServe
+from redis_keys import REDIS_URL, scratch_prefix
 
-import redis
 from parsec.auth.keyring import KeyRing
 from parsec.auth.tokens import TokenIssuer
 
-REDIS_URL = os.environ.get("PARSEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL = "feed:news"
 FEED = """
 [client]
@@ -40,15 +37,8 @@ allow_subscribe_for_client = true
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A Redis key prefix of this test's own; its keys are deleted afterwards."""
-    prefix = f"parsec-test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    with scratch_prefix() as prefix:
+        yield prefix
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import msgspec
 import pytest
 
 from parsec.auth.tokens import TokenVerifier
+from parsec.backends.memory import MemoryBroker, MemoryPresenceManager
+from parsec.channels.namespaces import ChannelRules
 from parsec.engine.controller import ControlCommand, ControlEventHandler, NodeInfo, SurveyReply
 from parsec.engine.node import CHANNELS_SURVEY, SURVEY_TIMEOUT, Node
 from parsec.options import Options
@@ -45,7 +47,15 @@ class Cluster:
 
 
 def _node(cluster: Cluster) -> Node:
-    return Node(Options(), TokenVerifier(None, hmac_secret="s" * 32), controller=cluster)
+    options = Options()
+    return Node(
+        options,
+        TokenVerifier(None, hmac_secret="s" * 32),
+        rules=ChannelRules.from_options(options),
+        broker=MemoryBroker(),
+        presence=MemoryPresenceManager(),
+        controller=cluster,
+    )
 
 
 def _answer(counts: dict[str, int]) -> bytes:

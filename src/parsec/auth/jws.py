@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from parsec.auth.keyring import RETIRED
+from parsec.engine.tokens import MALFORMED, InvalidToken, TokenError, TokenExpired
 
 if TYPE_CHECKING:
     from parsec.auth.keyring import Key, KeyRing
@@ -55,7 +56,6 @@ __all__ = [
 SHARED_SECRET_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 """What a token without ``kid`` may be signed with."""
 
-MALFORMED: Final = "PARSEC_AUTH_MALFORMED"
 BAD_SIGNATURE: Final = "PARSEC_AUTH_INVALID_SIGNATURE"
 BAD_ALG: Final = "PARSEC_AUTH_UNSUPPORTED_ALG"
 
@@ -70,32 +70,6 @@ _EC_HASHES: Final[dict[str, type[hashes.HashAlgorithm]]] = {
     "ES384": hashes.SHA384,
 }
 _MAX_KID_SHOWN: Final = 40
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-
-class TokenError(Exception):
-    """A token that cannot be accepted. ``code`` is a stable ``PARSEC_AUTH_*`` log code."""
-
-    default_code: ClassVar[str] = "PARSEC_AUTH_DENIED"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code or self.default_code
-
-
-class TokenExpired(TokenError):
-    """``exp`` or ``nbf`` says the token is not valid now: the engine answers 109."""
-
-    default_code = "PARSEC_AUTH_EXPIRED"
-
-
-class InvalidToken(TokenError):
-    """Bad signature, malformed, wrong alg, unknown or retired kid, aud/iss mismatch, missing
-    or ill-typed claim, or a token of the wrong kind: the engine closes with 3500."""
-
-    default_code = MALFORMED
 
 
 # -- signing ----------------------------------------------------------------------------------

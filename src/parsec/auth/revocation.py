@@ -62,7 +62,6 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
-from parsec._aio import cancel_and_wait
 from parsec.auth.parsec_tokens import ParsecClaims
 from parsec.auth.revocation_store import (
     CONNECTION_TOKENS,
@@ -78,6 +77,7 @@ from parsec.auth.revocation_store import (
     token_key,
     user_key,
 )
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.controller import RevokeCommand
 from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenId, TokenRevocations
 from parsec.errors import ParsecClientError, ParsecError

@@ -39,9 +39,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Literal, Self, TypeVar
 
-from parsec._aio import cancel_and_wait
 from parsec.auth.keyring import KeyRing, KeyRingError
 from parsec.auth.keyring_store import KeyRingStore, StoredKeyRing
+from parsec.engine.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from types import TracebackType

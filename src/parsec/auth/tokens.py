@@ -24,15 +24,23 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
 import msgspec
 
 from parsec.auth import jws
-from parsec.auth.jws import InvalidToken, TokenError, TokenExpired
 from parsec.auth.keyring import KeyRing
+from parsec.engine.tokens import (
+    MALFORMED,
+    ConnectionClaims,
+    InvalidToken,
+    ServerSubscription,
+    SubscriptionClaims,
+    SubscriptionOverride,
+    TokenError,
+    TokenExpired,
+)
 
 __all__ = [
     "ConnectionClaims",
@@ -62,85 +70,10 @@ _ISSUER_CLAIMS: Final = frozenset(
 # -- error codes ----------------------------------------------------------------------------
 
 
-_MALFORMED: Final = jws.MALFORMED
+_MALFORMED: Final = MALFORMED
 _DENIED: Final = "PARSEC_AUTH_DENIED"
 _WRONG_KIND: Final = "PARSEC_AUTH_TYPE_MISMATCH"
 _NOT_YET_VALID: Final = "PARSEC_AUTH_NOT_YET_VALID"
-
-
-# -- claims -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionOverride:
-    """Per-subscription option overrides; None leaves the namespace's option as it is.
-
-    Parsed from Centrifugo's ``{"presence": {"value": true}, …}`` shape.
-    """
-
-    presence: bool | None
-    join_leave: bool | None
-    force_push_join_leave: bool | None
-    force_recovery: bool | None
-    force_positioning: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSubscription:
-    """A server-side subscription a connection token asks for.
-
-    ``info`` and ``data`` are compact JSON bytes (no raw newlines) or None.
-    """
-
-    channel: str
-    info: bytes | None
-    data: bytes | None
-    override: SubscriptionOverride | None
-
-
-def _expires_at(exp: int | None, expire_at: int | None) -> int | None:
-    """``expire_at`` when present (0 means never: None), else ``exp``."""
-    return exp if expire_at is None else expire_at or None
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClaims:
-    """The verified claims of a connection token. ``user`` "" is an anonymous token."""
-
-    user: str
-    exp: int | None
-    expire_at: int | None
-    info: bytes | None
-    meta: object | None
-    subscriptions: tuple[ServerSubscription, ...]
-    jti: str | None
-    iat: int | None
-
-    @property
-    def expires_at(self) -> int | None:
-        """When the connection expires: ``expire_at`` if the claim is present (0 => None,
-        never), else ``exp``."""
-        return _expires_at(self.exp, self.expire_at)
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionClaims:
-    """The verified claims of a subscription token; ``client`` binds it to one client id."""
-
-    user: str
-    channel: str
-    exp: int | None
-    expire_at: int | None
-    info: bytes | None
-    override: SubscriptionOverride | None
-    client: str | None
-    jti: str | None = None
-    iat: int | None = None
-
-    @property
-    def expires_at(self) -> int | None:
-        """When the subscription expires: ``expire_at`` if present (0 => None), else ``exp``."""
-        return _expires_at(self.exp, self.expire_at)
 
 
 # -- verification -----------------------------------------------------------------------------

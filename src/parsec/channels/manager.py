@@ -37,7 +37,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeAlias
 
-from parsec._aio import cancel_and_wait
 from parsec.channels.events import (
     EVENT_BUFFER,
     ChannelEvent,
@@ -47,6 +46,7 @@ from parsec.channels.events import (
 )
 from parsec.channels.names import require_name
 from parsec.channels.store import Channel, ChannelState, ChannelStore, MemoryChannelStore
+from parsec.engine.aio import cancel_and_wait
 from parsec.errors import ParsecError
 
 __all__ = [

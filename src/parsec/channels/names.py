@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from parsec.engine.channel import has_safe_characters
+
 __all__ = [
     "NAME_REGEX",
     "PRIVATE_NAME_REGEX",
@@ -135,16 +137,6 @@ def _check_component(position: int, component: str) -> None:
     raise InvalidChannelName(
         f"invalid character {bad!r} in component {component!r}; allowed are a-z, 0-9, '_', '-'"
     )
-
-
-def has_safe_characters(name: str) -> bool:
-    """Whether every character of ``name`` is printable ASCII (``\x20``-``\x7e``).
-
-    The one rule for the characters of any channel name, Parsec grammar or Centrifugo
-    namespace: :class:`parsec.channels.namespaces.ChannelRules` applies it before
-    anything else, so every client command, server API method and library call that
-    names a channel refuses the rest (107, or ``PARSEC_CHANNEL_INVALID``)."""
-    return name.isascii() and name.isprintable()
 
 
 def is_valid_name(name: str) -> bool:

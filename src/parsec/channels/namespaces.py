@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from parsec.channels.names import VISIBILITIES, has_safe_characters, is_valid_name
-from parsec.channels.options import ChannelOptions, Namespace
+from parsec.channels.options import Namespace
+from parsec.engine.channel import ChannelOptions, ResolvedChannel
 from parsec.engine.codes import errors, unknown_channel
 
 if TYPE_CHECKING:
@@ -65,23 +66,6 @@ def validate_namespace_name(name: str) -> None:
             f"invalid namespace name {name!r}: use at least 2 of the characters "
             "a-z, A-Z, 0-9, '_', '-'"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedChannel:
-    """What a channel name means under the configured rules."""
-
-    name: str
-    """The channel exactly as given."""
-    namespace: str
-    """The namespace name; ``""`` when the channel uses the ``without_namespace`` options."""
-    options: ChannelOptions
-    user_limited: frozenset[str] | None
-    """The users listed after ``#`` when the namespace allows user-limited channels and the
-    name has a ``#``; else None. Empty entries are dropped, so ``news#`` admits nobody."""
-    token_required: bool
-    """A subscription token is needed: ``$`` prefix, the ``private`` namespace, or the
-    namespace's ``require_subscription_token``."""
 
 
 @dataclass(frozen=True, slots=True)

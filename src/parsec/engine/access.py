@@ -6,7 +6,7 @@ subscribed, whether a valid subscription token came along) and asks here.
 
 from __future__ import annotations
 
-from parsec.channels.namespaces import ResolvedChannel
+from parsec.engine.channel import ResolvedChannel
 
 __all__ = [
     "explain",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from parsec.channels.namespaces import ResolvedChannel
+from parsec.engine.channel import ResolvedChannel
 from parsec.engine.revocation import TokenId
 
 __all__ = ["ChannelAuthority", "Grant"]

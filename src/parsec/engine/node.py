@@ -14,19 +14,19 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
-from parsec import __version__
-from parsec._aio import cancel_and_wait
-from parsec.auth.tokens import TokenVerifier
-from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
-from parsec.channels.names import has_safe_characters
-from parsec.channels.namespaces import ChannelRules, ResolvedChannel
-from parsec.channels.options import ChannelOptions
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
+from parsec.engine.channel import (
+    ChannelOptions,
+    ChannelResolver,
+    ResolvedChannel,
+    has_safe_characters,
+)
 from parsec.engine.cleanup import Cleanups
 from parsec.engine.codes import Disconnect, disconnects, errors
 from parsec.engine.codes import unsubscribes as unsub
@@ -47,9 +47,10 @@ from parsec.engine.hub import Hub
 from parsec.engine.presence import PresenceManager, PresenceStats
 from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenRevocations
 from parsec.engine.session import Session
+from parsec.engine.settings import EngineSettings
 from parsec.engine.subscription import Subscription
+from parsec.engine.tokens import Verifier
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
-from parsec.options import Options
 
 __all__ = ["Node", "RPCHandler"]
 
@@ -71,40 +72,45 @@ connections: changes arriving meanwhile share one pass over the sessions."""
 _encode = msgspec.json.encode
 _pattern = msgspec.json.Decoder(str)
 _counts = msgspec.json.Decoder(dict[str, int])
-_B = TypeVar("_B", MemoryBroker, MemoryPresenceManager, MemoryController)
 
 
 class Node:
     """One Parsec process's engine. Use as an async context manager, or call
-    ``start`` and ``aclose``; backends passed in are not closed by the node."""
+    ``start`` and ``aclose``; the backends it is given are not closed by the node.
+
+    Everything above the engine comes in through contracts: ``options`` (read-only
+    settings, :class:`parsec.options.Options` in practice), ``verifier`` (tokens),
+    ``rules`` (channel names, :class:`parsec.channels.namespaces.ChannelRules`) and the
+    backends (``parsec.backends``). ``version`` is what :meth:`node_info` reports."""
 
     def __init__(
         self,
-        options: Options,
-        verifier: TokenVerifier,
+        options: EngineSettings,
+        verifier: Verifier,
         *,
-        broker: Broker | None = None,
-        presence: PresenceManager | None = None,
-        controller: Controller | None = None,
+        rules: ChannelResolver,
+        broker: Broker,
+        presence: PresenceManager,
+        controller: Controller,
         authority: ChannelAuthority | None = None,
         revocations: TokenRevocations | None = None,
         node_id: str | None = None,
+        version: str = "",
     ) -> None:
         self.id = node_id or str(uuid.uuid4())
         self.authority = authority
         self.revocations = revocations
         self.options = options
         self.verifier = verifier
-        self.version = __version__
-        self.rules = ChannelRules.from_options(options)
+        self.version = version
+        self.rules = rules
         self._max_publication_size = options.server.max_publication_size
         self.hub = Hub()
         self.client_faults = ClientFaults()
         """Problems clients caused, counted by reason (``client_faults.counts``)."""
-        self._owned: list[Broker | PresenceManager | Controller] = []
-        self.broker: Broker = broker or self._own(MemoryBroker())
-        self.presence: PresenceManager = presence or self._own(MemoryPresenceManager())
-        self.controller: Controller = controller or self._own(MemoryController())
+        self.broker = broker
+        self.presence = presence
+        self.controller = controller
         self.rpc_handlers: dict[str, RPCHandler] = {}
         self.message_handler: RPCHandler | None = None
         self._broker_channels: set[str] = set()
@@ -118,10 +124,6 @@ class Node:
         self._started_at = time.monotonic()
         self._state = "new"
 
-    def _own(self, backend: _B) -> _B:
-        self._owned.append(backend)
-        return backend
-
     # --- lifecycle --------------------------------------------------------------
 
     async def start(self) -> None:
@@ -133,9 +135,8 @@ class Node:
         self._tasks.append(asyncio.create_task(self._refresh_presence()))
 
     async def aclose(self) -> None:
-        """Disconnect every session (3001 shutdown), wait for their cleanups (presence
-        removed, leaves sent: at most ``cleanup.DRAIN_TIMEOUT``), then stop the
-        backends. Idempotent."""
+        """Disconnect every session (3001 shutdown) and wait for their cleanups (presence
+        removed, leaves sent: at most ``cleanup.DRAIN_TIMEOUT``). Idempotent."""
         if self._state == "closed":
             return
         self._state = "closed"
@@ -145,11 +146,6 @@ class Node:
         for session in self.hub.sessions():
             session.close(disconnects.SHUTDOWN())
         await self.cleanups.drain()
-        for backend in reversed(self._owned):
-            try:
-                await backend.aclose()
-            except Exception:
-                log.exception("closing %r failed", backend)
 
     @property
     def running(self) -> bool:

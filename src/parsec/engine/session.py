@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from parsec.auth.tokens import InvalidToken, TokenExpired
 from parsec.engine import access, commands, faults, protocol
 from parsec.engine.broker import HistoryFilter
 from parsec.engine.codes import (
@@ -38,10 +37,10 @@ from parsec.engine.codes import unsubscribes as unsub
 from parsec.engine.protocol import Command, MalformedCommand
 from parsec.engine.revocation import TokenId
 from parsec.engine.subscription import Subscription
+from parsec.engine.tokens import InvalidToken, ServerSubscription, TokenExpired
 from parsec.engine.types import EMPTY_RAW, ClientInfo, Publication, StreamPosition
 
 if TYPE_CHECKING:
-    from parsec.auth.tokens import ServerSubscription
     from parsec.engine.controller import RefreshCommand, SubscribeCommand
     from parsec.engine.node import Node
     from parsec.engine.transport import Transport

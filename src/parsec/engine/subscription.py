@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from parsec.engine.types import EMPTY_RAW
 
 if TYPE_CHECKING:
-    from parsec.channels.namespaces import ResolvedChannel
     from parsec.engine.authority import Grant
+    from parsec.engine.channel import ResolvedChannel
     from parsec.engine.revocation import TokenId
     from parsec.engine.session import Session
 

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-import parsec as package
 from parsec import descriptor
+from parsec._version import __version__
 from parsec.auth.jwks import jwks
 from parsec.rpc.centrifugo_api import CentrifugoApi
 from parsec.rpc.parsec_models import DescriptorEnvelope, JSONWebKeySet, TwirpError
@@ -86,7 +86,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     ]
     app = _App(
         title="Parsec",
-        version=package.__version__,
+        version=__version__,
         summary="The Parsec management API (parsec.ParsecService over Twirp JSON).",
         openapi_url="/openapi.json",
         docs_url=None,

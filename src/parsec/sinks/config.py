@@ -49,13 +49,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from parsec.config import (
-    ConfigError,
-    _expect_table,
-    _reject_unknown,
-    _wrong_type,
-    parse_duration,
-)
+from parsec._toml import ConfigError, expect_table, parse_duration, reject_unknown, wrong_type
 from parsec.errors import ParsecError
 from parsec.sinks import _checks
 from parsec.sinks.base import Sink, SinkRegistry, validate_sink_name
@@ -81,8 +75,8 @@ def build_retry(
 ) -> RetryPolicy:
     """The policy in ``table`` (at key path ``key``): ``base`` with the keys the table
     sets replaced. Raises ConfigError for unknown keys and bad values."""
-    table = _expect_table(table, key)
-    _reject_unknown(table, _RETRY_KEYS, key)
+    table = expect_table(table, key)
+    reject_unknown(table, _RETRY_KEYS, key)
     changes: dict[str, Any] = {}
     if "max_attempts" in table:
         changes["max_attempts"] = _integer(table["max_attempts"], f"{key}.max_attempts", least=1)
@@ -112,7 +106,7 @@ def build_sinks(
 ) -> tuple[SinkRegistry, dict[str, RetryPolicy]]:
     """The sinks of the ``[sinks]`` table, and the retry policy of every sink that has a
     ``retry`` table (``base`` with its overrides). ``env`` feeds ``${VAR}`` references."""
-    table = _expect_table(table, "sinks")
+    table = expect_table(table, "sinks")
     registry = SinkRegistry()
     policies: dict[str, RetryPolicy] = {}
     for name, spec in table.items():
@@ -123,7 +117,7 @@ def build_sinks(
             raise ConfigError(
                 key, "a sink name is 1-64 letters, digits, '_', '-' or '.'", code="bad_name"
             ) from None
-        spec = _expect_table(spec, key)
+        spec = expect_table(spec, key)
         registry.add(_build_sink(name, spec, key, env))
         if "retry" in spec:
             policies[name] = build_retry(spec["retry"], f"{key}.retry", base=base)
@@ -135,14 +129,14 @@ def _build_sink(name: str, spec: Mapping[str, object], key: str, env: Mapping[st
         raise ConfigError(f"{key}.kind", "missing required key", code="missing_key")
     kind = spec["kind"]
     if not isinstance(kind, str):
-        raise _wrong_type(f"{key}.kind", "a string", kind)
+        raise wrong_type(f"{key}.kind", "a string", kind)
     if kind not in KINDS:
         expected = ", ".join(f'"{k}"' for k in KINDS)
         raise ConfigError(
             f"{key}.kind", f"unknown sink kind {kind!r} (expected {expected})", code="unknown_kind"
         )
     keys, build = KINDS[kind]
-    _reject_unknown(spec, (*_COMMON_KEYS, *keys), key)
+    reject_unknown(spec, (*_COMMON_KEYS, *keys), key)
     reader = _Reader(spec, key, kind, env)
     kwargs = build(reader)
     if "timeout" in spec:
@@ -191,7 +185,7 @@ class _Reader:
             return None
         value = self._spec[name]
         if not isinstance(value, bool):
-            raise _wrong_type(f"{self._key}.{name}", "a boolean (true or false)", value)
+            raise wrong_type(f"{self._key}.{name}", "a boolean (true or false)", value)
         return value
 
     def port(self) -> int | None:
@@ -215,7 +209,7 @@ class _Reader:
         if "headers" not in self._spec:
             return {}
         key = f"{self._key}.headers"
-        table = _expect_table(self._spec["headers"], key)
+        table = expect_table(self._spec["headers"], key)
         headers: dict[str, str] = {}
         for name, value in table.items():
             _checked(_checks.header_name, name, f"{key}.{name}")
@@ -264,7 +258,7 @@ _CONSTRUCTORS: Final[Mapping[str, Callable[..., Sink]]] = {
 
 def _interpolate(value: object, key: str, env: Mapping[str, str]) -> str:
     if not isinstance(value, str):
-        raise _wrong_type(key, "a string", value)
+        raise wrong_type(key, "a string", value)
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -284,7 +278,7 @@ def _checked(check: _Check, value: Any, key: str) -> Any:
 
 def _integer(value: object, key: str, *, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _wrong_type(key, "an integer", value)
+        raise wrong_type(key, "an integer", value)
     if value < least:
         raise ConfigError(key, f"must be at least {least}, got {value}", code="out_of_range")
     return value
@@ -292,7 +286,7 @@ def _integer(value: object, key: str, *, least: int) -> int:
 
 def _fraction(value: object, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _wrong_type(key, "a number between 0 and 1", value)
+        raise wrong_type(key, "a number between 0 and 1", value)
     if not 0 <= value <= 1:
         raise ConfigError(key, f"must be between 0 and 1, got {value}", code="out_of_range")
     return float(value)

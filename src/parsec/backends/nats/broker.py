@@ -35,7 +35,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from parsec.backends.nats.connection import NatsConnection, broker_error, translated
+from parsec.backends.nats.connection import NatsConnection, barrier, broker_error, translated
 from parsec.backends.nats.messages import (
     ChannelMessage,
     Join,
@@ -147,7 +147,7 @@ class NatsBroker:
             client = await self._conn.wait_connected(self._ready_timeout)
             with translated("subscribing"):
                 entry.sub = await client.subscribe(subject, cb=self._receiver(channel))
-                await client.flush(timeout=max(1, math.ceil(self._ready_timeout)))
+                await barrier(client, max(1, math.ceil(self._ready_timeout)))
         except BaseException:
             entry.failed = True
             if self._subs.get(channel) is entry:
@@ -198,7 +198,7 @@ class NatsBroker:
             return
         client = self._conn.client_now()
         with translated("synchronising"):
-            await client.flush(timeout=max(1, math.ceil(self._ready_timeout)))
+            await barrier(client, max(1, math.ceil(self._ready_timeout)))
 
     async def aclose(self) -> None:
         """Stop delivering and give up the connection (when owned). Idempotent."""

@@ -25,7 +25,7 @@ from nats.aio.client import Client
 from parsec.backends.nats.urls import NatsURL, parse_url, redacted
 from parsec.errors import ParsecClientError, ParsecError
 
-__all__ = ["NatsConnection", "broker_error", "translated"]
+__all__ = ["NatsConnection", "barrier", "broker_error", "translated"]
 
 log = logging.getLogger("parsec.nats")
 
@@ -67,6 +67,20 @@ def translated(action: str) -> Iterator[None]:
         raise broker_error(
             "PARSEC_BROKER_INTERNAL", f"nats failed while {action}: {exc!r}"
         ) from exc
+
+
+async def barrier(client: Client, within: int) -> None:
+    """Return once the NATS server has handled every command this client sent before the
+    call (a subscribe is then in force; a publish has reached the server).
+
+    ``Client.flush`` alone is no such barrier in nats-py 2.16: it writes its PING to the
+    socket at once, while the commands before it (SUB, PUB) wait in a buffer for the
+    flusher task, so the PONG can come back before the server saw them — a publication
+    right after a "confirmed" subscribe was then lost now and then. The first flush lets
+    the flusher task write the buffer (it was scheduled before the PONG can arrive); the
+    second PING then follows those commands on the wire."""
+    await client.flush(timeout=within)
+    await client.flush(timeout=within)
 
 
 class NatsConnection:

@@ -33,10 +33,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from parsec._aio import cancel_and_wait
-from parsec.backends.nats.connection import NatsConnection, translated
+from parsec.backends.nats.connection import NatsConnection, barrier, translated
 from parsec.backends.nats.messages import Answer, Command, Question, Report, encode
 from parsec.backends.nats.subjects import DEFAULT_SUBJECT_PREFIX, Subjects
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.controller import (
     ControlCommand,
     ControlEventHandler,
@@ -189,7 +189,7 @@ class NatsController:
                 await client.publish(
                     self._subjects.nodes, encode(Report(self._node_id, leaving=True))
                 )
-                await client.flush(timeout=1)
+                await barrier(client, 1)
         tasks = [task for task in (self._task, *self._answering) if task is not None]
         await cancel_and_wait(*tasks)
         subs, self._subs = self._subs, []
@@ -231,7 +231,7 @@ class NatsController:
             (subjects.survey, self._on_question),
         ):
             self._subs.append(await client.subscribe(subject, cb=receive))
-        await client.flush(timeout=max(1, math.ceil(self._ready_timeout)))
+        await barrier(client, max(1, math.ceil(self._ready_timeout)))
 
     async def _report(self, client: Client, *, ask: bool = False) -> None:
         handler = self._handler
@@ -240,13 +240,13 @@ class NatsController:
         report = Report(self._node_id, handler.node_info(), ask=ask)
         await client.publish(self._subjects.nodes, encode(report))
         if ask:
-            await client.flush(timeout=max(1, math.ceil(self._ready_timeout)))
+            await barrier(client, max(1, math.ceil(self._ready_timeout)))
 
     async def _catch_up(self) -> None:
         """Let the reports NATS already sent this node be handled first."""
         if self._conn.connected and self._listening.is_set():
             with contextlib.suppress(Exception):
-                await self._conn.client_now().flush(timeout=1)
+                await barrier(self._conn.client_now(), 1)
 
     def _live(self) -> list[tuple[str, NodeInfo]]:
         now = self._clock()

@@ -31,9 +31,9 @@ import uuid
 import msgspec
 from redis.exceptions import RedisError
 
-from parsec._aio import cancel_and_wait
 from parsec.backends.redis.client import RedisClient, translated
 from parsec.backends.redis.listener import SupervisedListener
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.controller import (
     ControlCommand,
     ControlEventHandler,

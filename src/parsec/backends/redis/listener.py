@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from parsec._aio import cancel_and_wait
 from parsec.backends.redis.client import RedisClient, prepare_pubsub
+from parsec.engine.aio import cancel_and_wait
 
 __all__ = ["SupervisedListener"]
 

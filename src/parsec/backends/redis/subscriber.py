@@ -34,7 +34,6 @@ import msgspec
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from parsec._aio import cancel_and_wait
 from parsec.backends.redis.client import (
     UNREACHABLE,
     RedisClient,
@@ -44,6 +43,7 @@ from parsec.backends.redis.client import (
 )
 from parsec.backends.redis.keys import Keys
 from parsec.backends.redis.messages import Join, Published, decode
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.broker import BrokerEventHandler
 from parsec.engine.types import Publication, StreamPosition
 

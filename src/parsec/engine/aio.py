@@ -1,4 +1,4 @@
-"""Small asyncio helpers shared by every I/O owner."""
+"""Small asyncio helpers shared by every I/O owner (the engine and every layer above)."""
 
 from __future__ import annotations
 
