@@ -5,7 +5,6 @@ shuts down under them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ import httpx
 import pytest
 from crowd import Member, crowd
 from redis_helpers import REDIS_URL
+from serving import serving as serving_until_closed
 from waiting import until
 
 from parsec import Namespace, Options, Parsec
@@ -58,17 +58,11 @@ async def serving(
 ) -> AsyncIterator[Parsec]:
     """A node serving on a free port until the block ends (or the test closes it); its
     WebSocket transport is the native one unless ``native`` is False (then ASGI)."""
-    ready = asyncio.Event()
-    async with Parsec(options(key_prefix, state, native=native, pool_size=pool_size)) as parsec:
-        running = asyncio.create_task(parsec.run(ready.set))
-        try:
-            async with asyncio.timeout(WAIT):
-                await ready.wait()
-            yield parsec
-        finally:
-            await parsec.aclose()
-            async with asyncio.timeout(WAIT):
-                await running
+    async with (
+        Parsec(options(key_prefix, state, native=native, pool_size=pool_size)) as parsec,
+        serving_until_closed(parsec, wait=WAIT),
+    ):
+        yield parsec
 
 
 async def api(parsec: Parsec, method: str, body: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis_helpers import Gate, RedisServer
+from serving import serving
 from websockets.asyncio.client import ClientConnection, connect
 
 from parsec import Namespace, Options, Parsec
@@ -83,18 +84,12 @@ async def serve(url: str, prefix: str, state: Path, gate: Gate) -> AsyncIterator
             )
         ],
     )
-    ready = asyncio.Event()
     try:
-        async with Parsec(options, broker=broker, presence=presence) as parsec:
-            running = asyncio.create_task(parsec.run(ready.set))
-            try:
-                async with asyncio.timeout(WAIT):
-                    await ready.wait()
-                yield parsec
-            finally:
-                await parsec.aclose()
-                async with asyncio.timeout(WAIT):
-                    await running
+        async with (
+            Parsec(options, broker=broker, presence=presence) as parsec,
+            serving(parsec, wait=WAIT),
+        ):
+            yield parsec
     finally:
         await broker.aclose()
         await presence.aclose()
