@@ -172,7 +172,13 @@ def test_quoted_output_that_is_not_printed_fails(page: tuple[Path, Path]) -> Non
 def test_a_background_block_that_ends_early_fails_the_page(page: tuple[Path, Path]) -> None:
     """A server or subscriber that stops before the page is done is a failure."""
     path, workdir = page
-    write(path, '<!-- doc: background b wait-for="up" -->', "```sh\necho up\n```")
+    # the page goes on for a second after "up", time enough for `echo` to have exited
+    write(
+        path,
+        '<!-- doc: background b wait-for="up" -->',
+        "```sh\necho up\n```",
+        "```sh\nsleep 1\n```",
+    )
     with pytest.raises(SnippetError, match="ended before the page did"):
         run_page(path, workdir)
 

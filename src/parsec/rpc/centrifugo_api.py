@@ -448,11 +448,14 @@ def _log_refusal(method: str, exc: ClientError) -> None:
 
 def _decode(body: bytes, req_type: type[_T]) -> _T:
     """``body`` as a ``req_type``. Raises msgspec.DecodeError for anything else: bytes
-    that are not JSON in UTF-8, JSON of another shape, or nesting too deep to decode."""
+    that are not JSON in UTF-8, JSON of another shape, or nesting too deep to decode.
+    (msgspec 0.19 raises UnicodeDecodeError for bad UTF-8 inside a string.)"""
     try:
         return msgspec.json.decode(body, type=req_type)
     except msgspec.ValidationError as exc:
         raise msgspec.DecodeError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise msgspec.DecodeError("JSON is not valid UTF-8") from None
     except RecursionError:
         raise msgspec.DecodeError("JSON is nested too deeply") from None
 
