@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from parsec.engine import faults
+from parsec.engine import faults, protocol
 
 from .harness import WAIT, RawClient, Server
 
@@ -41,22 +41,8 @@ PROBE_ID = 4_000_000_001
 """The id of the command every script ends with (random ids stay far from it)."""
 VALID_CLOSE_CODES = frozenset({1002, 1007, 1009}) | frozenset(range(3000, 5000))
 
-METHODS = [
-    "connect",
-    "subscribe",
-    "unsubscribe",
-    "publish",
-    "presence",
-    "presence_stats",
-    "history",
-    "ping",
-    "send",
-    "rpc",
-    "refresh",
-    "sub_refresh",
-    "frobnicate",
-    "",
-]
+METHODS = [*protocol.METHODS, "frobnicate", ""]
+"""Every command of the protocol, one it does not know, and none at all."""
 FIELDS = [
     "channel",
     "token",

@@ -7,46 +7,17 @@ import json
 
 import msgspec
 import pytest
+from fake_cluster import FakeCluster
 
 from parsec.auth.tokens import TokenVerifier
 from parsec.backends.memory import MemoryBroker, MemoryPresenceManager
 from parsec.channels.namespaces import ChannelRules
-from parsec.engine.controller import ControlCommand, ControlEventHandler, NodeInfo, SurveyReply
+from parsec.engine.controller import SurveyReply
 from parsec.engine.node import CHANNELS_SURVEY, SURVEY_TIMEOUT, Node
 from parsec.options import Options
 
 
-class Cluster:
-    """A Controller whose other nodes answer every survey with canned replies."""
-
-    def __init__(self, replies: list[SurveyReply]) -> None:
-        self.replies = replies
-        self.asked: list[tuple[str, bytes, float]] = []
-
-    async def start(self, handler: ControlEventHandler) -> None:
-        pass
-
-    async def broadcast(self, command: ControlCommand) -> None:
-        pass
-
-    async def nodes(self) -> list[NodeInfo]:
-        return []
-
-    async def survey(
-        self,
-        op: str,
-        data: bytes,
-        *,
-        timeout: float = 2.0,  # noqa: ASYNC109
-    ) -> list[SurveyReply]:
-        self.asked.append((op, data, timeout))
-        return self.replies
-
-    async def aclose(self) -> None:
-        pass
-
-
-def _node(cluster: Cluster) -> Node:
+def _node(cluster: FakeCluster) -> Node:
     options = Options()
     return Node(
         options,
@@ -65,7 +36,7 @@ def _answer(counts: dict[str, int]) -> bytes:
 async def test_cluster_channels_sums_every_node_and_skips_malformed_answers() -> None:
     """Counts of one channel on several nodes add up; an answer that is not a JSON
     object of counts is left out rather than failing the whole listing."""
-    cluster = Cluster(
+    cluster = FakeCluster(
         [
             SurveyReply("b", _answer({"chat:a": 2, "chat:b": 1})),
             SurveyReply("c", _answer({"chat:a": 3})),
@@ -83,7 +54,7 @@ async def test_cluster_channels_sums_every_node_and_skips_malformed_answers() ->
 async def test_handle_survey_answers_channels_and_refuses_unknown_questions() -> None:
     """The channels survey is answered with a JSON object; an unknown survey or a
     malformed pattern raises, so the asking node leaves this one out."""
-    node = _node(Cluster([]))
+    node = _node(FakeCluster([]))
 
     assert json.loads(await node.handle_survey(CHANNELS_SURVEY, b'"chat:*"')) == {}
     with pytest.raises(ValueError, match="unknown survey"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from fake_cluster import FakeCluster
 from waiting import until
 
 from parsec.auth import jws
@@ -24,9 +25,6 @@ from parsec.auth.revocation import (
 )
 from parsec.auth.revocation_store import MemoryRevocationStore, Revocation, StoreState
 from parsec.engine.controller import (
-    ControlCommand,
-    ControlEventHandler,
-    NodeInfo,
     RevokeCommand,
     SurveyReply,
 )
@@ -377,38 +375,10 @@ async def test_a_revocation_made_while_the_store_is_down_is_in_force_and_written
     await node.aclose()
 
 
-class Peers:
-    """A Controller whose other nodes answer the revocations survey with ``held``, and
-    which records what is broadcast."""
-
-    def __init__(self, held: dict[str, tuple[int, int]]) -> None:
-        self.held = held
-        self.sent: list[ControlCommand] = []
-        self.down = False
-
-    async def start(self, handler: ControlEventHandler) -> None:
-        """Nothing to start."""
-
-    async def broadcast(self, command: ControlCommand) -> None:
-        if self.down:
-            raise ParsecError("PARSEC_BROKER_NOT_READY", "nats is unreachable").client_error()
-        self.sent.append(command)
-
-    async def nodes(self) -> list[NodeInfo]:
-        return []
-
-    async def survey(
-        self,
-        op: str,
-        data: bytes,
-        *,
-        timeout: float = 2.0,  # noqa: ASYNC109
-    ) -> list[SurveyReply]:
-        assert op == REVOCATIONS_SURVEY
-        return [SurveyReply("peer", msgspec.json.encode(self.held)), SurveyReply("bad", b"[")]
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
+def answering(held: dict[str, tuple[int, int]]) -> FakeCluster:
+    """Other nodes that answer the revocations survey with ``held`` (and one garbled
+    answer, which is ignored)."""
+    return FakeCluster([SurveyReply("peer", msgspec.json.encode(held)), SurveyReply("bad", b"[")])
 
 
 async def test_a_node_starting_on_a_store_without_generation_asks_the_others(
@@ -416,12 +386,13 @@ async def test_a_node_starting_on_a_store_without_generation_asks_the_others(
 ) -> None:
     """A store with nothing in it (NATS: each node's memory): the starting node takes in
     what the other live nodes hold, and sends its own revocations to them."""
-    peers = Peers({"t:leaked": (LATER, LATER)})
+    peers = answering({"t:leaked": (LATER, LATER)})
     node = Revocations(MemoryRevocationStore(), clock=clock)
     await node.start(peers)
 
     assert node.token_revoked("leaked")
     await node.revoke_user("alice", cutoff=NOW, until=LATER)
+    assert [op for op, _, _ in peers.asked] == [REVOCATIONS_SURVEY]
     assert peers.sent == [RevokeCommand({'u:["alice","*"]': (NOW, LATER)})]
     assert msgspec.json.decode(node.survey_answer()) == {
         "t:leaked": [LATER, LATER],
@@ -435,7 +406,7 @@ async def test_a_revocation_the_other_nodes_could_not_be_told_of_is_sent_later(
 ) -> None:
     """The controller fails when a revocation is made (NATS unreachable): it is in force
     here, and the other nodes are told at one of the next looks, once it works again."""
-    peers = Peers({})
+    peers = answering({})
     node = Revocations(MemoryRevocationStore(), clock=clock, check_interval=0.01)
     await node.start(peers)
     peers.down = True

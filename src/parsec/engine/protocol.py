@@ -12,13 +12,14 @@ and raw payloads (``data``, ``info``) are compacted before they are stored.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 
 from parsec.engine.types import EMPTY_RAW, ClientInfo, Publication
 
 __all__ = [
+    "METHODS",
     "Command",
     "ConnectResult",
     "MalformedCommand",
@@ -127,13 +128,13 @@ class Command(msgspec.Struct):
     def method(self) -> str:
         """The request field set on this command, or ``""`` for an empty command
         (a pong when ``id`` is 0)."""
-        for name in _METHODS:
+        for name in METHODS:
             if getattr(self, name) is not None:
                 return name
         return ""
 
 
-_METHODS = (
+METHODS: Final = (
     "connect",
     "subscribe",
     "unsubscribe",
@@ -147,6 +148,7 @@ _METHODS = (
     "refresh",
     "sub_refresh",
 )
+"""The commands of protocol v2, in the order ``Command.method`` looks for them."""
 
 _command_decoder = msgspec.json.Decoder(Command)
 _raw_decoder = msgspec.json.Decoder(msgspec.Raw)
