@@ -10,4 +10,10 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("parsec", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("parsec")
 
-pytest_plugins = ["cli_fixtures"]
+pytest_plugins = [
+    "cli_fixtures",
+    "db_targets",
+    "github_fixtures",
+    "oidc_fixtures",
+    "accounts_fixtures",  # imports db_targets and fake_github: after them
+]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from parsec._facade import Parsec
-from parsec._management import Credentials
-from parsec._sinking import DeliverySettings, SinkResult
-from parsec._version import __version__
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.engine.codes import ClientError, Disconnect
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
 from parsec.errors import ParsecError
+from parsec.facade import Parsec
 from parsec.options import (
     ApiOptions,
     AuthOptions,
@@ -17,8 +14,14 @@ from parsec.options import (
     ClientOptions,
     Options,
     ServerOptions,
+    TokenBrokerOptions,
+    TokenBrokerRole,
 )
+from parsec.services.channels import Credentials
+from parsec.services.delivery import DeliverySettings, SinkResult
+from parsec.services.token_broker import TokenBrokerSettings
 from parsec.sinks.base import Message
+from parsec.version import __version__
 
 __all__ = [
     "ApiOptions",
@@ -40,5 +43,8 @@ __all__ = [
     "ServerOptions",
     "SinkResult",
     "StreamPosition",
+    "TokenBrokerOptions",
+    "TokenBrokerRole",
+    "TokenBrokerSettings",
     "__version__",
 ]

@@ -3,8 +3,9 @@
 Precedence, highest first: ``overrides`` (command-line flags) > environment > file >
 the defaults of :mod:`parsec.options`. Every field of ``ServerOptions`` (``[server]``),
 ``AuthOptions`` (``[auth]``), ``ApiOptions`` (``[api]``), ``ClientOptions`` (``[client]``),
-``ChannelOptions`` (``[[namespaces]]`` with ``name``, and ``[without_namespace]``) and the
-top-level ``node_name`` is settable under its own name. ``[sinks.<name>]`` and
+``ChannelOptions`` (``[[namespaces]]`` with ``name``, and ``[without_namespace]``),
+``DatabaseOptions`` (``[database]``) and the top-level ``node_name`` is settable under
+its own name. ``[sinks.<name>]`` and
 ``[sink_retry]`` configure out-of-band delivery (:mod:`parsec.sinks.config`; their
 ``${VAR}`` references read the same environment).
 
@@ -27,7 +28,31 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from parsec._toml import (
+from parsec.auth.scopes import Scope
+from parsec.backends.capabilities import history_conflict
+from parsec.channels.namespaces import validate_namespace_name
+from parsec.channels.options import ChannelOptions, Namespace
+from parsec.db import url as database_urls
+from parsec.errors import ParsecError
+from parsec.options import (
+    AccountsOptions,
+    ApiOptions,
+    AuthOptions,
+    BrokerOptions,
+    ClientOptions,
+    DatabaseOptions,
+    GitHubLoginOptions,
+    NatsAccountsOptions,
+    OIDCGrant,
+    OIDCLoginOptions,
+    OIDCOptions,
+    Options,
+    ServerOptions,
+    TokenBrokerOptions,
+    TokenBrokerRole,
+)
+from parsec.sinks.config import DEFAULT_RETRY, build_retry, build_sinks
+from parsec.tomlfile import (
     ConfigError,
     expect_table,
     parse_duration,
@@ -35,20 +60,8 @@ from parsec._toml import (
     type_name,
     wrong_type,
 )
-from parsec.backends.capabilities import history_conflict
-from parsec.channels.namespaces import validate_namespace_name
-from parsec.channels.options import ChannelOptions, Namespace
-from parsec.options import (
-    ApiOptions,
-    AuthOptions,
-    BrokerOptions,
-    ClientOptions,
-    Options,
-    ServerOptions,
-)
-from parsec.sinks.config import DEFAULT_RETRY, build_retry, build_sinks
 
-__all__ = ["ENV_VARS", "ConfigError", "load_options", "parse_duration"]
+__all__ = ["ENV_VARS", "ConfigError", "build_org_namespaces", "load_options", "parse_duration"]
 
 
 ENV_VARS: Final[Mapping[str, str]] = {
@@ -57,10 +70,18 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "PARSEC_STATE_DIR": "auth.state_dir",
     "PARSEC_TOKEN_HMAC_SECRET": "auth.token_hmac_secret",
     "PARSEC_ALLOW_ANONYMOUS": "auth.allow_anonymous",
+    "PARSEC_AUTH_JWKS_URL": "auth.jwks_url",
+    "PARSEC_AUTH_USER_ID_CLAIM": "auth.user_id_claim",
     "PARSEC_API_KEY": "api.key",
     "PARSEC_API_INSECURE": "api.insecure",
     "PARSEC_BROKER_URL": "broker.url",
     "PARSEC_BROKER_KEY_PREFIX": "broker.key_prefix",
+    "PARSEC_DATABASE_URL": "database.url",
+    "PARSEC_NATS_URL": "nats.url",
+    "PARSEC_NATS_OPERATOR_SEED": "nats.operator_seed",
+    "PARSEC_NATS_OPERATOR_JWT": "nats.operator_jwt",
+    "PARSEC_NATS_SYSTEM_ACCOUNT_JWT": "nats.system_account_jwt",
+    "PARSEC_NATS_SYSTEM_ACCOUNT_SEED": "nats.system_account_seed",
 }
 """Environment variables and the option each one sets. ``PARSEC_CONFIG`` names the file."""
 
@@ -70,9 +91,19 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "api": ApiOptions,
     "broker": BrokerOptions,
     "client": ClientOptions,
+    "database": DatabaseOptions,
     "without_namespace": ChannelOptions,
 }
-_TOP_LEVEL: Final = (*_SECTIONS, "namespaces", "node_name", "sinks", "sink_retry")
+_TOP_LEVEL: Final = (
+    *_SECTIONS,
+    "namespaces",
+    "node_name",
+    "sinks",
+    "sink_retry",
+    "token_broker",
+    "accounts",
+    "nats",
+)
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
@@ -158,12 +189,26 @@ def _build(raw: Mapping[str, Any], labels: Mapping[str, str], env: Mapping[str, 
     kwargs: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
         if section in raw:
-            table = expect_table(raw[section], section)
+            table = dict(expect_table(raw[section], section))
+            oidc = _build_oidc(table.pop("oidc"), labels) if "oidc" in table else None
             kwargs[section] = _build_struct(cls, table, section, labels)
+            if oidc is not None:
+                kwargs[section].oidc = oidc
     if "namespaces" in raw:
         kwargs["namespaces"] = _build_namespaces(raw["namespaces"], labels)
     if "node_name" in raw:
         kwargs["node_name"] = _non_empty_str(raw["node_name"], labels.get("node_name", "node_name"))
+    if "token_broker" in raw:
+        kwargs["token_broker"] = _build_token_broker(raw["token_broker"], labels)
+    if "accounts" in raw:
+        kwargs["accounts"] = _build_accounts(raw["accounts"], labels)
+    if "nats" in raw:
+        broker = kwargs.get("broker", BrokerOptions())
+        kwargs["nats"] = _build_nats(raw["nats"], labels, broker.url)
+    if "database" in raw and "url" in raw["database"]:
+        database = kwargs["database"]
+        key = labels.get("database.url", "database.url")
+        _check_database_url(database.url, key)
     kwargs.update(_build_sinks(raw, env))
     options = Options(**kwargs)
     _check_client(options.client, labels)
@@ -204,6 +249,276 @@ def _build_namespaces(value: object, labels: Mapping[str, str]) -> list[Namespac
         seen.add(namespace.name)
         namespaces.append(namespace)
     return namespaces
+
+
+ORG_MAX_NAMESPACES: Final = 50
+ORG_MAX_HISTORY_SIZE: Final = 1000
+ORG_MAX_HISTORY_TTL: Final = 7 * 86400.0
+_ORG_FORBIDDEN_KEYS: Final = frozenset({"channel_regex"})
+"""Keys an org may not set: a regular expression of an org's choosing would run on the
+shared server (a catastrophic one is a denial of service)."""
+
+
+def build_org_namespaces(value: object, base: Options) -> list[Namespace]:
+    """An organisation's own namespaces (``PUT /api/v1/orgs/{slug}/namespaces``), as
+    ``[[namespaces]]`` tables are read, and held to what the shared server allows: at
+    most 50, no ``channel_regex``, ``history_size`` ≤ 1000 and ``history_ttl`` ≤ 7 days,
+    publication sizes within ``base``'s client queue, history only where ``base``'s
+    broker keeps it.
+
+    Raises:
+        ConfigError: naming the first key that is wrong (``namespaces[2].history_size``).
+    """
+    if isinstance(value, list) and len(value) > ORG_MAX_NAMESPACES:
+        raise ConfigError(
+            "namespaces", f"at most {ORG_MAX_NAMESPACES} namespaces", code="out_of_range"
+        )
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, Mapping):
+                for key in _ORG_FORBIDDEN_KEYS.intersection(item):
+                    raise ConfigError(
+                        f"namespaces[{index}].{key}",
+                        "not allowed in an organisation's namespaces",
+                        code="not_allowed",
+                    )
+    namespaces = _build_namespaces(value, {})
+    for index, namespace in enumerate(namespaces):
+        if namespace.history_size > ORG_MAX_HISTORY_SIZE:
+            raise ConfigError(
+                f"namespaces[{index}].history_size",
+                f"at most {ORG_MAX_HISTORY_SIZE} for an organisation",
+                code="out_of_range",
+            )
+        if namespace.history_ttl > ORG_MAX_HISTORY_TTL:
+            raise ConfigError(
+                f"namespaces[{index}].history_ttl",
+                f"at most {ORG_MAX_HISTORY_TTL / 3600:g}h for an organisation",
+                code="out_of_range",
+            )
+    candidate = dataclasses.replace(base, namespaces=namespaces)
+    _check_publication_sizes(candidate, {})
+    _check_broker_features(candidate)
+    return namespaces
+
+
+def _build_token_broker(value: object, labels: Mapping[str, str]) -> TokenBrokerOptions:
+    """``[token_broker]``: its scalar keys, and ``[[token_broker.roles]]`` tables of
+    ``name`` and ``patterns``."""
+    table = dict(expect_table(value, "token_broker"))
+    roles = _build_roles(table.pop("roles")) if "roles" in table else []
+    options: TokenBrokerOptions = _build_struct(TokenBrokerOptions, table, "token_broker", labels)
+    options.roles = roles
+    for name in ("default_ttl", "max_ttl"):
+        if name in table:
+            _positive(getattr(options, name), f"token_broker.{name}")
+    if "max_channels" in table:
+        _at_least(1)(options.max_channels, "token_broker.max_channels")
+    if not options.prefix.startswith("/") or options.prefix.rstrip("/") == "":
+        raise ConfigError(
+            "token_broker.prefix",
+            f'must be a path like "/parsec", got {options.prefix!r}',
+            code="invalid_value",
+        )
+    if not options.roles_claim.strip():
+        raise ConfigError("token_broker.roles_claim", "must not be empty", code="invalid_value")
+    return options
+
+
+def _build_oidc(value: object, labels: Mapping[str, str]) -> OIDCOptions:
+    """``[auth.oidc]``: ``issuer`` and ``audience`` (required), the claims, and at least
+    one grant (``grants = [{if_group, scope, verbs, deny}]``)."""
+    path = "auth.oidc"
+    table = dict(expect_table(value, path))
+    grants = _build_grants(table.pop("grants", None))
+    for required in ("issuer", "audience"):
+        if required not in table:
+            raise ConfigError(f"{path}.{required}", "missing required key", code="missing_key")
+    options: OIDCOptions = _build_struct(OIDCOptions, table, path, labels)
+    _check_http_url(options.issuer, f"{path}.issuer")
+    for name in ("audience", "subject_claim", "scopes_claim"):
+        _non_empty_str(getattr(options, name), f"{path}.{name}")
+    options.grants = grants
+    return options
+
+
+MIN_SESSION_KEY: Final = 32
+"""Bytes an ``[accounts] session_key`` has at least (HMAC-SHA256's block of entropy)."""
+
+
+def _build_accounts(value: object, labels: Mapping[str, str]) -> AccountsOptions:
+    """``[accounts]``: ``session_key`` (32+ bytes) and ``base_url`` (required), the
+    session's lifetime, ``[accounts.github]`` and ``[accounts.oidc]``."""
+    table = dict(expect_table(value, "accounts"))
+    github = _build_github(table.pop("github")) if "github" in table else None
+    oidc = _build_oidc_login(table.pop("oidc")) if "oidc" in table else None
+    for required in ("session_key", "base_url"):
+        if required not in table:
+            raise ConfigError(f"accounts.{required}", "missing required key", code="missing_key")
+    options: AccountsOptions = _build_struct(AccountsOptions, table, "accounts", labels)
+    if len(options.session_key.encode()) < MIN_SESSION_KEY:
+        raise ConfigError(
+            "accounts.session_key",
+            f"must be at least {MIN_SESSION_KEY} bytes (got {len(options.session_key.encode())}); "
+            'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+            code="invalid_value",
+        )
+    _check_http_url(options.base_url, "accounts.base_url")
+    for ttl in ("session_ttl", "token_ttl"):
+        if ttl in table:
+            _positive(getattr(options, ttl), f"accounts.{ttl}")
+    for quota in ("org_max_connections", "org_max_publications_per_second"):
+        if getattr(options, quota) < 0:
+            raise ConfigError(
+                f"accounts.{quota}", "must be 0 (no limit) or more", code="invalid_value"
+            )
+    options.github = github
+    options.oidc = oidc
+    return options
+
+
+_NATS_REQUIRED: Final = (
+    "operator_seed",
+    "operator_jwt",
+    "system_account_jwt",
+    "system_account_seed",
+)
+
+
+def _build_nats(value: object, labels: Mapping[str, str], broker_url: str) -> NatsAccountsOptions:
+    """``[nats]``: per-org NATS accounts. The operator's and the system account's seeds
+    and JWTs (required, checked to fit together; a seed is never repeated in an error)
+    and ``url`` (default: ``broker.url`` when the broker is NATS)."""
+    table = expect_table(value, "nats")
+    for required in _NATS_REQUIRED:
+        if required not in table:
+            key = f"nats.{required}"
+            raise ConfigError(key, "missing required key", code="missing_key")
+    options: NatsAccountsOptions = _build_struct(NatsAccountsOptions, table, "nats", labels)
+    try:
+        from parsec.backends.nats.operator import problem
+        from parsec.backends.nats.urls import parse_url
+    except ImportError as exc:
+        raise ConfigError(
+            "nats",
+            f"per-org NATS accounts need the nats extra ({exc.name} is missing): "
+            "pip install 'parsec-realtime[nats]'",
+            code="invalid_value",
+        ) from None
+    if options.url is None:
+        if not broker_url.startswith(("nats://", "tls://")):
+            raise ConfigError(
+                "nats.url",
+                "missing required key: the broker is not NATS (broker.url), so [nats] "
+                "needs the url of its NATS",
+                code="missing_key",
+            )
+        options.url = broker_url
+    key = labels.get("nats.url", "nats.url")
+    try:
+        parse_url(options.url)
+    except ParsecError as exc:
+        raise ConfigError(key, exc.message, code="invalid_value") from None
+    found = problem(options)
+    if found is not None:
+        name, message = found
+        key = f"nats.{name}"
+        raise ConfigError(labels.get(key, key), message, code="invalid_value")
+    return options
+
+
+def _build_github(value: object) -> GitHubLoginOptions:
+    path = "accounts.github"
+    table = expect_table(value, path)
+    for required in ("client_id", "client_secret"):
+        if required not in table:
+            raise ConfigError(f"{path}.{required}", "missing required key", code="missing_key")
+    options: GitHubLoginOptions = _build_struct(GitHubLoginOptions, table, path, {})
+    for name in ("client_id", "client_secret"):
+        _non_empty_str(getattr(options, name), f"{path}.{name}")
+    for name in ("authorize_url", "token_url", "user_url"):
+        _check_http_url(getattr(options, name), f"{path}.{name}")
+    return options
+
+
+def _build_oidc_login(value: object) -> OIDCLoginOptions:
+    """``[accounts.oidc]``: ``issuer`` and ``client_id`` (required), an optional
+    ``client_secret``, ``scopes`` (holding ``openid``), ``username_claim`` and ``name``."""
+    path = "accounts.oidc"
+    table = dict(expect_table(value, path))
+    for required in ("issuer", "client_id"):
+        if required not in table:
+            raise ConfigError(f"{path}.{required}", "missing required key", code="missing_key")
+    # "name" is a label here, not a namespace name: checked apart from _FIELD_CHECKS
+    name = _non_empty_str(table.pop("name"), f"{path}.name") if "name" in table else None
+    options: OIDCLoginOptions = _build_struct(OIDCLoginOptions, table, path, {})
+    if name is not None:
+        options.name = name
+    _check_http_url(options.issuer, f"{path}.issuer")
+    for field_name in ("client_id", "username_claim"):
+        _non_empty_str(getattr(options, field_name), f"{path}.{field_name}")
+    if "openid" not in options.scopes:
+        raise ConfigError(
+            f"{path}.scopes", 'must hold "openid" (an OpenID Connect login)', code="invalid_value"
+        )
+    return options
+
+
+def _build_grants(value: object) -> list[OIDCGrant]:
+    path = "auth.oidc.grants"
+    if value is None:
+        raise ConfigError(
+            path,
+            "missing required key: without a grant no token of the provider is accepted",
+            code="missing_key",
+        )
+    if not isinstance(value, list) or not value:
+        raise wrong_type(path, "a non-empty array of tables", value)
+    return [_build_grant(item, f"{path}[{index}]") for index, item in enumerate(value)]
+
+
+def _build_grant(value: object, path: str) -> OIDCGrant:
+    table = expect_table(value, path)
+    reject_unknown(table, ("if_group", "scope", "verbs", "deny"), path)
+    for required in ("if_group", "scope", "verbs"):
+        if required not in table:
+            raise ConfigError(f"{path}.{required}", "missing required key", code="missing_key")
+    verbs = typing.cast(list[str], _convert(list[str], table["verbs"], f"{path}.verbs"))
+    deny = table.get("deny", False)
+    if not isinstance(deny, bool):
+        raise wrong_type(f"{path}.deny", "a boolean", deny)
+    grant = OIDCGrant(
+        _non_empty_str(table["if_group"], f"{path}.if_group"),
+        _non_empty_str(table["scope"], f"{path}.scope"),
+        tuple(verbs),
+        deny,
+    )
+    try:
+        Scope(grant.scope, grant.verbs, deny=grant.deny).validate()
+    except ParsecError as exc:
+        raise ConfigError(path, exc.message, code="invalid_value") from None
+    return grant
+
+
+def _build_roles(value: object) -> list[TokenBrokerRole]:
+    if not isinstance(value, list):
+        raise wrong_type("token_broker.roles", "an array of tables ([[token_broker.roles]])", value)
+    roles: list[TokenBrokerRole] = []
+    for index, item in enumerate(value):
+        path = f"token_broker.roles[{index}]"
+        table = expect_table(item, path)
+        reject_unknown(table, ("name", "patterns"), path)
+        for required in ("name", "patterns"):
+            if required not in table:
+                raise ConfigError(f"{path}.{required}", "missing required key", code="missing_key")
+        name = _non_empty_str(table["name"], f"{path}.name")
+        patterns = typing.cast(
+            list[str], _convert(list[str], table["patterns"], f"{path}.patterns")
+        )
+        if name in {role.name for role in roles}:
+            raise ConfigError(f"{path}.name", f"duplicate role {name!r}", code="duplicate")
+        roles.append(TokenBrokerRole(name, tuple(patterns)))
+    return roles
 
 
 def _build_struct(
@@ -301,6 +616,25 @@ def _check_origins(value: object, key: str) -> object:
     return value
 
 
+def _check_http_url(value: object, key: str) -> object:
+    url = str(value)
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise ConfigError(
+            key, f"expected an http:// or https:// URL, got {url!r}", code="invalid_value"
+        )
+    return value
+
+
+def _check_database_url(value: object, key: str) -> object:
+    """An accepted database URL (:mod:`parsec.db.url`); the message never shows a
+    password."""
+    problem = database_urls.problem(str(value))
+    if problem is not None:
+        raise ConfigError(key, problem, code="bad_database_url")
+    return value
+
+
 def _positive(value: object, key: str) -> object:
     if typing.cast(float, value) <= 0:
         raise ConfigError(key, f"must be more than 0, got {value}", code="out_of_range")
@@ -326,6 +660,8 @@ _FIELD_CHECKS: Final[Mapping[str, Callable[[object, str], object]]] = {
     "name": _check_namespace_name,
     "channel_regex": _check_regex,
     "allowed_origins": _check_origins,
+    "jwks_url": _check_http_url,
+    "user_id_claim": lambda value, key: _non_empty_str(value, key),
 }
 
 

@@ -38,6 +38,9 @@ CODES: Final[dict[str, tuple[str, int]]] = {
     "PARSEC_AUTH_EXPIRED": ("unauthenticated", 401),
     "PARSEC_AUTH_MISSING": ("unauthenticated", 401),
     "PARSEC_BROKER_NOT_READY": ("unavailable", 503),
+    # Parsec for Python's own: a token signed by an identity provider's key this node
+    # cannot fetch yet (its refetch limit, or the provider is down); retry shortly.
+    "PARSEC_AUTH_UNAVAILABLE": ("unavailable", 503),
     "PARSEC_SINK_UNAVAILABLE": ("unavailable", 503),
     "PARSEC_SINK_DLQ_OVERFLOW": ("unavailable", 503),
     "PARSEC_RATE_LIMITED": ("resource_exhausted", 429),

@@ -17,12 +17,21 @@ from parsec.sinks.retry import RetryPolicy
 __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POOL_TIMEOUT",
+    "AccountsOptions",
     "ApiOptions",
     "AuthOptions",
     "BrokerOptions",
     "ClientOptions",
+    "DatabaseOptions",
+    "GitHubLoginOptions",
+    "NatsAccountsOptions",
+    "OIDCGrant",
+    "OIDCLoginOptions",
+    "OIDCOptions",
     "Options",
     "ServerOptions",
+    "TokenBrokerOptions",
+    "TokenBrokerRole",
 ]
 
 
@@ -58,6 +67,38 @@ class ServerOptions:
         return int(self.addr.rsplit(":", 1)[1])
 
 
+@dataclass(frozen=True, slots=True)
+class OIDCGrant:
+    """What members of one identity-provider group may do through the management API:
+    ``verbs`` on the channels ``scope`` matches (a scope pattern such as ``public:**``),
+    or, with ``deny``, may not (deny wins over every grant)."""
+
+    if_group: str
+    scope: str
+    verbs: tuple[str, ...]
+    deny: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class OIDCOptions:
+    """The OIDC bridge (``[auth.oidc]``): the management API accepts tokens of this
+    OpenID provider (typically the ID tokens ``parsec login oidc`` stores), mapped to
+    Parsec scopes by ``grants``."""
+
+    issuer: str
+    """The provider's issuer URL; its ``/.well-known/openid-configuration`` names the
+    JWKS. Discovered when the server starts: a provider that cannot be discovered stops
+    the start."""
+    audience: str
+    """The ``aud`` the tokens must carry (for ID tokens: the CLI's client id)."""
+    subject_claim: str = "sub"
+    """The claim naming the caller (audit logs, revocation by user)."""
+    scopes_claim: str = "groups"
+    """The dotted path of the claim holding the caller's groups (``realm_access.roles``)."""
+    grants: list[OIDCGrant] = field(default_factory=list)
+    """Group → scope; a token none of whose groups has a grant is refused."""
+
+
 @dataclass(slots=True, kw_only=True)
 class AuthOptions:
     state_dir: Path | None = None
@@ -73,6 +114,17 @@ class AuthOptions:
     keyring_poll: float = 5.0
     """How often (seconds) to look for changes to ``keyring.json`` made by another
     process (``parsec keys …``) and reload; 0 disables polling (SIGHUP still reloads)."""
+    jwks_url: str | None = None
+    """An identity provider's JWKS URL (``http(s)://``; Keycloak:
+    ``<base>/realms/<realm>/protocol/openid-connect/certs``). When set, connection and
+    subscription tokens signed by its keys are accepted too (with the ``token_issuer``
+    / ``token_audience`` checks); its keys are refetched on an unknown ``kid`` (at most
+    every 10 s) and hourly. Centrifugo's ``token_jwks_public_endpoint``."""
+    user_id_claim: str = "sub"
+    """The claim of an identity provider's token that names the user (a top-level claim
+    such as ``preferred_username``); tokens Parsec signs always use ``sub``."""
+    oidc: OIDCOptions | None = None
+    """The OIDC bridge for the management API (``[auth.oidc]``); None: off."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -82,6 +134,39 @@ class ApiOptions:
     disables ``/api`` unless ``insecure`` is set."""
     insecure: bool = False
     """Serve ``/api`` without a key. Only for trusted networks and tests."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBrokerRole:
+    """A role of the token broker's role authorizer and the channel globs it grants."""
+
+    name: str
+    patterns: tuple[str, ...]
+
+
+@dataclass(slots=True, kw_only=True)
+class TokenBrokerOptions:
+    """The token broker (``[token_broker]``, :mod:`parsec.services.token_broker`)."""
+
+    enabled: bool = False
+    """Mount ``POST <prefix>/token``, ``<prefix>/token/delegate`` and ``<prefix>/revoke``."""
+    prefix: str = "/parsec"
+    """Where the routes are mounted."""
+    roles_claim: str = "roles"
+    """The dotted path of the claim holding the bearer's roles (``realm_access.roles``)."""
+    roles: list[TokenBrokerRole] = field(default_factory=list)
+    """Role → channel patterns (``[[token_broker.roles]]``). With none, only an
+    administrator bearer (an operator management token) is granted channels."""
+    default_ttl: float = 3600.0
+    """Lifetime of a token whose request gives none (the Go Parsec's access TTL, 1 h)."""
+    max_ttl: float = 86400.0
+    """Longest lifetime a request may ask for; longer is clamped (the Go Parsec's 24 h
+    ceiling)."""
+    max_channels: int = 100
+    """Most channels one request may name."""
+    delegators: list[str] = field(default_factory=list)
+    """User ids of the services that may mint tokens on behalf of any user
+    (``POST <prefix>/token/delegate``); empty: delegation is refused."""
 
 
 DEFAULT_POOL_SIZE = 50
@@ -109,6 +194,91 @@ class BrokerOptions:
     """Redis only: how long (seconds, > 0) a command waits for its turn before it fails
     with ``PARSEC_BROKER_NOT_READY``. The default is one socket timeout: long enough
     for every busy connection to finish or time out once."""
+
+
+@dataclass(slots=True, kw_only=True)
+class DatabaseOptions:
+    """The accounts database (``[database]``, :mod:`parsec.db`)."""
+
+    url: str | None = None
+    """``sqlite+aiosqlite:///FILE`` or ``postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB``.
+    None: ``parsec.db`` in the state directory (``auth.state_dir``)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class GitHubLoginOptions:
+    """Login with GitHub (``[accounts.github]``): the OAuth app's credentials, and its
+    endpoints (GitHub's by default; tests point them at a local fake)."""
+
+    client_id: str
+    client_secret: str
+    authorize_url: str = "https://github.com/login/oauth/authorize"
+    token_url: str = "https://github.com/login/oauth/access_token"
+    user_url: str = "https://api.github.com/user"
+
+
+@dataclass(slots=True, kw_only=True)
+class OIDCLoginOptions:
+    """Login with any OpenID Connect provider (``[accounts.oidc]``): authorization code
+    flow with PKCE, discovered from ``issuer`` when the service starts."""
+
+    issuer: str
+    """The provider's issuer URL exactly as its discovery document names it."""
+    client_id: str
+    client_secret: str | None = None
+    """None: a public client (PKCE only); else sent with HTTP Basic."""
+    scopes: list[str] = field(default_factory=lambda: ["openid", "profile", "email"])
+    username_claim: str = "preferred_username"
+    """Dotted path of the claim a first login's username (and personal org slug) comes
+    from; without it, the email's local part, then ``"user"``."""
+    name: str = "Single sign-on"
+    """The login page's label for this provider."""
+
+
+@dataclass(slots=True, kw_only=True)
+class AccountsOptions:
+    """Accounts and tenancy (``[accounts]``, :mod:`parsec.services.accounts`): users,
+    organisations, logins. Present: the node opens the database (``[database]``) and
+    serves the login routes and ``/api/v1``."""
+
+    session_key: str
+    """Signs session cookies and OAuth states (HMAC); at least 32 bytes."""
+    base_url: str
+    """Where browsers reach this server (``https://parsec.example.com``): the OAuth
+    redirect URI is built on it, and cookies are ``Secure`` when it is https."""
+    session_ttl: float = 7 * 86400.0
+    """How long a login lasts (the session cookie's lifetime)."""
+    token_ttl: float = 30 * 86400.0
+    """How long a user access token (``parsec login``'s device flow) lasts."""
+    org_max_connections: int = 0
+    """Open WebSockets one org may hold on one node (``/orgs/{slug}/…``); 0: no limit."""
+    org_max_publications_per_second: float = 0.0
+    """Publications one org may make a second on one node (clients and APIs together;
+    bursts up to the same number); 0: no limit."""
+    github: GitHubLoginOptions | None = None
+    """Login with GitHub; None: not offered."""
+    oidc: OIDCLoginOptions | None = None
+    """Login with an OpenID Connect provider; None: not offered."""
+
+
+@dataclass(slots=True, kw_only=True)
+class NatsAccountsOptions:
+    """Per-org NATS accounts (``[nats]``, :mod:`parsec.backends.nats.accounts`): the
+    NATS server runs in operator mode and every org gets an account of its own, signed
+    by this operator. The seeds are secrets: they are never logged nor shown."""
+
+    operator_seed: str = field(repr=False)
+    """The operator's nkey seed (``SO…``): signs each org's account JWT."""
+    operator_jwt: str
+    """The operator's JWT, as the server's ``operator`` setting has it."""
+    system_account_jwt: str
+    """The system account's JWT (signed by the operator; the server's
+    ``system_account``)."""
+    system_account_seed: str = field(repr=False)
+    """The system account's nkey seed (``SA…``): signs the user through which account
+    JWTs are pushed to the server's resolver (``$SYS.REQ.CLAIMS.UPDATE``)."""
+    url: str | None = None
+    """The NATS the accounts live on; None: ``broker.url`` when the broker is NATS."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -167,6 +337,12 @@ class Options:
     api: ApiOptions = field(default_factory=ApiOptions)
     broker: BrokerOptions = field(default_factory=BrokerOptions)
     client: ClientOptions = field(default_factory=ClientOptions)
+    token_broker: TokenBrokerOptions = field(default_factory=TokenBrokerOptions)
+    database: DatabaseOptions = field(default_factory=DatabaseOptions)
+    accounts: AccountsOptions | None = None
+    """Accounts and tenancy (``[accounts]``); None: single-tenant, no database."""
+    nats: NatsAccountsOptions | None = None
+    """Per-org NATS accounts (``[nats]``); None: one NATS account for all traffic."""
     namespaces: list[Namespace] = field(default_factory=list)
     """Operator namespaces. A namespace named ``public`` or ``private`` replaces the
     built-in options of that namespace; its name grammar stays enforced."""

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from parsec._facade import Parsec
+from parsec.facade import Parsec
 from parsec.options import Options
 
 __all__ = ["TestServer", "free_port", "parsec_server", "serve_for_tests"]

@@ -9,6 +9,7 @@ documented shared-secret path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import signal
@@ -16,13 +17,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import jwt
+from redis_keys import REDIS_URL, scratch_prefix
 
 __all__ = [
     "DEFAULT_CLIENT_OPTIONS",
@@ -195,16 +197,24 @@ def _toml_value(value: TomlScalar) -> str:
     return repr(value)
 
 
-def _render_config(server: ParsecServer, client: Mapping[str, TomlScalar], extra_toml: str) -> str:
-    """The TOML config of ``server``; ``extra_toml`` is appended after the built-in
-    namespaces, so it may add tables such as ``[[namespaces]]``."""
+def _render_config(
+    server: ParsecServer,
+    client: Mapping[str, TomlScalar],
+    extra_toml: str,
+    auth: Mapping[str, TomlScalar] | None = None,
+) -> str:
+    """The TOML config of ``server``; ``auth`` adds keys to the ``[auth]`` table;
+    ``extra_toml`` is appended after the built-in namespaces, so it may add tables such
+    as ``[[namespaces]]``."""
     client_lines = "\n".join(f"{key} = {_toml_value(value)}" for key, value in client.items())
+    auth_lines = "".join(f"{key} = {_toml_value(value)}\n" for key, value in (auth or {}).items())
     return (
         "[server]\n"
         f'addr = "127.0.0.1:{server.port}"\n'
         "[auth]\n"
         f"state_dir = {json.dumps(str(server.workdir / 'state'))}\n"
         f"token_hmac_secret = {json.dumps(server.hmac_secret)}\n"
+        f"{auth_lines}"
         "[api]\n"
         f"key = {json.dumps(server.api_key)}\n"
         "[client]\n"
@@ -271,16 +281,19 @@ class ServerFactory:
 
     def start(
         self,
-        extra_toml: str = "",
+        extra_toml: str | Callable[[ParsecServer], str] = "",
         *,
         client: Mapping[str, TomlScalar] | None = None,
+        auth: Mapping[str, TomlScalar] | None = None,
         args: Sequence[str] = (),
     ) -> ParsecServer:
         """Start a server and wait until it is healthy.
 
         ``client`` entries override ``DEFAULT_CLIENT_OPTIONS`` in the ``[client]``
-        table; ``extra_toml`` is appended to the config. Raises ``ServerStartError``
-        (with the server's log) when the process exits or never becomes healthy.
+        table, ``auth`` entries are added to ``[auth]``; ``extra_toml`` is appended to
+        the config (a callable is given the server, its port chosen, and returns it).
+        Raises ``ServerStartError`` (with the server's log) when the process exits or
+        never becomes healthy.
         """
         workdir = self.base_dir / f"server-{len(self._running)}"
         workdir.mkdir(parents=True)
@@ -292,7 +305,8 @@ class ServerFactory:
         )
         config = workdir / "parsec.toml"
         options = {**DEFAULT_CLIENT_OPTIONS, **(client or {})}
-        config.write_text(_render_config(server, options, extra_toml))
+        extra = extra_toml(server) if callable(extra_toml) else extra_toml
+        config.write_text(_render_config(server, options, extra, auth))
         log = (workdir / "server.log").open("wb")
         process = subprocess.Popen(
             _serve_command(config, args),
@@ -319,3 +333,16 @@ class ServerFactory:
         """Stop every server started here (SIGTERM, SIGKILL after a grace period)."""
         while self._running:
             _stop(self._running.pop())
+
+
+@contextlib.contextmanager
+def redis_pair(base_dir: Path, extra_toml: str = "") -> Iterator[tuple[ParsecServer, ParsecServer]]:
+    """Two ``parsec serve`` nodes with ``extra_toml`` sharing the real Redis under a
+    scratch key prefix; both are stopped before the prefix's keys are deleted."""
+    with scratch_prefix() as prefix:
+        factory = ServerFactory(base_dir)
+        broker = f'[broker]\nurl = "{REDIS_URL}"\nkey_prefix = "{prefix}"\n'
+        try:
+            yield factory.start(broker + extra_toml), factory.start(broker + extra_toml)
+        finally:
+            factory.close()

@@ -18,12 +18,9 @@ import jwt
 import pytest
 from centrifuge import SubscriptionState
 
-import redis
-
-from .parsec_process import ParsecServer, ServerFactory
+from .parsec_process import ParsecServer, redis_pair
 from .sdk_events import EventLog, sdk_client
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 WITHIN = 1.0
 """How soon a revocation made on one node ends a connection on the other."""
 
@@ -35,28 +32,10 @@ name = "locked"
 
 
 @pytest.fixture(scope="module")
-def key_prefix() -> Iterator[str]:
-    """The cluster's key prefix on the real Redis; its keys are deleted afterwards."""
-    prefix = f"parsec-revocation-{uuid.uuid4().hex[:10]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def nodes(
-    tmp_path_factory: pytest.TempPathFactory, key_prefix: str
-) -> Iterator[tuple[ParsecServer, ParsecServer]]:
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ParsecServer, ParsecServer]]:
     """Two nodes on one Redis key prefix, stopped before the prefix's keys are deleted."""
-    factory = ServerFactory(tmp_path_factory.mktemp("revocation"))
-    broker = f'[broker]\nurl = "{REDIS_URL}"\nkey_prefix = "{key_prefix}"\n'
-    try:
-        yield factory.start(broker + LOCKED), factory.start(broker + LOCKED)
-    finally:
-        factory.close()
+    with redis_pair(tmp_path_factory.mktemp("revocation"), LOCKED) as pair:
+        yield pair
 
 
 def mint(node: ParsecServer, user: str, *, iat: int | None = None, **claims: Any) -> str:

@@ -25,13 +25,14 @@ from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
 from parsec.sinks.dlq import DLQ
 
-from .factories import BackendFactory, MemoryBackend, supports
+from .factories import BackendFactory, MemoryBackend, MemoryClusterBackend, supports
 from .nats_backend import NatsBackend
 from .recorders import BrokerRecorder, ControlRecorder
 from .redis_backend import RedisBackend
 
 BACKENDS = [
     pytest.param(MemoryBackend, id="memory"),
+    pytest.param(MemoryClusterBackend, id="memory-cluster"),
     pytest.param(RedisBackend, id="redis"),
     pytest.param(NatsBackend, id="nats"),
 ]

@@ -7,18 +7,25 @@ backend has one factory class; ``conftest.BACKENDS`` lists them.
 
 from __future__ import annotations
 
-from typing import Protocol
+import itertools
+from typing import ClassVar, NoReturn, Protocol
 
 from parsec.auth.refresh import MemoryRefreshStore, RefreshStore
 from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
-from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
+from parsec.backends.memory import (
+    MemoryBroker,
+    MemoryControlHub,
+    MemoryController,
+    MemoryPresenceManager,
+)
 from parsec.channels.store import ChannelStore, MemoryChannelStore
 from parsec.engine.broker import Broker
+from parsec.engine.cluster import Cluster
 from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
 from parsec.sinks.dlq import DLQ, MemoryDLQ
 
-__all__ = ["BackendFactory", "ManualClock", "MemoryBackend", "supports"]
+__all__ = ["BackendFactory", "ManualClock", "MemoryBackend", "MemoryClusterBackend", "supports"]
 
 FEATURES = frozenset({"history", "idempotency"})
 """Broker features a conformance test may require (``@pytest.mark.requires``)."""
@@ -152,3 +159,74 @@ class MemoryBackend:
         made, self._made = self._made, []
         for instance in reversed(made):
             await instance.aclose()
+
+
+class PartialFactory:
+    """A factory that makes only some contracts (its ``contracts``): conftest deselects
+    the tests of the others, and asking for one anyway raises NotImplementedError naming
+    the factory and the contract. Subclasses override what they make."""
+
+    contracts: ClassVar[frozenset[str]] = frozenset()
+    """The contracts this factory makes."""
+
+    def broker(self) -> Broker:
+        self._not_made("broker")
+
+    def presence(self) -> PresenceManager:
+        self._not_made("presence")
+
+    def controller(self) -> Controller:
+        self._not_made("controller")
+
+    def channel_store(self) -> ChannelStore:
+        self._not_made("channel_store")
+
+    def refresh_store(self) -> RefreshStore:
+        self._not_made("refresh_store")
+
+    def revocation_store(self) -> RevocationStore:
+        self._not_made("revocation_store")
+
+    def dlq(self) -> DLQ:
+        self._not_made("dlq")
+
+    def now(self) -> float:
+        self._not_made("clock")
+
+    async def advance(self, seconds: float) -> None:
+        self._not_made("clock")
+
+    async def lose_data(self) -> None:
+        self._not_made("revocation_store")
+
+    def _not_made(self, contract: str) -> NoReturn:
+        raise NotImplementedError(f"{type(self).__name__} makes no {contract}")
+
+
+class MemoryClusterBackend(PartialFactory):
+    """The engine's Cluster on in-process control transports (one MemoryControlHub):
+    every controller is one node of the same cluster, without any server. It makes
+    the Controller only."""
+
+    contracts: ClassVar[frozenset[str]] = frozenset({"controller"})
+    """The contracts this factory makes; conftest deselects the tests of the others."""
+
+    def __init__(self, prefix: str) -> None:
+        self._hub = MemoryControlHub()
+        self._names = itertools.count(1)
+        self._controllers: list[Cluster] = []
+
+    def controller(self) -> Controller:
+        controller = Cluster(self._hub.transport(), f"node-{next(self._names)}")
+        self._controllers.append(controller)
+        return controller
+
+    async def settle(self) -> None:
+        """Return once every started controller has handled what was sent before."""
+        for controller in self._controllers:
+            await controller.sync()
+
+    async def aclose(self) -> None:
+        controllers, self._controllers = self._controllers, []
+        for controller in controllers:
+            await controller.aclose()

@@ -12,16 +12,13 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import ClassVar, NoReturn
+from typing import ClassVar
 
-from parsec.auth.refresh import RefreshStore
-from parsec.auth.revocation_store import RevocationStore
 from parsec.backends.nats import NatsBroker, NatsConnection, NatsController
-from parsec.channels.store import ChannelStore
 from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller
-from parsec.engine.presence import PresenceManager
-from parsec.sinks.dlq import DLQ
+
+from .factories import PartialFactory
 
 __all__ = ["NATS_URL", "NatsBackend"]
 
@@ -29,7 +26,7 @@ NATS_URL = os.environ.get("PARSEC_TEST_NATS_URL", "nats://127.0.0.1:4222")
 """The NATS the tests use (``PARSEC_TEST_NATS_URL`` overrides it)."""
 
 
-class NatsBackend:
+class NatsBackend(PartialFactory):
     """NATS implementations of the Broker and Controller contracts, one connection per
     instance (one node each), all on one subject prefix."""
 
@@ -61,30 +58,12 @@ class NatsBackend:
         self._controllers.append(controller)
         return controller
 
-    def presence(self) -> PresenceManager:
-        _not_made("presence")
-
-    def channel_store(self) -> ChannelStore:
-        _not_made("channel_store")
-
-    def refresh_store(self) -> RefreshStore:
-        _not_made("refresh_store")
-
-    def revocation_store(self) -> RevocationStore:
-        _not_made("revocation_store")
-
-    def dlq(self) -> DLQ:
-        _not_made("dlq")
-
     def now(self) -> float:
         return time.time() + self._skew
 
     async def advance(self, seconds: float) -> None:
         """Move the clock node reports are aged with (NATS itself keeps no TTLs)."""
         self._skew += seconds
-
-    async def lose_data(self) -> None:
-        _not_made("revocation_store")
 
     async def settle(self) -> None:
         """Return once every started broker's sends reached NATS and every started
@@ -112,7 +91,3 @@ class NatsBackend:
 
 def _connection() -> NatsConnection:
     return NatsConnection(NATS_URL, name="parsec-conformance")
-
-
-def _not_made(contract: str) -> NoReturn:
-    raise NotImplementedError(f"the NATS backends have no {contract} (it stays in memory)")

@@ -1,9 +1,10 @@
 """The documentation's code blocks run, top to bottom, against real servers.
 
-``README.md`` and ``docs/quickstart.md`` are run block by block by :mod:`.snippets`
-(conventions in its docstring): their servers, subscribers and SDK clients are real
-processes, and the output they quote is compared with what those processes print. The
-runner's own tests below feed it small pages, to show that it fails when it should.
+``README.md``, ``docs/quickstart.md`` and ``docs/token-broker.md`` are run block by block
+by :mod:`.snippets` (conventions in its docstring): their servers, subscribers and SDK
+clients are real processes, and the output they quote is compared with what those
+processes print. The runner's own tests below feed it small pages, to show that it fails
+when it should.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from parsec.config import load_options
 
 from .snippets import REPO, PageRun, SnippetError, blocks_of, check_plan
 
-PAGES = ["README.md", "docs/quickstart.md"]
+PAGES = ["README.md", "docs/quickstart.md", "docs/token-broker.md"]
 
 
 def run_page(path: Path, workdir: Path, **settings: float) -> PageRun:
@@ -46,6 +47,16 @@ def test_the_page_runs_top_to_bottom(page: str, tmp_path: Path) -> None:
     """Every block of the page runs in order, as a reader would run them, and the output
     it quotes is what the commands print."""
     run_page(REPO / page, tmp_path)
+
+
+def test_the_token_broker_configuration_loads(tmp_path: Path) -> None:
+    """docs/token-broker.md's configuration is the contract's, and parsec accepts it."""
+    (block, *_) = [b for b in blocks_of(REPO / "docs" / "token-broker.md") if b.info == "toml"]
+    (tmp_path / "parsec.toml").write_text(block.text)
+    broker = load_options(tmp_path / "parsec.toml", env={}).token_broker
+    assert broker.enabled
+    assert broker.roles_claim == "realm_access.roles"
+    assert [(role.name, role.patterns) for role in broker.roles] == [("member", ("chat:*",))]
 
 
 def test_the_complete_configuration_file_loads(tmp_path: Path) -> None:

@@ -119,6 +119,17 @@ async def test_two_nodes_on_one_nats_act_as_one_server(subject_prefix: str) -> N
         assert (disconnected.code, disconnected.reason) == (4501, "bye")
 
 
+@contextlib.asynccontextmanager
+async def _step(name: str) -> AsyncIterator[None]:
+    """A step of a test that must end within WAIT_SECONDS, named when it does not (a
+    hang once failed the whole test at pytest's timeout, with no hint of where)."""
+    try:
+        async with asyncio.timeout(WAIT_SECONDS + 1):
+            yield
+    except TimeoutError:
+        pytest.fail(f"step {name!r} did not end within {WAIT_SECONDS + 1} s")
+
+
 async def _until_health(url: str, status: int) -> None:
     """Poll /healthz (an HTTP endpoint: there is no event to await) until ``status``."""
     async with httpx.AsyncClient(trust_env=False) as http, asyncio.timeout(WAIT_SECONDS):
@@ -136,16 +147,23 @@ async def test_healthz_follows_the_nats_connection(
     with no restart of Parsec."""
     nats = await nats_server()
     async with serve_for_tests(_options(nats.url, subject_prefix)) as server:
-        await _until_health(server.url, 200)
-        await server.parsec.publish("chat:health", {"n": 1})
+        async with _step("first health"):
+            await _until_health(server.url, 200)
+        async with _step("publish while up"):
+            await server.parsec.publish("chat:health", {"n": 1})
 
-        await nats.stop()
-        await _until_health(server.url, 503)
-        async with asyncio.timeout(1.0):
+        async with _step("kill nats"):
+            await nats.stop()
+        async with _step("health while down"):
+            await _until_health(server.url, 503)
+        async with asyncio.timeout(1.0):  # at once, not after a wait for NATS
             with pytest.raises(ParsecError) as failure:
                 await server.parsec.publish("chat:health", {"n": 2})
         assert failure.value.code == "PARSEC_BROKER_NOT_READY"
 
-        await nats.start()
-        await _until_health(server.url, 200)
-        await server.parsec.publish("chat:health", {"n": 3})
+        async with _step("restart nats"):
+            await nats.start()
+        async with _step("health once back"):
+            await _until_health(server.url, 200)
+        async with _step("publish once back"):
+            await server.parsec.publish("chat:health", {"n": 3})

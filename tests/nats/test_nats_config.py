@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from parsec._backends import backends_for
+from parsec.backends.factory import backends_for
 from parsec.backends.nats import NatsBroker, NatsController
 from parsec.backends.nats.urls import parse_url, redacted
 from parsec.channels.namespaces import ChannelRules
@@ -156,7 +156,7 @@ def test_nats_modules_load_only_for_a_nats_url() -> None:
     """memory:// and redis:// never import nats-py (it stays an optional extra)."""
     code = (
         "import sys\n"
-        "from parsec._backends import backends_for\n"
+        "from parsec.backends.factory import backends_for\n"
         "backends_for('memory://', key_prefix='p', node_id='n')\n"
         "backends_for('redis://127.0.0.1:6379/0', key_prefix='p', node_id='n')\n"
         "assert 'nats' not in sys.modules, sorted(m for m in sys.modules if 'nats' in m)\n"

@@ -114,9 +114,10 @@ def make_options(
     without_namespace: ChannelOptions | None = None,
     native_websocket: bool = True,
     server: Mapping[str, Any] | None = None,
+    auth: Mapping[str, Any] | None = None,
 ) -> Options:
     """Options for a test server on a free loopback port with the test API key;
-    ``server`` sets further ServerOptions fields."""
+    ``server`` and ``auth`` set further ServerOptions and AuthOptions fields."""
     return Options(
         server=ServerOptions(
             addr=f"127.0.0.1:{free_port()}",
@@ -124,7 +125,7 @@ def make_options(
             native_websocket=native_websocket,
             **(server or {}),
         ),
-        auth=AuthOptions(state_dir=state_dir, allow_anonymous=allow_anonymous),
+        auth=AuthOptions(state_dir=state_dir, allow_anonymous=allow_anonymous, **(auth or {})),
         api=ApiOptions(key=API_KEY),
         client=client or ClientOptions(),
         namespaces=default_namespaces() if namespaces is None else namespaces,

@@ -15,7 +15,7 @@ import struct
 
 import pytest
 
-from parsec.server import protocol as dispatch
+from parsec.server import handoff as dispatch
 
 from .conftest import ServerFactory
 from .harness import WAIT, Server
@@ -220,3 +220,26 @@ async def test_many_tiny_fragments_over_the_limit_close_1009(server: Server) -> 
     assert await _close_code(reader) == 1009
     writer.close()
     assert server.parsec.node.client_faults.counts["frame_too_big"] == 1
+
+
+async def test_a_command_still_handled_when_the_node_closes_is_cancelled(server: Server) -> None:
+    """Messages are handled in tasks the node owns: closing the node closes the
+    connection (3001) and cancels an rpc still being handled, and waits for it."""
+    entered, cancelled = asyncio.Event(), asyncio.Event()
+
+    @server.parsec.rpc("hang")
+    async def hang(call: object) -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    client = await server.client()
+    await client.send({"id": client.next_id(), "rpc": {"method": "hang"}})
+    async with asyncio.timeout(WAIT):
+        await entered.wait()
+    await server.parsec.node.aclose()
+    assert cancelled.is_set()
+    assert await client.closed() == (3001, "shutdown")

@@ -16,7 +16,7 @@ import os
 import httpx
 import pytest
 
-from parsec.server import protocol as dispatch
+from parsec.server import handoff as dispatch
 
 from .harness import WAIT, Server
 
@@ -160,3 +160,11 @@ async def test_one_header_too_many_is_431(server: Server) -> None:
     )
     assert (await _answer(reader)).startswith(b"HTTP/1.1 431 ")
     writer.close()
+
+
+def test_the_old_module_name_still_works_with_a_deprecation_warning() -> None:
+    """``parsec.server.protocol`` (documented before the rename) forwards to the handoff."""
+    from parsec.server import protocol
+
+    with pytest.warns(DeprecationWarning, match=r"parsec\.server\.handoff\.http_protocol"):
+        assert protocol.http_protocol is dispatch.http_protocol

@@ -76,6 +76,31 @@ async def test_sub_refresh_for_another_user_closes_3500(server: Server) -> None:
     assert (await client.closed())[0] == 3500
 
 
+async def test_sub_refresh_with_a_token_bound_to_another_client_closes_3500(
+    server: Server,
+) -> None:
+    """A sub_refresh token bound (client claim) to another client closes with 3500, as at
+    subscribe; one bound to this client refreshes."""
+    import jwt
+
+    client = await server.open()
+    client_id = (await client.connect(server.token("alice")))["connect"]["client"]
+    await client.call(
+        "subscribe", {"channel": CHANNEL, "token": server.sub_token("alice", CHANNEL)}
+    )
+    key = server.parsec.keyring.active
+
+    def bound_to(client: str) -> str:
+        claims = {"sub": "alice", "channel": CHANNEL, "client": client, "exp": 4102444800}
+        return jwt.encode(claims, key.secret, algorithm=key.alg, headers={"kid": key.id})
+
+    own = await client.call("sub_refresh", {"channel": CHANNEL, "token": bound_to(client_id)})
+    assert own["sub_refresh"]["expires"] is True
+    stolen = bound_to(client_id + "x")
+    await client.send({"id": 9, "sub_refresh": {"channel": CHANNEL, "token": stolen}})
+    assert await client.closed() == (3500, "invalid token")
+
+
 async def test_sub_refresh_with_invalid_token_closes_3500(server: Server) -> None:
     """A sub_refresh token that does not verify closes with 3500."""
     client = await server.client("alice")

@@ -1,5 +1,6 @@
 """RedisController against the real Redis on 127.0.0.1:6379: commands reach every other
-node (never the sender), and nodes() lists the live ones."""
+node (never the sender), and nodes() lists the live ones (a starting node announces
+itself at once, and hears of the others as they answer)."""
 
 from __future__ import annotations
 
@@ -84,7 +85,6 @@ async def test_broadcast_reaches_other_nodes_and_never_the_sender(
     finally:
         for controller in (a, b, c):
             await controller.aclose()
-        await client.delete(f"{prefix}:nodes")
 
 
 async def test_nodes_lists_live_peers_and_forgets_silent_ones(
@@ -95,26 +95,31 @@ async def test_nodes_lists_live_peers_and_forgets_silent_ones(
     a, _ = await _start(client, prefix, "a", report_interval=0.05, node_ttl=0.5)
     b, _ = await _start(client, prefix, "b", report_interval=0.05, node_ttl=0.5)
     try:
-        assert [n.uid for n in await a.nodes()] == ["b"]
-        assert [n.uid for n in await b.nodes()] == ["a"]
+        assert [n.uid for n in await a.nodes()] == ["b"]  # b announced itself
+        async with asyncio.timeout(5):  # a answers b's announcement a moment later
+            while [n.uid for n in await b.nodes()] != ["a"]:  # noqa: ASYNC110 - no event
+                await asyncio.sleep(0.01)
         await b.aclose()
         assert await a.nodes() == []
-        # a node that vanished without closing: its last report ages out
-        stale = RedisController(client, "ghost", prefix=prefix, node_ttl=0.5)
+        # a node that vanished without a goodbye: its last report ages out
+        stale = RedisController(client, "ghost", prefix=prefix, report_interval=60)
         await stale.start(Node("ghost"))
-        for task in stale._tasks:  # simulate a crash: no more reports, no cleanup
-            task.cancel()
+        assert [n.uid for n in await a.nodes()] == ["ghost"]
+        await stale._transport.aclose()  # simulate a crash: no more reports, no goodbye
+        await stale.aclose()
         await asyncio.sleep(0.6)
         assert await a.nodes() == []
-        assert await client.hexists(f"{prefix}:nodes", "ghost") == 0
     finally:
         await a.aclose()
-        await client.delete(f"{prefix}:nodes")
 
 
 async def test_close_is_idempotent(client: aioredis.Redis, prefix: str) -> None:
-    """aclose may be called twice."""
+    """aclose may be called twice; the first says goodbye."""
     a, _ = await _start(client, prefix, "a")
-    await a.aclose()
-    await a.aclose()
-    assert await client.hexists(f"{prefix}:nodes", "a") == 0
+    b, _ = await _start(client, prefix, "b")
+    try:
+        await a.aclose()
+        await a.aclose()
+        assert await b.nodes() == []  # a said goodbye
+    finally:
+        await b.aclose()

@@ -17,8 +17,8 @@ from redis.crc import key_slot
 from redis_helpers import ClusterNodeServer, Recorder, RedisServer, SentinelServer, payload
 from redis_helpers import publication as new_publication
 
-from parsec._backends import Backends, backends_for
 from parsec.auth.keyring_store import StoredKeyRing
+from parsec.backends.factory import Backends, backends_for
 from parsec.backends.redis import RedisBackends, from_url
 from parsec.backends.redis.keys import Keys
 from parsec.backends.redis.urls import PUBSUB_CONNECTIONS

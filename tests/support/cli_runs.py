@@ -3,7 +3,8 @@ as a real ``python -m parsec`` process (``Proc``, made by the ``spawn`` fixture)
 
 Each test module wraps ``isolate`` and ``processes`` in fixtures of its own (as the
 helpers of tests/nats do): ``isolate`` runs a test in a directory of its own with no
-``PARSEC_*`` variable set; ``processes`` kills the processes a test started.
+``PARSEC_*`` variable set and a config directory of its own; ``processes`` kills the
+processes a test started.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ SRC = Path(parsec.cli.__file__).resolve().parents[2]
 
 
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the test in ``tmp_path`` with no PARSEC_* variables set."""
+    """Run the test in ``tmp_path`` with no PARSEC_* variables set, and a config directory
+    of its own (``XDG_CONFIG_HOME``: no login of ``parsec login oidc`` of the user's)."""
     for name in list(os.environ):
         if name.startswith("PARSEC_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
     monkeypatch.chdir(tmp_path)
 
 

@@ -134,6 +134,16 @@ def test_serve_with_a_bad_config_file_names_the_key(tmp_path: Path) -> None:
     assert_clean_error(result, 2, "namespaces[0].history_ttl", "invalid duration 'soon'")
 
 
+def test_serve_with_a_bad_token_broker_table_names_the_key(tmp_path: Path) -> None:
+    """A wrong type under [[token_broker.roles]] exits 2 naming the key path."""
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[token_broker]\nenabled = true\n[[token_broker.roles]]\nname = "m"\npatterns = "chat:*"'
+    )
+    result = invoke("serve", "--config", str(config))
+    assert_clean_error(result, 2, "token_broker.roles[0].patterns", "expected an array")
+
+
 def test_serve_reads_parsec_config(tmp_path: Path) -> None:
     """The file named by PARSEC_CONFIG is read, and its errors reported."""
     config = tmp_path / "bad.toml"
@@ -159,6 +169,13 @@ def test_serve_with_a_bad_environment_value_names_the_variable() -> None:
     """A bad PARSEC_ADDR exits 2 naming the variable."""
     result = invoke("serve", env={"PARSEC_ADDR": "nowhere"})
     assert_clean_error(result, 2, "PARSEC_ADDR", "host:port")
+
+
+def test_serve_with_a_bad_jwks_url_exits_2(tmp_path: Path) -> None:
+    """An [auth] jwks_url that is not an http(s) URL exits 2 naming auth.jwks_url."""
+    config = tmp_path / "parsec.toml"
+    config.write_text('[auth]\njwks_url = "file:///etc/jwks.json"')
+    assert_clean_error(invoke("serve", "-c", str(config)), 2, "auth.jwks_url", "http")
 
 
 def test_serve_with_a_bad_addr_flag_exits_2() -> None:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from cli_runs import Proc, assert_one_line_error
+from oidc_provider import OIDCProvider
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from parsec._backends import BrokerUnreachable, check_reachable
+from parsec.backends.factory import BrokerUnreachable, check_reachable
 from parsec.testing import free_port
 
 pytestmark = pytest.mark.usefixtures("hermetic")
@@ -186,3 +187,57 @@ async def test_a_closed_port_is_unreachable_at_once(scheme: str) -> None:
 async def test_memory_is_always_reachable() -> None:
     """memory:// has nothing to reach."""
     await check_reachable("memory://")
+
+
+@pytest.mark.parametrize(
+    ("issuer", "problem"),
+    [
+        pytest.param("{idp}-missing", "HTTP 404", id="unknown-realm"),
+        pytest.param("http://127.0.0.1:{port}/realms/x", "ConnectError", id="nobody-listens"),
+    ],
+)
+def test_serve_with_an_undiscoverable_openid_provider_exits_2(
+    spawn: Callable[..., Proc], served: OIDCProvider, tmp_path: Path, issuer: str, problem: str
+) -> None:
+    """``[auth.oidc]`` names a provider that cannot be discovered: the server does not
+    start half-configured; one line names the setting and the discovery URL."""
+    issuer = issuer.format(idp=served.issuer, port=free_port())
+    (tmp_path / "parsec.toml").write_text(
+        "[auth.oidc]\n"
+        f'issuer = "{issuer}"\n'
+        'audience = "parsec-cli"\n'
+        'grants = [{if_group = "ops", scope = "public:**", verbs = ["manage"]}]\n'
+    )
+    proc = spawn(
+        "serve", "--config", "parsec.toml", "--addr", f"127.0.0.1:{free_port()}", cwd=tmp_path
+    )
+    code, stderr = proc.finish()
+    assert code == 2, stderr
+    assert_one_line_error(
+        stderr,
+        "auth.oidc.issuer: the OpenID provider cannot be discovered",
+        f"{issuer}/.well-known/openid-configuration",
+        problem,
+    )
+
+
+def test_serve_with_accounts_on_an_unreachable_database_exits_1(
+    spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """``[accounts]`` on a PostgreSQL that does not answer: one line naming the
+    database (its password hidden), exit 1; nothing serves half-configured."""
+    (tmp_path / "parsec.toml").write_text(
+        "[database]\n"
+        f'url = "postgresql+asyncpg://postgres:s3cret@127.0.0.1:{free_port()}/parsec"\n'
+        "[accounts]\n"
+        'session_key = "0123456789abcdef0123456789abcdef"\n'
+        'base_url = "http://127.0.0.1:8000"\n'
+    )
+    proc = spawn(
+        "serve", "--config", "parsec.toml", "--addr", f"127.0.0.1:{free_port()}", cwd=tmp_path
+    )
+    code, stderr = proc.finish()
+    assert code == 1, stderr
+    line = assert_one_line_error(stderr, "PARSEC_DATABASE_UNAVAILABLE", "cannot reach the database")
+    assert "s3cret" not in stderr
+    assert "***" in line

@@ -20,6 +20,8 @@ from parsec.options import (
     AuthOptions,
     BrokerOptions,
     ClientOptions,
+    OIDCGrant,
+    OIDCOptions,
     Options,
     ServerOptions,
 )
@@ -117,6 +119,8 @@ def _all_fields_table(cls: type[Any], header: str) -> tuple[str, dict[str, objec
     expected: dict[str, object] = {}
     instance = cls(name="chat") if cls is Namespace else cls()
     for field in dataclasses.fields(cls):
+        if field.name == "oidc":  # a table of its own: see the [auth.oidc] tests
+            continue
         if field.name == "name":
             lines.append('name = "chat"')
             expected["name"] = "chat"
@@ -127,6 +131,8 @@ def _all_fields_table(cls: type[Any], header: str) -> tuple[str, dict[str, objec
             literal, value = '"0.0.0.0:9999"', "0.0.0.0:9999"
         elif field.name == "channel_regex":
             literal, value = '"^[a-z]+$"', "^[a-z]+$"
+        elif field.name == "jwks_url":
+            literal, value = '"https://sso.example/certs"', "https://sso.example/certs"
         else:
             literal, value = _toml_value(hints[field.name], default)
         lines.append(f"{field.name} = {literal}")
@@ -246,8 +252,12 @@ def test_every_environment_variable_sets_its_option(tmp_path: Path) -> None:
             "PARSEC_ALLOWED_ORIGINS": "https://a.example, https://b.example,,",
             "PARSEC_API_KEY": "key",
             "PARSEC_API_INSECURE": "1",
+            "PARSEC_AUTH_JWKS_URL": "http://127.0.0.1:8080/realms/chat/certs",
+            "PARSEC_AUTH_USER_ID_CLAIM": "preferred_username",
         }
     )
+    assert options.auth.jwks_url == "http://127.0.0.1:8080/realms/chat/certs"
+    assert options.auth.user_id_claim == "preferred_username"
     assert options.server.addr == "10.0.0.1:8080"
     assert options.server.allowed_origins == ["https://a.example", "https://b.example"]
     assert options.auth.state_dir == tmp_path
@@ -488,6 +498,24 @@ def test_bad_values_name_the_key_and_the_problem(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        'jwks_url = "ftp://sso.example/certs"',
+        'jwks_url = "sso.example/certs"',
+        'jwks_url = "https://"',
+        'jwks_url = ""',
+        'user_id_claim = ""',
+        'user_id_claim = " "',
+    ],
+)
+def test_bad_identity_provider_settings_name_the_key(tmp_path: Path, text: str) -> None:
+    """auth.jwks_url must be an http(s) URL, auth.user_id_claim a non-empty claim name."""
+    error = config_error(tmp_path, f"[auth]\n{text}")
+    assert error.key == f"auth.{text.split()[0]}"
+    assert error.code == "invalid_value"
+
+
+@pytest.mark.parametrize(
     "addr", ["8000", "host", "host:", "host:0", "host:65536", "host:http", "[::1:80", ""]
 )
 def test_bad_addresses_are_rejected(tmp_path: Path, addr: str) -> None:
@@ -589,3 +617,93 @@ def test_any_value_loads_or_raises_config_error(overrides: dict[str, object]) ->
     """Whatever values the options get, loading succeeds or raises ConfigError only."""
     with contextlib.suppress(ConfigError):
         load_options(env={}, overrides=overrides)
+
+
+# -- [auth.oidc] ----------------------------------------------------------------------------
+
+OIDC = """
+[auth.oidc]
+issuer = "https://sso.example/realms/acme"
+audience = "parsec-cli"
+scopes_claim = "realm_access.roles"
+subject_claim = "email"
+grants = [
+  {if_group = "admins", scope = "public:**", verbs = ["manage", "publish"]},
+  {if_group = "interns", scope = "public:news.**", verbs = ["manage"], deny = true},
+]
+"""
+
+
+def test_the_oidc_bridge_loads(tmp_path: Path) -> None:
+    oidc = load_text(tmp_path, OIDC).auth.oidc
+    assert oidc == OIDCOptions(
+        issuer="https://sso.example/realms/acme",
+        audience="parsec-cli",
+        subject_claim="email",
+        scopes_claim="realm_access.roles",
+        grants=[
+            OIDCGrant("admins", "public:**", ("manage", "publish")),
+            OIDCGrant("interns", "public:news.**", ("manage",), deny=True),
+        ],
+    )
+
+
+def test_grants_may_be_an_array_of_tables(tmp_path: Path) -> None:
+    text = """
+[auth.oidc]
+issuer = "https://sso.example"
+audience = "parsec-cli"
+
+[[auth.oidc.grants]]
+if_group = "ops"
+scope = "private:**"
+verbs = ["subscribe"]
+"""
+    oidc = load_text(tmp_path, text).auth.oidc
+    assert oidc is not None
+    assert oidc.grants == [OIDCGrant("ops", "private:**", ("subscribe",))]
+    assert (oidc.subject_claim, oidc.scopes_claim) == ("sub", "groups")
+
+
+_BASE = {
+    "issuer": '"https://i"',
+    "audience": '"x"',
+    "grants": '[{if_group = "a", scope = "public:**", verbs = ["manage"]}]',
+}
+
+
+def _grant(**fields: str | None) -> dict[str, str | None]:
+    """``grants`` holding one grant: ``a`` may manage ``public:**``, with ``fields``
+    changed (TOML literals; None removes one)."""
+    grant = {"if_group": '"a"', "scope": '"public:**"', "verbs": '["manage"]', **fields}
+    inline = ", ".join(f"{name} = {value}" for name, value in grant.items() if value is not None)
+    return {"grants": f"[{{{inline}}}]"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "code"),
+    [
+        ({"issuer": None}, "auth.oidc.issuer", "missing_key"),
+        ({"audience": None}, "auth.oidc.audience", "missing_key"),
+        ({"grants": None}, "auth.oidc.grants", "missing_key"),
+        ({"grants": "[]"}, "auth.oidc.grants", "wrong_type"),
+        ({"grants": '["admins"]'}, "auth.oidc.grants[0]", "wrong_type"),
+        ({"issuer": '"ftp://i"'}, "auth.oidc.issuer", "invalid_value"),
+        ({"audience": '" "'}, "auth.oidc.audience", "invalid_value"),
+        ({"scopes_claim": '""'}, "auth.oidc.scopes_claim", "invalid_value"),
+        ({"client_id": '"y"'}, "auth.oidc.client_id", "unknown_key"),
+        (_grant(if_group=None), "auth.oidc.grants[0].if_group", "missing_key"),
+        (_grant(verbs='["fly"]'), "auth.oidc.grants[0]", "invalid_value"),
+        (_grant(scope='"*:**"'), "auth.oidc.grants[0]", "invalid_value"),
+        (_grant(verbs="[]"), "auth.oidc.grants[0]", "invalid_value"),
+        (_grant(deny='"yes"'), "auth.oidc.grants[0].deny", "wrong_type"),
+        (_grant(when="1"), "auth.oidc.grants[0].when", "unknown_key"),
+    ],
+)
+def test_a_bad_oidc_bridge_names_the_key(
+    tmp_path: Path, changes: dict[str, str | None], key: str, code: str
+) -> None:
+    table = {name: value for name, value in {**_BASE, **changes}.items() if value is not None}
+    body = "\n".join(f"{name} = {value}" for name, value in table.items())
+    error = config_error(tmp_path, f"[auth.oidc]\n{body}\n")
+    assert (error.key, error.code) == (key, code), str(error)

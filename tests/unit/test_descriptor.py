@@ -60,6 +60,7 @@ def test_envelope_has_the_four_fields_in_order() -> None:
         "parsec.dlq.discarded",
         "parsec.dlq.replayed",
         "parsec.publish_or_sink",
+        "parsec.login.oidc",
     ],
 )
 def test_every_documented_kind_is_accepted(kind: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from parsec.auth import keyring as keyring_module
+from parsec.auth import key_material, keyring_file
 from parsec.auth.keyring import Key, KeyRing, KeyRingError
 
 SECRET_HEX = "ab" * 32
@@ -352,6 +352,29 @@ def test_state_dir_that_is_a_file(tmp_path: Path) -> None:
         KeyRing.open(target)
 
 
+def test_state_dir_created_by_another_worker_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers start at once: the directory appears between one worker's check
+    and its mkdir. Losing that race is not an error (it stopped `--workers 2`)."""
+    target = tmp_path / "state"
+    target.mkdir()
+    real_is_dir = Path.is_dir
+    checked: list[Path] = []
+
+    def not_yet(path: Path) -> bool:
+        if path == target and not checked:
+            checked.append(path)
+            return False
+        return real_is_dir(path)
+
+    monkeypatch.setattr(Path, "is_dir", not_yet)
+    ring = KeyRing.open(target)
+    assert checked == [target]
+    assert ring.active is not None
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+
+
 def test_unreadable_keyring_path(tmp_path: Path) -> None:
     """A keyring.json that is a directory raises KeyRingError, not OSError."""
     (tmp_path / "keyring.json").mkdir()
@@ -426,7 +449,7 @@ def test_writes_leave_no_temp_files(tmp_path: Path) -> None:
 def test_creation_race_adopts_the_winner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When another process creates keyring.json first, open() uses that ring, not its own."""
     winner = KeyRing.open(tmp_path)
-    real_read = keyring_module._read
+    real_read = keyring_file.read
     calls = []
 
     def read_as_if_absent_once(path: Path) -> object:
@@ -435,7 +458,7 @@ def test_creation_race_adopts_the_winner(tmp_path: Path, monkeypatch: pytest.Mon
             raise FileNotFoundError(path)
         return real_read(path)
 
-    monkeypatch.setattr(keyring_module, "_read", read_as_if_absent_once)
+    monkeypatch.setattr(keyring_file, "read", read_as_if_absent_once)
     loser = KeyRing.open(tmp_path)
     assert loser.active == winner.active
     assert len(calls) == 2
@@ -469,7 +492,7 @@ def test_generated_kid_never_collides(tmp_path: Path, monkeypatch: pytest.Monkey
     """If a random kid is already taken, another one is drawn."""
     ring = KeyRing.open(tmp_path)
     kids = iter([ring.active.id, "k-aaaaaaaaaaaa"])
-    monkeypatch.setattr(keyring_module, "_new_kid", lambda: next(kids))
+    monkeypatch.setattr(key_material, "new_kid", lambda: next(kids))
     assert ring.generate().id == "k-aaaaaaaaaaaa"
 
 

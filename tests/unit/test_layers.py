@@ -25,20 +25,30 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 ENGINE = "parsec.engine"
-DOMAIN = ("parsec.channels", "parsec.auth", "parsec.backends")
-SERVICES_AND_SURFACES = (
-    "parsec._facade",
-    "parsec._management",
-    "parsec._sinking",
-    "parsec.rpc",
+DOMAIN = (
+    "parsec.channels",
+    "parsec.auth",
+    "parsec.backends",
+    "parsec.db",
+    "parsec.accounts",
+)
+SERVICES = ("parsec.services",)
+SURFACES = (
+    "parsec.facade",
+    "parsec.testing",
+    "parsec.api",
     "parsec.server",
     "parsec.cli",
 )
+"""Above the services: the facade that wires them, and the HTTP / CLI surfaces."""
+SERVICES_AND_SURFACES = (*SERVICES, *SURFACES)
 ENGINE_MAY_IMPORT: frozenset[str] = frozenset()
 """Modules outside the engine the engine may import: none."""
 
 WEB_AND_CLI = ("fastapi", "starlette", "uvicorn", "pydantic", "rich", "typer")
 DRIVERS = ("redis", "nats")
+DATABASE = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg")
+"""Loaded only when a database is opened or migrated (``parsec.db`` is lazy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +226,18 @@ def test_the_engine_imports_nothing_above_it() -> None:
     )
 
 
+def test_the_services_import_no_surface() -> None:
+    """A service gets what it needs through its constructor, never the facade."""
+    assert not _violations(SERVICES, lambda t: _within(t, *SURFACES))
+
+
 def test_the_domain_imports_no_service_or_surface() -> None:
     assert not _violations(DOMAIN, lambda t: _within(t, *SERVICES_AND_SURFACES))
+
+
+def test_the_apis_import_no_server_or_cli() -> None:
+    """The HTTP APIs are assembled by the server package, never the other way round."""
+    assert not _violations(("parsec.api",), lambda t: _within(t, "parsec.server", "parsec.cli"))
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -233,7 +253,10 @@ def _loaded_after(statement: str) -> set[str]:
     [
         ("import parsec.engine", (*WEB_AND_CLI, *DRIVERS)),
         ("import parsec.engine.node", (*WEB_AND_CLI, *DRIVERS)),
-        ("import parsec", (*WEB_AND_CLI, "aiosmtplib")),
+        ("import parsec", (*WEB_AND_CLI, *DATABASE, "aiosmtplib")),
+        ("import parsec.config", DATABASE),
+        ("import parsec.db", DATABASE),
+        ("import parsec.cli", DATABASE),
     ],
 )
 def test_an_import_stays_light(statement: str, unwanted: tuple[str, ...]) -> None:

@@ -27,9 +27,9 @@ from sink_harness import (
 )
 
 from parsec import AuthOptions, Namespace, Options, Parsec, ServerOptions
-from parsec._sinking import SHUTDOWN_ERROR, DeliverySettings, go_duration
 from parsec.channels.store import ChannelState, MemoryChannelStore
 from parsec.errors import ParsecError
+from parsec.services.delivery import SHUTDOWN_ERROR, DeliverySettings, go_duration
 from parsec.sinks import (
     EmailRecipient,
     MemoryDLQ,

@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -50,6 +50,8 @@ __all__ = [
     "TokenError",
     "TokenExpired",
     "sign",
+    "unverified_header",
+    "unverified_payload",
     "verify",
 ]
 
@@ -138,6 +140,34 @@ def verify(
         _verify_ring(alg, _ring_key(keyring, kid), signing_input, signature)
     payload = _json_object(_unb64(encoded_payload, "payload"), "payload")
     return header, payload
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JSON-object header of ``token``, read without verifying anything else.
+
+    Raises:
+        InvalidToken: ``token`` is not a compact JWS with a JSON-object header
+            (``PARSEC_AUTH_MALFORMED``).
+    """
+    return _unverified(token, "header")
+
+
+def unverified_payload(token: str) -> dict[str, Any]:
+    """The JSON-object payload of ``token``, read without verifying anything: only to
+    decide which verifier to ask (its ``iss``), never to trust a claim.
+
+    Raises:
+        InvalidToken: ``token`` is not a compact JWS with a JSON-object payload
+            (``PARSEC_AUTH_MALFORMED``).
+    """
+    return _unverified(token, "payload")
+
+
+def _unverified(token: str, what: Literal["header", "payload"]) -> dict[str, Any]:
+    if not isinstance(token, str):
+        raise InvalidToken("token must be a string", code=MALFORMED)
+    header, payload, _ = _split(token)
+    return _json_object(_unb64(header if what == "header" else payload, what), what)
 
 
 def _split(token: str) -> tuple[str, str, bytes]:

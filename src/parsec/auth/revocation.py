@@ -46,6 +46,12 @@ How the nodes of a cluster agree (:class:`Revocations`, one per node):
 * **While the store is unreachable** checks go on against what the node holds; a
   revocation made meanwhile is in force on this node (and sent to the others), the call
   raises ``PARSEC_BROKER_NOT_READY``, and the node writes it to the store once it is back.
+
+The parts, each in its module: the copy a node holds and checks against
+(``parsec.auth.revocation_held``), its file (``parsec.auth.revocation_cache``), following
+the store (``parsec.auth.revocation_sync``) and telling and asking the other nodes
+(``parsec.auth.revocation_peers``). :class:`Revocations` ties them together and calls the
+listeners; the names those modules define for others are re-exported here.
 """
 
 from __future__ import annotations
@@ -53,16 +59,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
-import msgspec
-
 from parsec.auth.parsec_tokens import ParsecClaims
+from parsec.auth.revocation_cache import FILE_NAME
+from parsec.auth.revocation_held import HeldRevocations
+from parsec.auth.revocation_peers import SURVEY_TIMEOUT, Peers
 from parsec.auth.revocation_store import (
     CONNECTION_TOKENS,
     EVERY_TOKEN,
@@ -70,17 +75,17 @@ from parsec.auth.revocation_store import (
     MemoryRevocationStore,
     Revocation,
     RevocationStore,
-    StoreState,
     channel_tokens,
     family_key,
-    merged,
+    held_token,
     token_key,
     user_key,
 )
+from parsec.auth.revocation_sync import PRUNE_INTERVAL, StoreSync, store_errors
 from parsec.engine.aio import cancel_and_wait
 from parsec.engine.controller import RevokeCommand
-from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenId, TokenRevocations
-from parsec.errors import ParsecClientError, ParsecError
+from parsec.engine.revocation import TokenId, TokenRevocations
+from parsec.errors import ParsecError
 
 if TYPE_CHECKING:
     from parsec.engine.controller import Controller
@@ -94,6 +99,7 @@ __all__ = [
     "PEERS_WAIT",
     "PRUNE_INTERVAL",
     "SETTLE",
+    "SURVEY_TIMEOUT",
     "MemoryRevocationStore",
     "RevocationStore",
     "Revocations",
@@ -102,10 +108,6 @@ __all__ = [
 
 CHECK_INTERVAL: Final = 1.0
 """Seconds between two looks at the store's state."""
-PRUNE_INTERVAL: Final = 60.0
-"""Seconds between two prunes of expired entries (this node's and the store's)."""
-SURVEY_TIMEOUT: Final = 1.0
-"""How long a starting node waits for the other nodes' revocations."""
 SETTLE: Final = 3.0
 """How long a node that starts on a shared store holding no revocations (a new store, or
 one that lost its data) refuses management tokens issued before it started: long enough
@@ -113,22 +115,11 @@ for the nodes still running to notice and write theirs back (``check_interval`` 
 PEERS_WAIT: Final = 1.0
 """How long a starting node whose revocations live in memory only (NATS) waits to hear
 of another node before it asks for theirs (a node announces itself when it starts)."""
-FILE_NAME: Final = "revocations.json"
-"""The file in the state directory where a node keeps its revocations."""
 
 log = logging.getLogger("parsec.auth")
 
 _DENIED: Final = "PARSEC_AUTH_DENIED"
 _INVALID: Final = "PARSEC_INVALID_ARGUMENT"
-_FILE_FORMAT: Final = 1
-
-_Entries = dict[str, tuple[int, int]]
-_decode_entries = msgspec.json.Decoder(_Entries)
-
-
-class _CacheFile(msgspec.Struct):
-    format_version: int
-    entries: _Entries
 
 
 class Revocations:
@@ -156,22 +147,12 @@ class Revocations:
             )
         self._store = store
         self._clock = clock
-        self._cache = cache
         self._interval = check_interval
-        self._entries: dict[str, Revocation] = {}
-        self._unsynced: dict[str, Revocation] = {}
-        """Entries the store may not hold yet (its last write failed)."""
-        self._unsent: dict[str, Revocation] = {}
-        """Entries the other nodes may not have been told of (the controller failed)."""
-        self._generation: str | None = None
-        """The store generation this node's entries have been written into."""
-        self._seen: StoreState | None = None
-        """The store state of the last load."""
-        self._controller: Controller | None = None
-        self._lock = asyncio.Lock()
+        self._held = HeldRevocations(clock, cache, on_change=self._changed)
+        self._store_sync = StoreSync(store, self._held, clock)
+        self._peers = Peers(self._held)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._next_prune = clock() + PRUNE_INTERVAL
         self._failure: str | None = None
         self._settle_until = 0.0
         self._settle_before = 0
@@ -182,7 +163,7 @@ class Revocations:
 
     def __len__(self) -> int:
         """How many entries this node holds (expired ones until pruned)."""
-        return len(self._entries)
+        return len(self._held.entries)
 
     @property
     def store(self) -> RevocationStore:
@@ -192,15 +173,15 @@ class Revocations:
 
     def token_revoked(self, jti: str) -> bool:
         """Whether the token ``jti`` is revoked."""
-        return self._live(token_key(jti)) is not None
+        return self._held.live(token_key(jti)) is not None
 
     def family_revoked(self, fid: str) -> bool:
         """Whether the refresh family ``fid`` is revoked."""
-        return self._live(family_key(fid)) is not None
+        return self._held.live(family_key(fid)) is not None
 
     def user_cutoff(self, user: str, scope: str = EVERY_TOKEN) -> int | None:
         """The cutoff of ``user`` in ``scope``; None when there is none."""
-        entry = self._live(user_key(user, scope))
+        entry = self._held.live(user_key(user, scope))
         return None if entry is None else entry.level
 
     def check(
@@ -225,9 +206,11 @@ class Revocations:
                 "this node is restoring the revocations of a store that lost them; "
                 "tokens issued before it started are refused for a few seconds",
             )
-        if not self._entries:
+        if not self._held.entries:
             return
-        if claims.jti is not None and self.token_revoked(claims.jti):
+        if claims.jti is not None and (
+            self.token_revoked(claims.jti) or self._cut(claims.sub, held_token(claims.jti), 0)
+        ):
             raise ParsecError(_DENIED, "token has been revoked")
         if claims.fid is not None and self.family_revoked(claims.fid):
             raise ParsecError(_DENIED, f"{claims.typ} token family is revoked")
@@ -237,12 +220,12 @@ class Revocations:
             raise ParsecError(_DENIED, "tokens of this user for this channel are revoked")
 
     def connection_revoked(self, token: TokenId) -> bool:
-        """Whether a connection token is revoked (by id, or by a cutoff of its user for
-        every token or for connection tokens)."""
-        if not self._entries:
+        """Whether a connection token is revoked (by id — for everyone, or by its user —
+        or by a cutoff of its user for every token or for connection tokens)."""
+        if not self._held.entries:
             return False
         return (
-            (token.jti is not None and self.token_revoked(token.jti))
+            self._id_revoked(token)
             or self._cut(token.user, EVERY_TOKEN, token.iat)
             or self._cut(token.user, CONNECTION_TOKENS, token.iat)
         )
@@ -250,13 +233,20 @@ class Revocations:
     def subscription_revoked(self, token: TokenId, channel: str) -> bool:
         """Whether a token authorising a subscription to ``channel`` is revoked (by id,
         by family, or by a cutoff of its user for every token or for that channel)."""
-        if not self._entries:
+        if not self._held.entries:
             return False
         return (
-            (token.jti is not None and self.token_revoked(token.jti))
+            self._id_revoked(token)
             or (token.family is not None and self.family_revoked(token.family))
             or self._cut(token.user, EVERY_TOKEN, token.iat)
             or self._cut(token.user, channel_tokens(channel), token.iat)
+        )
+
+    def _id_revoked(self, token: TokenId) -> bool:
+        """Whether the token's id is revoked for everyone, or by its user."""
+        jti = token.jti
+        return jti is not None and (
+            self.token_revoked(jti) or self._cut(token.user, held_token(jti), 0)
         )
 
     def _undecided(self, iat: int) -> bool:
@@ -265,16 +255,10 @@ class Revocations:
             return False
         return iat < self._settle_before
 
-    def _live(self, key: str) -> Revocation | None:
-        entry = self._entries.get(key)
-        if entry is None or entry.until <= self._clock():
-            return None
-        return entry
-
     def _cut(self, user: str, scope: str, iat: int | None) -> bool:
         if iat is None:
             return False
-        entry = self._live(user_key(user, scope))
+        entry = self._held.live(user_key(user, scope))
         return entry is not None and iat <= entry.level
 
     # --- revoking ---------------------------------------------------------------
@@ -291,6 +275,21 @@ class Revocations:
             raise ParsecError(_INVALID, "a token id to revoke must not be empty")
         log.info("revoking token %s%s", jti, _audit(user, reason))
         await self._revoke({token_key(jti): Revocation(until, until)})
+
+    async def revoke_held_token(self, user: str, jti: str, *, until: int, reason: str = "") -> None:
+        """Revoke the token ``jti`` if it is ``user``'s (its subject), until ``until``:
+        what a user may do without knowing whose token an id is. Another user's token
+        with that id stays valid.
+
+        Raises:
+            ParsecError: ``PARSEC_INVALID_ARGUMENT`` for an empty ``user`` or ``jti``;
+                otherwise as :meth:`revoke_token`.
+        """
+        if not jti:
+            raise ParsecError(_INVALID, "a token id to revoke must not be empty")
+        await self.revoke_user(
+            user, cutoff=until, until=until, scope=held_token(jti), reason=reason
+        )
 
     async def revoke_family(self, fid: str, *, until: int) -> None:
         """Revoke every refresh and access token of family ``fid`` until ``until``.
@@ -326,37 +325,22 @@ class Revocations:
         await self._revoke({user_key(user, scope): Revocation(cutoff, until)})
 
     async def _revoke(self, entries: dict[str, Revocation]) -> None:
-        self._take(entries)
-        for key, entry in entries.items():
-            self._unsynced[key] = entry.merge(self._unsynced.get(key, entry))
-        await self._broadcast(entries)
-        async with self._lock:
-            with _store_errors():
-                await self._write_unsynced()
-
-    async def _broadcast(self, entries: Mapping[str, Revocation]) -> None:
-        """Tell the other nodes; when the controller fails, keep the entries to tell
-        them at the next look (the other nodes of a shared store load them anyway)."""
-        controller = self._controller
-        if controller is None or not entries:
-            return
-        command = RevokeCommand({key: (e.level, e.until) for key, e in entries.items()})
-        try:
-            await controller.broadcast(command)
-        except Exception as exc:
-            for key, entry in entries.items():
-                self._unsent[key] = entry.merge(self._unsent.get(key, entry))
-            log.warning("revocations: could not tell the other nodes yet: %s", exc)
+        self._held.take(entries)
+        self._store_sync.pending(entries)
+        await self._peers.broadcast(entries)
+        async with self._store_sync.lock:
+            with store_errors():
+                await self._store_sync.write_unsynced()
 
     # --- the cluster ------------------------------------------------------------
 
     async def handle_command(self, command: RevokeCommand) -> None:
         """Take in revocations another node made."""
-        self._take({key: Revocation(*value) for key, value in command.entries.items()})
+        self._held.take({key: Revocation(*value) for key, value in command.entries.items()})
 
     def survey_answer(self) -> bytes:
         """Every live entry this node holds, for a node that starts."""
-        return msgspec.json.encode(_wire(self._live_entries()))
+        return self._peers.answer()
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -391,14 +375,14 @@ class Revocations:
         if self._state != "new":
             raise RuntimeError(f"revocations start once; these are {self._state}")
         self._state = "running"
-        self._controller = controller
-        self._take(self._read_cache())
-        async with self._lock:
-            with _store_errors():
+        self._peers.controller = controller
+        self._held.load_cache()
+        async with self._store_sync.lock:
+            with store_errors():
                 stored = await self._store.load()
-            self._take(stored.entries)
+            self._held.take(stored.entries)
             if stored.state.generation is None and controller is not None:
-                await self._ask_peers(controller, peers_wait)
+                await self._peers.ask(controller, peers_wait)
             if stored.state.generation is None and settle > 0:
                 now = self._clock()
                 self._settle_until, self._settle_before = now + settle, int(now)
@@ -408,18 +392,10 @@ class Revocations:
                     self._store.where,
                     settle,
                 )
-            lacking = {
-                key: entry
-                for key, entry in self._live_entries().items()
-                if merged(stored.entries.get(key), entry) is not None
-            }
-            self._seen = stored.state
-            self._generation = stored.state.generation
-            self._unsynced.update(lacking)
-            with _store_errors():
-                await self._write_unsynced(always=stored.state.generation is None)
-        if self._entries:
-            log.info("revocations: %d held (%s)", len(self._entries), self._store.where)
+            with store_errors():
+                await self._store_sync.catch_up(stored)
+        if self._held.entries:
+            log.info("revocations: %d held (%s)", len(self._held.entries), self._store.where)
         self._task = asyncio.create_task(self._follow(), name="parsec-revocations")
 
     async def sync(self) -> None:
@@ -430,24 +406,9 @@ class Revocations:
         Raises:
             ParsecError: the store failed (``PARSEC_BROKER_NOT_READY`` / ``_INTERNAL``).
         """
-        async with self._lock:
-            with _store_errors():
-                await self._sync()
-
-    async def _sync(self) -> None:
-        await self._write_unsynced()
-        state = await self._store.state()
-        if state.generation != self._generation:
-            state = await self._write_back()
-        if state != self._seen:
-            stored = await self._store.load()
-            self._take(stored.entries)
-            self._seen = stored.state
-        now = self._clock()
-        if now >= self._next_prune:
-            self._next_prune = now + PRUNE_INTERVAL
-            self._prune(now)
-            await self._store.prune(int(now))
+        async with self._store_sync.lock:
+            with store_errors():
+                await self._store_sync.sync()
 
     async def aclose(self) -> None:
         """Stop following the store; waits for the follower to end. Idempotent."""
@@ -467,8 +428,7 @@ class Revocations:
             self._wake.clear()
             if self._state == "closed":
                 return
-            unsent, self._unsent = self._unsent, {}
-            await self._broadcast(unsent)
+            await self._peers.resend()
             try:
                 await self.sync()
             except ParsecError as exc:
@@ -478,136 +438,14 @@ class Revocations:
             else:
                 self._recovered()
 
-    async def _write_unsynced(self, *, always: bool = False) -> None:
-        """Write the entries the store may lack (the caller holds the lock); with
-        ``always``, call the store even with nothing to write (it gets a generation).
-
-        Raises:
-            ParsecClientError: the store failed; the entries stay to be written later.
-        """
-        if not self._unsynced and not always:
-            return
-        pending, self._unsynced = self._unsynced, {}
-        try:
-            state = await self._store.add(pending)
-        except BaseException:
-            for key, entry in pending.items():
-                self._unsynced[key] = entry.merge(self._unsynced.get(key, entry))
-            raise
-        if state.generation != self._generation:
-            await self._write_back()
-
-    async def _write_back(self) -> StoreState:
-        """The store's generation is not the one this node wrote into: it lost its data
-        (or is new). Write every entry this node holds into it (the caller holds the
-        lock); the store's state afterwards."""
-        entries = self._live_entries()
-        if self._generation is not None:
-            log.warning(
-                "revocations: %s lost its data (flushed, or restarted without "
-                "persistence?); this node writes back the %d revocations it holds",
-                self._store.where,
-                len(entries),
-            )
-        state = await self._store.add(entries)
-        self._generation = state.generation
-        return state
-
-    async def _ask_peers(self, controller: Controller, wait: float) -> None:
-        try:
-            if wait > 0:
-                await _some_node(controller, wait)
-            replies = await controller.survey(REVOCATIONS_SURVEY, b"", timeout=SURVEY_TIMEOUT)
-        except Exception as exc:
-            log.warning("revocations: could not ask the other nodes: %s", exc)
-            return
-        for reply in replies:
-            try:
-                entries = _decode_entries.decode(reply.data)
-            except msgspec.DecodeError:
-                log.warning("revocations: malformed answer from node %s ignored", reply.node)
-                continue
-            self._take({key: Revocation(*value) for key, value in entries.items()})
-
-    # --- the local copy -----------------------------------------------------------
-
-    def _take(self, entries: Mapping[str, Revocation]) -> bool:
-        """Merge ``entries`` into this node's copy; when that revoked anything new, save
-        the file and call the listeners. Whether anything changed."""
-        now = self._clock()
-        changed = False
-        for key, entry in entries.items():
-            if entry.until <= now:
-                continue
-            new = merged(self._entries.get(key), entry)
-            if new is not None:
-                self._entries[key] = new
-                changed = True
-        if changed:
-            self._save()
-            for listener in list(self.listeners):
-                try:
-                    listener()
-                except Exception:
-                    log.exception("revocations: a listener failed")
-        return changed
-
-    def _live_entries(self) -> dict[str, Revocation]:
-        now = self._clock()
-        return {key: entry for key, entry in self._entries.items() if entry.until > now}
-
-    def _prune(self, now: float) -> None:
-        live = {key: entry for key, entry in self._entries.items() if entry.until > now}
-        if len(live) != len(self._entries):
-            self._entries = live
-            self._save()
-
-    def _read_cache(self) -> dict[str, Revocation]:
-        path = self._cache
-        if path is None:
-            return {}
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise ParsecError("PARSEC_INTERNAL", f"cannot read {path}: {exc.strerror}") from None
-        try:
-            document = msgspec.json.decode(data, type=_CacheFile)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ParsecError(
-                "PARSEC_INTERNAL",
-                f"{path} is not a revocations file ({exc}); move it away to start without it",
-            ) from None
-        return {key: Revocation(*value) for key, value in document.entries.items()}
-
-    def _save(self) -> None:
-        """Write this node's entries to its file (atomically); a failure is logged."""
-        path = self._cache
-        if path is None:
-            return
-        data = msgspec.json.encode(_CacheFile(_FILE_FORMAT, _wire(self._entries)))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=".revocations-", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(name, path)
-            except BaseException:
-                Path(name).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            log.warning("revocations: cannot write %s: %s", path, exc.strerror)
-
     def _failed(self, error: ParsecError) -> None:
         message = str(error)
         if message != self._failure:
             self._failure = message
             log.warning(
-                "revocations: checking against the %d held here: %s", len(self._entries), message
+                "revocations: checking against the %d held here: %s",
+                len(self._held.entries),
+                message,
             )
 
     def _recovered(self) -> None:
@@ -615,29 +453,15 @@ class Revocations:
             self._failure = None
             log.info("revocations: following %s again", self._store.where)
 
+    # --- listeners --------------------------------------------------------------
 
-async def _some_node(controller: Controller, wait: float) -> None:
-    """Return once ``controller`` lists another node, or after ``wait`` seconds (the
-    Controller has no event for a node appearing: this looks every 50 ms)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(wait):
-            while True:
-                if await controller.nodes():
-                    return
-                await asyncio.sleep(0.05)
-
-
-@contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
-    """A store failure (a backend's ParsecClientError) as the ParsecError it carries."""
-    try:
-        yield
-    except ParsecClientError as exc:
-        raise exc.parsec_error from None
-
-
-def _wire(entries: Mapping[str, Revocation]) -> _Entries:
-    return {key: (entry.level, entry.until) for key, entry in entries.items()}
+    def _changed(self) -> None:
+        """The held entries revoked something new: call the listeners."""
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("revocations: a listener failed")
 
 
 def _audit(user: str, reason: str) -> str:

@@ -73,6 +73,13 @@ def channel_tokens(channel: str) -> str:
     return f"channel:{channel}"
 
 
+def held_token(jti: str) -> str:
+    """The scope of a user cutoff covering one token of the user, ``jti``: how a user
+    revokes a token of theirs (the token broker's self-service revoke). It is
+    harmless for any other token: another user's token with that id is not covered."""
+    return f"token:{jti}"
+
+
 def token_key(jti: str) -> str:
     """The key of a revoked token id."""
     return f"t:{jti}"

@@ -8,6 +8,13 @@ is ``{"alg", "kid", "typ": "JWT"}``. :class:`TokenVerifier` accepts (see ``parse
   active and verify-only keys verify.
 - a token without ``kid``: signed with the shared ``hmac_secret`` (HS256, HS384 or HS512), so
   any backend that signs Centrifugo tokens with a shared secret works unchanged.
+- with ``signing_keys`` (an identity provider's JWKS, ``[auth] jwks_url``): a token whose
+  ``kid`` names no key of the ring, signed by that key of the IdP with the key's ``alg``
+  (:mod:`parsec.auth.idp_tokens`). Its user is the ``user_id_claim`` claim (``sub`` by
+  default), which must then be a non-empty string. A ``kid`` the IdP's cached keys do not
+  hold raises :class:`UnknownSigningKey`; :meth:`TokenVerifier.refresh_keys` fetches them
+  again (rate-limited), and the engine then asks once more. The ring's keys win a ``kid``
+  both hold.
 
 Checks run in Centrifugo's order: format and signature, then the claims' shape (``aud`` and
 ``iss`` when configured, ``channel`` absent from connection tokens), then ``exp`` / ``nbf``
@@ -24,12 +31,14 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
 import msgspec
 
-from parsec.auth import jws
+from parsec.auth import idp_tokens, jws
+from parsec.auth.idp_tokens import SigningKeys
 from parsec.auth.keyring import KeyRing
 from parsec.engine.tokens import (
     MALFORMED,
@@ -40,11 +49,13 @@ from parsec.engine.tokens import (
     SubscriptionOverride,
     TokenError,
     TokenExpired,
+    UnknownSigningKey,
 )
 
 __all__ = [
     "ConnectionClaims",
     "InvalidToken",
+    "MintedToken",
     "ServerSubscription",
     "SubscriptionClaims",
     "SubscriptionOverride",
@@ -52,6 +63,7 @@ __all__ = [
     "TokenExpired",
     "TokenIssuer",
     "TokenVerifier",
+    "UnknownSigningKey",
 ]
 
 _HMAC: Final = jwt.PyJWS().get_algorithm_by_name("HS256")
@@ -80,7 +92,8 @@ _NOT_YET_VALID: Final = "PARSEC_AUTH_NOT_YET_VALID"
 
 
 class TokenVerifier:
-    """Verifies connection and subscription tokens; safe to share, it holds no mutable state.
+    """Verifies connection and subscription tokens; safe to share, it holds no mutable
+    state of its own (``signing_keys`` caches the IdP's keys).
 
     ``clock`` gives the time (unix seconds) that ``exp`` and ``nbf`` are checked against,
     each with ``leeway`` seconds of tolerance.
@@ -99,8 +112,14 @@ class TokenVerifier:
         issuer: str | None = None,
         leeway: float = 0.0,
         clock: Callable[[], float] = time.time,
+        signing_keys: SigningKeys | None = None,
+        user_id_claim: str = "sub",
     ) -> None:
+        if not user_id_claim:
+            raise ValueError("user_id_claim must not be empty")
         self._keyring = keyring
+        self._idp = signing_keys
+        self._user_claim = user_id_claim
         self._shared_secret = None if hmac_secret is None else _shared_secret(hmac_secret)
         self._audience = audience
         self._issuer = issuer
@@ -115,12 +134,12 @@ class TokenVerifier:
                 (a subscription token presented as a connection token).
             TokenExpired: ``exp`` has passed or ``nbf`` is still ahead.
         """
-        payload = self._verified_payload(token)
+        payload, user = self._verified_payload(token)
         if "channel" in payload:
             raise InvalidToken("a connection token must not have a channel claim", code=_WRONG_KIND)
         _refuse_parsec_token(payload)
         claims = ConnectionClaims(
-            user=_user(payload),
+            user=user,
             exp=_numeric_date(payload, "exp"),
             expire_at=_numeric_date(payload, "expire_at"),
             info=_raw_json(payload, "info"),
@@ -139,7 +158,7 @@ class TokenVerifier:
             InvalidToken: see the class; also when ``channel`` is missing or empty.
             TokenExpired: ``exp`` has passed or ``nbf`` is still ahead.
         """
-        payload = self._verified_payload(token)
+        payload, user = self._verified_payload(token)
         _refuse_parsec_token(payload)
         channel = _optional_str(payload, "channel")
         if not channel:
@@ -147,7 +166,7 @@ class TokenVerifier:
                 "a subscription token needs a non-empty channel claim", code=_WRONG_KIND
             )
         claims = SubscriptionClaims(
-            user=_user(payload),
+            user=user,
             channel=channel,
             exp=_numeric_date(payload, "exp"),
             expire_at=_numeric_date(payload, "expire_at"),
@@ -160,12 +179,63 @@ class TokenVerifier:
         self._check_time(payload)
         return claims
 
-    def _verified_payload(self, token: str) -> dict[str, Any]:
-        """The payload of a well-formed, correctly signed token whose aud/iss match."""
-        _, payload = jws.verify(token, self._keyring, shared_secret=self._shared_secret)
+    async def refresh_keys(self) -> bool:
+        """Fetch the IdP's keys again (:class:`~parsec.engine.tokens.KeyRefresher`):
+        rate-limited by the key source; False without ``signing_keys``."""
+        return False if self._idp is None else await self._idp.refresh()
+
+    async def verify_idp_token(self, token: str) -> dict[str, Any]:
+        """The claims of an access token the identity provider signed (``signing_keys``),
+        with its ``aud`` / ``iss`` and time checked, for a bearer presented to an HTTP
+        API (the token broker). A ``kid`` the provider's keys do not hold yet makes one
+        refresh of them (rate-limited) before it is refused.
+
+        Raises:
+            InvalidToken: no identity provider is configured, the token is not signed by
+                it (a local keyring token, a shared-secret token), or it fails a check.
+            TokenExpired: ``exp`` has passed or ``nbf`` is still ahead.
+        """
+        idp = self._idp
+        kid = None if idp is None else self._idp_kid(token)
+        if idp is None or kid is None:
+            raise InvalidToken("not a token of the identity provider", code=_DENIED)
+        try:
+            payload = idp_tokens.verify(token, kid, idp)
+        except UnknownSigningKey:
+            await idp.refresh()
+            payload = idp_tokens.verify(token, kid, idp)
         self._check_audience(payload)
         self._check_issuer(payload)
+        self._check_time(payload)
         return payload
+
+    def _verified_payload(self, token: str) -> tuple[dict[str, Any], str]:
+        """The payload and user of a well-formed, correctly signed token whose aud/iss
+        match."""
+        idp = self._idp
+        kid = None if idp is None else self._idp_kid(token)
+        if idp is not None and kid is not None:
+            payload = idp_tokens.verify(token, kid, idp)
+        else:
+            _, payload = jws.verify(token, self._keyring, shared_secret=self._shared_secret)
+        self._check_audience(payload)
+        self._check_issuer(payload)
+        if kid is None:
+            return payload, _user(payload)
+        user = _optional_str(payload, self._user_claim)
+        if not user:
+            why = f"an identity provider's token needs a {self._user_claim} claim"
+            raise InvalidToken(why, code=_MALFORMED)
+        return payload, user
+
+    def _idp_kid(self, token: str) -> str | None:
+        """The ``kid`` of ``token`` when it is one the ring does not hold (so the IdP's)."""
+        kid = jws.unverified_header(token).get("kid")
+        if not isinstance(kid, str) or (
+            self._keyring is not None and self._keyring.get(kid) is not None
+        ):
+            return None
+        return kid
 
     def _check_audience(self, payload: dict[str, Any]) -> None:
         if self._audience is None:
@@ -306,6 +376,14 @@ def _server_subscription(channel: str, opts: object) -> ServerSubscription:
 # -- issuing ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    """A signed token and the claims it carries."""
+
+    token: str
+    claims: Mapping[str, object]
+
+
 class TokenIssuer:
     """Signs connection and subscription tokens with the keyring's active key.
 
@@ -347,6 +425,22 @@ class TokenIssuer:
             ValueError: ``extra`` repeats a claim set by a parameter or has ``channel``,
                 ``ttl`` is not finite, or a value is not JSON-serialisable.
         """
+        return self.mint_connection(
+            user, ttl=ttl, channels=channels, info=info, expire_at=expire_at, extra=extra
+        ).token
+
+    def mint_connection(
+        self,
+        user: str,
+        *,
+        ttl: float | None = 3600,
+        channels: Sequence[str] = (),
+        info: object | None = None,
+        expire_at: int | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> MintedToken:
+        """:meth:`connection_token`, returning the claims signed with the token (its
+        ``jti``, ``iat``, ``exp``). Raises as :meth:`connection_token`."""
         clashes = sorted(_ISSUER_CLAIMS.intersection(extra or {}))
         if clashes:
             raise ValueError(f"extra claims {clashes} are set by parameters or not allowed")
@@ -354,7 +448,8 @@ class TokenIssuer:
         if channels:
             claims["channels"] = list(channels)
         _put_optional(claims, info=info, expire_at=expire_at)
-        return self._sign({**claims, **(extra or {})})
+        signed = {**claims, **(extra or {})}
+        return MintedToken(self._sign(signed), signed)
 
     def subscription_token(
         self,

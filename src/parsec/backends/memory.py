@@ -3,16 +3,24 @@
 They keep the same guarantees as the distributed backends (``tests/conformance``), in
 the scope of one process: a restart loses every stream, so the next publication
 starts a new epoch and clients fall back to ``recovered: false``.
+
+:class:`MemoryControlHub` connects several nodes of one process: each gets a
+:class:`MemoryControlTransport` for an engine :class:`~parsec.engine.cluster.Cluster`
+(tests of the cluster logic without a server; the shape a new backend's transport
+takes).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import string
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from parsec.engine.aio import cancel_and_wait
 from parsec.engine.broker import (
     DEFAULT_HISTORY_META_TTL,
     Broker,
@@ -25,13 +33,25 @@ from parsec.engine.controller import (
     ControlCommand,
     ControlEventHandler,
     Controller,
+    ControlTransport,
     NodeInfo,
+    Receiver,
     SurveyReply,
 )
 from parsec.engine.presence import PresenceManager, PresenceStats
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
+from parsec.errors import ParsecError
 
-__all__ = ["MemoryBroker", "MemoryController", "MemoryPresenceManager", "new_epoch"]
+__all__ = [
+    "MemoryBroker",
+    "MemoryControlHub",
+    "MemoryControlTransport",
+    "MemoryController",
+    "MemoryPresenceManager",
+    "new_epoch",
+]
+
+log = logging.getLogger("parsec.memory")
 
 Clock = Callable[[], float]
 _EPOCH_ALPHABET = string.ascii_letters
@@ -209,6 +229,88 @@ class MemoryController:
         """Nothing to release."""
 
 
+class MemoryControlHub:
+    """The in-process stand-in for a server that control transports share: what one
+    sends is queued at once for every listening node (or one node), in send order."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, asyncio.Queue[bytes]] = {}
+
+    def transport(self) -> MemoryControlTransport:
+        """A transport for one more node."""
+        return MemoryControlTransport(self)
+
+    def _listen(self, node: str, queue: asyncio.Queue[bytes]) -> None:
+        if node in self._queues:
+            raise ValueError(f"node {node!r} already listens on this hub")
+        self._queues[node] = queue
+
+    def _leave(self, node: str) -> None:
+        self._queues.pop(node, None)
+
+    def _send(self, data: bytes, to: str | None) -> None:
+        if to is None:
+            queues = list(self._queues.values())
+        else:
+            queue = self._queues.get(to)
+            queues = [] if queue is None else [queue]
+        for each in queues:
+            each.put_nowait(data)
+
+
+class MemoryControlTransport:
+    """ControlTransport through a MemoryControlHub: one task per node hands what was
+    queued for it to ``receive``, one message at a time. Nothing is lost while the
+    node listens; nothing is kept for a node that does not."""
+
+    def __init__(self, hub: MemoryControlHub) -> None:
+        self._hub = hub
+        self._node: str | None = None
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self, node: str, receive: Receiver) -> None:
+        if self._node is not None:
+            raise RuntimeError("a control transport starts once")
+        self._hub._listen(node, self._queue)
+        self._node = node
+        self._task = asyncio.create_task(self._run(receive), name=f"parsec-memory-control:{node}")
+
+    async def wait_listening(self) -> None:
+        if not self.listening:
+            raise RuntimeError("the control transport is not listening")
+
+    async def send(self, data: bytes, *, to: str | None = None) -> None:
+        """Queue ``data`` for every listening node, or for ``to``. Raises
+        PARSEC_BROKER_NOT_READY when this transport is not listening."""
+        if not self.listening:
+            raise ParsecError(
+                "PARSEC_BROKER_NOT_READY", "the control transport is not listening"
+            ).client_error()
+        self._hub._send(data, to)
+
+    async def aclose(self) -> None:
+        """Stop listening. Idempotent."""
+        if self._node is not None:
+            self._hub._leave(self._node)
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
+    async def _run(self, receive: Receiver) -> None:
+        while True:
+            data = await self._queue.get()
+            try:
+                await receive(data)
+            except Exception:
+                log.exception("a control message could not be handled")
+
+
 _broker: type[Broker] = MemoryBroker
 _presence: type[PresenceManager] = MemoryPresenceManager
 _controller: type[Controller] = MemoryController
+_transport: type[ControlTransport] = MemoryControlTransport

@@ -1,5 +1,9 @@
-"""The ``parsec`` command line: ``serve``, ``tokens``, ``publish``, ``subscribe``, and the
-management commands ``channels``, ``keys``, ``manifest``, ``publish-or-sink`` and ``dlq``.
+"""The ``parsec`` command line: ``serve``, ``tokens``, ``publish``, ``subscribe``, the
+management commands ``channels``, ``keys``, ``manifest``, ``publish-or-sink`` and ``dlq``,
+``db upgrade|current`` (the accounts database), the accounts commands ``orgs``,
+``members``, ``invites``, ``apikeys``, ``audit`` and ``whoami``, ``login`` / ``logout
+--server`` (the accounts commands' user token, by the device flow), and ``login oidc`` /
+``logout`` (the management commands' bearer from an OpenID provider).
 
 Exit codes: 0 success, 1 a run-time failure, 2 bad input (flags, data or configuration).
 """
@@ -10,18 +14,27 @@ from typing import Annotated
 
 import typer
 
-from parsec import __version__
 from parsec.cli import (
+    apikeys,
+    audit,
     channels,
+    db,
     dlq,
+    invites,
     keys,
+    login,
+    login_device,
     manifest,
+    members,
+    orgs,
     publish,
     publish_or_sink,
     serve,
     subscribe,
     tokens,
+    whoami,
 )
+from parsec.version import __version__
 
 __all__ = ["app", "main"]
 
@@ -42,6 +55,16 @@ app.add_typer(keys.app, name="keys")
 app.command("manifest")(manifest.manifest)
 app.command("publish-or-sink")(publish_or_sink.publish_or_sink)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(db.app, name="db")
+app.add_typer(orgs.app, name="orgs")
+login.app.callback(invoke_without_command=True, no_args_is_help=False)(login_device.login)
+app.add_typer(members.app, name="members")
+app.add_typer(invites.app, name="invites")
+app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(audit.app, name="audit")
+app.command("whoami")(whoami.whoami)
+app.add_typer(login.app, name="login")
+app.command("logout")(login_device.logout)
 
 
 def _print_version(value: bool) -> None:

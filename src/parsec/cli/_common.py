@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Final, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar, overload
 
 import typer
 from rich.console import Console
@@ -25,6 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from parsec.auth.scopes import VERBS, Scope
+from parsec.client import credentials, oidc_login
+from parsec.client.credentials import CredentialsError
 from parsec.client.management import (
     DEFAULT_TIMEOUT,
     ManagementClient,
@@ -37,6 +40,7 @@ from parsec.errors import ParsecError
 from parsec.options import Options
 
 __all__ = [
+    "CREDENTIALS_ENV",
     "DEFAULT_SERVER",
     "DEFAULT_STATE_DIR",
     "EXIT_FAILURE",
@@ -48,10 +52,12 @@ __all__ = [
     "ServerUrl",
     "Token",
     "build_scopes",
+    "credentials_file",
     "emit",
     "fail",
     "format_duration",
     "format_unix",
+    "has_stored_login",
     "load_config",
     "management",
     "print_fields",
@@ -67,6 +73,8 @@ EXIT_USAGE: Final = 2
 DEFAULT_STATE_DIR: Final = Path(".parsec")
 """The state directory the CLI uses when neither flag, environment nor file sets one."""
 DEFAULT_SERVER: Final = "http://127.0.0.1:8000"
+CREDENTIALS_ENV: Final = "PARSEC_CREDENTIALS"
+"""Names the credentials file of ``parsec login oidc`` instead of the user's config dir."""
 
 _T = TypeVar("_T")
 
@@ -120,7 +128,8 @@ Token = Annotated[
         envvar="PARSEC_TOKEN",
         metavar="TOKEN",
         help="Management token (`parsec serve` writes an operator token to "
-        "<state dir>/operator.token at start; `parsec tokens mgmt` mints more).",
+        "<state dir>/operator.token at start; `parsec tokens mgmt` mints more). "
+        "Default: the login of `parsec login oidc`, if any.",
         show_default=False,
     ),
 ]
@@ -140,16 +149,14 @@ def management(
     """A management client for the block (each call waits up to ``timeout`` seconds);
     errors of the block become exits.
 
-    Without a token where ``needs_token``, or with a malformed ``--server``, it exits 2
-    before any request. A ManagementError in the block exits 1 printing
+    Where ``needs_token`` and no token is given, the ID token of ``parsec login oidc``
+    is the bearer (refreshed first when it expires within 30 s); without either, with a
+    login that cannot be refreshed, or with a malformed ``--server``, it exits 2 before
+    any request. A ManagementError in the block exits 1 printing
     ``PARSEC_CODE: message``; an unreachable or non-Parsec server exits 1 saying so.
     """
     if needs_token and not token:
-        fail(
-            "no management token: pass --token or set PARSEC_TOKEN (`parsec serve` writes "
-            "one to <state dir>/operator.token; `parsec tokens mgmt --state-dir DIR` mints one)",
-            EXIT_USAGE,
-        )
+        token = _stored_token()
     try:
         client = ManagementClient(server, token, timeout=timeout)
     except ValueError as exc:
@@ -161,6 +168,59 @@ def management(
         fail(f"{exc.parsec_code}: {exc.message}")
     except ManagementTransportError as exc:
         fail(str(exc))
+
+
+def credentials_file() -> Path:
+    """Where ``parsec login oidc`` keeps its login: ``$PARSEC_CREDENTIALS``, else
+    ``credentials.json`` in the user's config directory (``$XDG_CONFIG_HOME/parsec`` or
+    ``~/.config/parsec`` on Linux)."""
+    named = os.environ.get(CREDENTIALS_ENV)
+    if named:
+        return Path(named)
+    return Path(typer.get_app_dir("parsec")) / credentials.FILE_NAME
+
+
+def has_stored_login() -> bool:
+    """Whether there is a credentials file (valid or not) for ``management`` to use."""
+    return credentials_file().exists()
+
+
+def _stored_token() -> str:
+    """The stored login's ID token, refreshed (and saved) when it expires soon."""
+    path = credentials_file()
+    try:
+        login = credentials.load(path)
+    except CredentialsError as exc:
+        fail(f"{exc}; run `parsec login oidc` again, or pass --token", EXIT_USAGE)
+    if login is None:
+        fail(
+            "no management token: pass --token or set PARSEC_TOKEN, or log in with "
+            "`parsec login oidc` (`parsec serve` writes an operator token to "
+            "<state dir>/operator.token; `parsec tokens mgmt --state-dir DIR` mints one)",
+            EXIT_USAGE,
+        )
+    if not login.expiring():
+        return login.id_token
+    try:
+        renewed = oidc_login.refresh(login)
+    except oidc_login.ProviderError as exc:
+        with contextlib.suppress(CredentialsError):
+            # Another command may have refreshed (and rotated the refresh token) meanwhile.
+            current = credentials.load(path)
+            if current is not None and current != login and not current.expiring():
+                return current.id_token
+        fail(
+            f"your login expired (the provider said {exc}): run "
+            f"`parsec login oidc --issuer {login.issuer}`",
+            EXIT_USAGE,
+        )
+    except oidc_login.LoginError as exc:
+        fail(f"cannot renew your login: {exc}")
+    try:
+        credentials.save(path, renewed)
+    except CredentialsError as exc:
+        fail(str(exc))
+    return renewed.id_token
 
 
 def emit(as_json: bool, kind: str, payload: Mapping[str, object], text: Callable[[], None]) -> None:
@@ -192,6 +252,10 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     console.print(table)
 
 
+@overload
+def ttl_seconds(text: str, flag: str = ...) -> int: ...
+@overload
+def ttl_seconds(text: str | None, flag: str = ...) -> int | None: ...
 def ttl_seconds(text: str | None, flag: str = "--ttl") -> int | None:
     """Whole seconds in duration ``text`` (``"30m"``, ``"90s"``, ``"3600"``), or None for
     None; exits 2 unless it is at least one whole second."""

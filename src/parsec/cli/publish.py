@@ -3,7 +3,8 @@
 With an API key (``--api-key`` / ``PARSEC_API_KEY``) it sends ``POST {server}/api/publish``
 (the Centrifugo server API) with the ``X-API-Key`` header. Without one, but with a
 management token (``--token`` / ``PARSEC_TOKEN``, such as the operator token ``parsec
-serve`` writes to ``<state dir>/operator.token``), it calls ParsecService ``Publish``,
+serve`` writes to ``<state dir>/operator.token``, or the stored login of ``parsec login
+oidc``), it calls ParsecService ``Publish``,
 which takes the managed channels (``public:…``, ``private:…``) and needs the ``publish``
 verb on the channel; a channel of another namespace needs the API key. With neither it
 tries the server API without a key (a server with ``[api] insecure = true`` accepts
@@ -26,7 +27,14 @@ import msgspec
 import typer
 
 from parsec.channels.names import VISIBILITIES
-from parsec.cli._common import DEFAULT_SERVER, EXIT_USAGE, Token, fail, management
+from parsec.cli._common import (
+    DEFAULT_SERVER,
+    EXIT_USAGE,
+    Token,
+    fail,
+    has_stored_login,
+    management,
+)
 
 __all__ = ["publish"]
 
@@ -65,14 +73,14 @@ def publish(
 ) -> None:
     """Publish JSON from --data, --file or stdin into CHANNEL.
 
-    With --api-key through the server API; else with --token (a management token with
-    the publish verb on CHANNEL, a public: or private: channel) through the management
-    API.
+    With --api-key through the server API; else with --token, or the login of `parsec
+    login oidc` (a bearer with the publish verb on CHANNEL, a public: or private:
+    channel), through the management API.
     """
     if not channel:
         fail("the channel must not be empty", EXIT_USAGE)
     payload = _parse(_read_data(data, file))
-    if not api_key and token:
+    if not api_key and (token or has_stored_login()):
         if channel.partition(":")[0] not in VISIBILITIES:
             fail(
                 f"{channel} is not a public: or private: channel, the only ones a management "

@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
-from parsec._backends import BrokerUnreachable, check_reachable
 from parsec.auth.keyring import KeyRingError
+from parsec.auth.oidc import DiscoveryError
+from parsec.backends.factory import BrokerUnreachable, check_reachable
 from parsec.cli._common import EXIT_USAGE, fail, load_config, run_async, state_dir_of
 from parsec.cli.workers import run_workers, worker_index
+from parsec.db.errors import DatabaseError
 from parsec.descriptor import rfc3339
 from parsec.errors import ParsecError
 from parsec.options import Options
@@ -176,6 +178,11 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if log_level.upper() != "DEBUG":
+        # httpx logs every request (JWKS, webhooks) at INFO, Alembic its plugins and
+        # dialect; parsec.db says what it migrated
+        for chatty in ("httpx", "alembic"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     with _start_errors(options), contextlib.suppress(KeyboardInterrupt):
         run_async(_serve(options, worker, Banner(print_token, config)))
 
@@ -183,14 +190,18 @@ def serve(
 @contextlib.contextmanager
 def _start_errors(options: Options) -> Iterator[None]:
     """Whatever stops the server from starting becomes one ``parsec: error:`` line: exit
-    2 for what the operator must fix (the address, the broker URL or its reachability),
-    1 for the rest."""
+    2 for what the operator must fix (the address, the broker URL or its reachability,
+    the OpenID provider of ``[auth.oidc]`` or ``[accounts.oidc]``), 1 for the rest."""
     try:
         yield
     except ListenError as e:
         fail(f"{e}; {ADDR_HINT}", EXIT_USAGE)
     except BrokerUnreachable as e:
         fail(str(e), EXIT_USAGE)
+    except DiscoveryError as e:
+        fail(f"{e.setting}: the OpenID provider cannot be discovered: {e}", EXIT_USAGE)
+    except DatabaseError as e:  # [accounts]: the database, its URL or its schema
+        fail(f"{e.code}: {e.message}", e.exit_code)
     except KeyRingError as e:
         if e.code == "PARSEC_BROKER_NOT_READY":  # the broker went away after the check
             fail(f"{e}; check the broker (--broker, PARSEC_BROKER_URL or [broker] url)", EXIT_USAGE)

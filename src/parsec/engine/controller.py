@@ -12,15 +12,22 @@ Guarantees:
 * ``broadcast`` never delivers a command back to the node that sent it.
 * Delivery is at-most-once: a node that is down when a command is sent never gets it.
 * ``nodes`` lists every live node other than this one, with its last reported info;
-  a node that stops reporting drops out within a few seconds.
+  a node that stops reporting drops out within a few seconds. A node that has
+  started is listed by the others at once, and lists them a moment later (once they
+  answered its announcement).
 * ``survey`` asks every other live node one question and returns the answers that
   arrive within the timeout, at most one per node, never this node's own. A node that
   does not answer in time is left out (the caller decides whether that is an error);
   a survey never raises because some node is slow or gone.
+
+:class:`parsec.engine.cluster.Cluster` keeps these guarantees once, for every backend,
+on top of a :class:`ControlTransport`: all a backend provides is a way to send bytes to
+every node or to one node.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -30,9 +37,11 @@ from parsec.engine.types import EMPTY_RAW
 __all__ = [
     "ControlCommand",
     "ControlEventHandler",
+    "ControlTransport",
     "Controller",
     "DisconnectCommand",
     "NodeInfo",
+    "Receiver",
     "RefreshCommand",
     "RevokeCommand",
     "SubscribeCommand",
@@ -148,3 +157,46 @@ class Controller(Protocol):
 
     async def aclose(self) -> None:
         """Stop. Idempotent."""
+
+
+Receiver = Callable[[bytes], Awaitable[None]]
+"""What a ControlTransport hands each message it receives to."""
+
+
+class ControlTransport(Protocol):
+    """How the nodes of one cluster reach each other: what a backend provides so that
+    :class:`parsec.engine.cluster.Cluster` can be its Controller.
+
+    Guarantees:
+
+    * At-most-once: a node that is not listening when a message is sent never gets it
+      (the transport may reconnect and listen again by itself).
+    * Messages to every node are handed to ``receive`` one at a time, each awaited
+      before the next, in the order the transport's server took them: two messages
+      sent one after the other (each ``send`` awaited) reach every node in that order,
+      whoever sent them. The same holds for the messages to one node, but not between
+      the two kinds.
+    * ``send`` returns once the server took the message: anything sent after that, by
+      any node, reaches each node after it.
+    """
+
+    @property
+    def listening(self) -> bool:
+        """Whether this node receives the messages sent now."""
+
+    async def start(self, node: str, receive: Receiver) -> None:
+        """Hand every message for all nodes, and every message for ``node``, to
+        ``receive``. Returns once listening, or once the transport's ready timeout has
+        passed (then it listens as soon as it can). Called once."""
+
+    async def wait_listening(self) -> None:
+        """Return once listening (at once when it is); may wait as long as the
+        transport's server is unreachable."""
+
+    async def send(self, data: bytes, *, to: str | None = None) -> None:
+        """Send ``data`` to every node, this one included, or to node ``to`` only.
+        Raises ParsecClientError ``PARSEC_BROKER_NOT_READY`` when the server cannot be
+        reached, ``PARSEC_BROKER_INTERNAL`` when it refuses the message."""
+
+    async def aclose(self) -> None:
+        """Stop listening and release what the transport holds. Idempotent."""

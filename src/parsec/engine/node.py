@@ -13,7 +13,7 @@ import fnmatch
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -44,6 +44,7 @@ from parsec.engine.controller import (
 )
 from parsec.engine.faults import ClientFaults
 from parsec.engine.hub import Hub
+from parsec.engine.lifecycle import RUN_TRANSITIONS, RunState, advance
 from parsec.engine.presence import PresenceManager, PresenceStats
 from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenRevocations
 from parsec.engine.session import Session
@@ -113,43 +114,72 @@ class Node:
         self.controller = controller
         self.rpc_handlers: dict[str, RPCHandler] = {}
         self.message_handler: RPCHandler | None = None
+        self.publish_gate: Callable[[], None] | None = None
+        """Called before each publication this node accepts (from a client or an API);
+        raises a ClientError (111 too many requests) to refuse it. None: no gate."""
         self._broker_channels: set[str] = set()
         self._channel_locks: dict[str, _ChannelLock] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         # half the broker's connections at most: the rest stays free for publishing
         self.cleanups = Cleanups(
             max(1, options.broker.pool_size // 2), presence_ttl=options.client.presence_ttl
         )
         self._recheck: asyncio.TimerHandle | None = None
         self._started_at = time.monotonic()
-        self._state = "new"
+        self._state = RunState.NEW
 
     # --- lifecycle --------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._state != "new":
-            raise RuntimeError(f"a node can start once; this one is {self._state}")
-        self._state = "running"
+        """Start once (a second start raises IllegalTransition, a RuntimeError)."""
+        self._state = advance("node", self._state, RunState.RUNNING, RUN_TRANSITIONS)
         await self.broker.start(self)
         await self.controller.start(self)
-        self._tasks.append(asyncio.create_task(self._refresh_presence()))
+        self.spawn(self._refresh_presence(), name="parsec-presence-refresh")
 
     async def aclose(self) -> None:
-        """Disconnect every session (3001 shutdown) and wait for their cleanups (presence
+        """Disconnect every session (3001 shutdown), cancel every task the node owns
+        (:meth:`spawn`) and wait for them, then for the sessions' cleanups (presence
         removed, leaves sent: at most ``cleanup.DRAIN_TIMEOUT``). Idempotent."""
-        if self._state == "closed":
+        if self._state is RunState.CLOSED:
             return
-        self._state = "closed"
+        self._state = advance("node", self._state, RunState.CLOSED, RUN_TRANSITIONS)
         if self._recheck is not None:
             self._recheck.cancel()
-        await cancel_and_wait(*self._tasks)
         for session in self.hub.sessions():
             session.close(disconnects.SHUTDOWN())
+        await cancel_and_wait(*self._tasks)
         await self.cleanups.drain()
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the node owns: kept until it ends, cancelled and
+        waited for by :meth:`aclose`. A task that fails (other than by cancellation) is
+        logged on ``parsec.node`` with its traceback; nobody else needs to await it.
+
+        Cheap enough for once per inbound frame (a task, a set entry, a done callback);
+        never call it on the fan-out path. Raises RuntimeError (and closes ``coro``) on a
+        closed node: nothing may start after :meth:`aclose`."""
+        if self._state is RunState.CLOSED:
+            coro.close()
+            raise RuntimeError("the node is closed: it starts no more tasks")
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        # while the node closes, cancel_and_wait reports failures: never twice
+        if self._state is RunState.CLOSED or task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            log.error("node task %s failed", task.get_name(), exc_info=exc)
 
     @property
     def running(self) -> bool:
-        return self._state == "running"
+        return self._state is RunState.RUNNING
 
     @property
     def healthy(self) -> bool:
@@ -227,10 +257,13 @@ class Node:
         """Publish raw JSON ``data`` (compact, no raw newlines) to a channel.
 
         Returns the publication's stream position when the channel keeps history.
-        Raises ClientError 102 / 107 for unknown or invalid channels, and
+        Raises ClientError 102 / 107 for unknown or invalid channels,
         ``errors.PUBLICATION_TOO_LARGE`` (106) before anything is stored when ``data``
-        and ``tags`` are over the channel's size limit.
+        and ``tags`` are over the channel's size limit, and whatever ``publish_gate``
+        raises (111 too many requests) before anything else.
         """
+        if self.publish_gate is not None:
+            self.publish_gate()
         resolved = resolved or self.rules.resolve(channel)
         opts = resolved.options
         if tags or len(data) > (opts.max_publication_size or self._max_publication_size):
@@ -378,7 +411,7 @@ class Node:
         (unsubscribe 2501). One pass over this node's sessions serves every change made
         meanwhile (at most 20 passes a second, whatever the rate of revocations); never
         per message. The closing happens in tasks of their own."""
-        if self.revocations is None or self._recheck is not None or self._state == "closed":
+        if self.revocations is None or self._recheck is not None or self._state is RunState.CLOSED:
             return
         loop = asyncio.get_running_loop()
         self._recheck = loop.call_later(RECHECK_DELAY, self._recheck_revocations)

@@ -2,9 +2,14 @@
 
 States: CONNECTING (until a successful ``connect``) → CONNECTED → CLOSED. A command
 other than ``connect`` while CONNECTING, a second ``connect``, an unknown or malformed
-command close the connection with 3501. Commands of one frame are handled, and
-answered, in order. Problems the client causes are counted and logged within a budget
-(:mod:`parsec.engine.faults`); only the server's own faults are logged as errors.
+command close the connection with 3501 (moves go through
+:func:`parsec.engine.lifecycle.advance`). Commands of one frame are handled, and
+answered, in order: ``connect`` and ``unsubscribe`` here, ``subscribe`` in
+:mod:`parsec.engine.subscribe`, ``refresh`` and ``sub_refresh`` in
+:mod:`parsec.engine.refresh`, the others in :mod:`parsec.engine.commands`; how a token
+that fails is answered, in :mod:`parsec.engine.token_checks`. Problems the client
+causes are counted and logged within a budget (:mod:`parsec.engine.faults`); only the
+server's own faults are logged as errors.
 
 At DEBUG, logger ``parsec.session`` writes one line per connect, subscribe,
 unsubscribe and disconnect, with the client id and user (and the code and reason of
@@ -19,26 +24,27 @@ import enum
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from parsec.engine import access, commands, faults, protocol
-from parsec.engine.broker import HistoryFilter
+from parsec.engine import commands, faults, protocol, refresh, subscribe, token_checks
 from parsec.engine.codes import (
     ClientError,
     Disconnect,
     Unsubscribe,
     disconnects,
     errors,
-    permission_denied,
 )
 from parsec.engine.codes import unsubscribes as unsub
+from parsec.engine.lifecycle import advance
 from parsec.engine.protocol import Command, MalformedCommand
 from parsec.engine.revocation import TokenId
 from parsec.engine.subscription import Subscription
-from parsec.engine.tokens import InvalidToken, ServerSubscription, TokenExpired
-from parsec.engine.types import EMPTY_RAW, ClientInfo, Publication, StreamPosition
+from parsec.engine.token_checks import ON_CONNECT, ttl
+from parsec.engine.tokens import ServerSubscription
+from parsec.engine.types import EMPTY_RAW, ClientInfo
 
 if TYPE_CHECKING:
     from parsec.engine.controller import RefreshCommand, SubscribeCommand
@@ -66,9 +72,18 @@ def new_client_id() -> str:
 
 
 class SessionState(enum.Enum):
+    """CONNECTING → CONNECTED → CLOSED; a session may close before it connects."""
+
     CONNECTING = "connecting"
     CONNECTED = "connected"
     CLOSED = "closed"
+
+
+_TRANSITIONS: Mapping[SessionState, frozenset[SessionState]] = {
+    SessionState.CONNECTING: frozenset({SessionState.CONNECTED, SessionState.CLOSED}),
+    SessionState.CONNECTED: frozenset({SessionState.CLOSED}),
+    SessionState.CLOSED: frozenset(),
+}
 
 
 class Session:
@@ -88,6 +103,8 @@ class Session:
         """The connection token, when the client connected with one: the connection is
         closed when it is revoked."""
         self.close_reason: Disconnect | None = None
+        """Why the session closed (code and reason; 3000 when the peer closed or went
+        away), or is about to close on the loop's next step; None while open."""
         self._connect_failed = False
         self._awaiting_pong = False
         self._loop = asyncio.get_running_loop()
@@ -106,6 +123,10 @@ class Session:
     @property
     def is_closed(self) -> bool:
         return self.state is SessionState.CLOSED
+
+    def _advance(self, to: SessionState) -> None:
+        """Move to state ``to``; IllegalTransition (a bug) where ``_TRANSITIONS`` forbids."""
+        self.state = advance(f"session {self.client_id}", self.state, to, _TRANSITIONS)
 
     # --- identity ---------------------------------------------------------------
 
@@ -183,7 +204,7 @@ class Session:
         else:
             if not self._try_write(protocol.encode_reply(cmd.id, method, result)):
                 await self._reply_lighter(cmd, method, result)
-        self._release_pending()
+        self.release_pending()
 
     def _log_refusal(self, method: str, exc: ClientError) -> None:
         """A command refused with a reason for the log (102, 103: the channel is in the
@@ -200,7 +221,14 @@ class Session:
             exc.detail,
         )
 
-    def _release_pending(self) -> None:
+    def release_after_reply(self, sub: Subscription) -> None:
+        """Deliver what ``sub`` holds (``Subscription.pending``) once the reply to the
+        command being handled is written."""
+        self._release.append(sub)
+
+    def release_pending(self) -> None:
+        """Deliver what the subscriptions made since the last call hold: call it once
+        their reply (or subscribe push) is written."""
         released, self._release = self._release, []
         for sub in released:
             if self.subs.get(sub.channel) is sub:
@@ -234,7 +262,7 @@ class Session:
             if request.flag & 2:
                 sub = self.subs.get(request.channel)
                 if sub is not None:
-                    await self._drop(sub)
+                    await self.drop(sub)
                 e = errors.UNRECOVERABLE_POSITION
                 lighter = protocol.encode_error(cmd.id, e.code, e.message)
             else:
@@ -259,7 +287,7 @@ class Session:
             self.close_reason = d
             self._loop.call_soon(self.close, d)
 
-    # --- connect and refresh ----------------------------------------------------
+    # --- connect ----------------------------------------------------------------
 
     async def _connect(self, req: protocol.ConnectRequest) -> protocol.ConnectResult:
         node = self.node
@@ -267,22 +295,11 @@ class Session:
         expires_at: int | None = None
         if req.token:
             try:
-                claims = node.verifier.verify_connection(req.token)
-            except TokenExpired:
-                raise errors.TOKEN_EXPIRED from None
-            except InvalidToken as exc:
-                node.client_faults.report(
-                    faults.INVALID_TOKEN,
-                    self,
-                    "invalid connection token from client %s: %s",
-                    self.client_id,
-                    exc,
-                )
-                raise disconnects.INVALID_TOKEN from None
-            token = TokenId(claims.user, claims.jti, claims.iat)
-            if node.revocations is not None and node.revocations.connection_revoked(token):
-                raise errors.TOKEN_REVOKED
-            self.token = token
+                claims, self.token = token_checks.connection_token(self, req.token, ON_CONNECT)
+            except token_checks.StaleKeys as stale:
+                claims, self.token = await stale.retry()
+                if self.state is not SessionState.CONNECTING:  # closed while fetching
+                    raise disconnects.CONNECTION_CLOSED() from None
             self.user = claims.user
             if claims.info:
                 self.conn_info = msgspec.Raw(claims.info)
@@ -290,14 +307,12 @@ class Session:
             subs_claims = claims.subscriptions
         elif not node.options.auth.allow_anonymous:
             raise _violation("connect without a token (anonymous connections are off)")
-        if expires_at is not None and expires_at <= time.time():
-            raise errors.EXPIRED
-        self.state = SessionState.CONNECTED
+        self._advance(SessionState.CONNECTED)
         self._cancel(self._stale)
         self._stale = None
         node.hub.add_session(self)
         log.debug("connect: client %s, user %r", self.client_id, self.user)
-        self._set_expiry(expires_at)
+        self.set_expiry(expires_at)
         copts = node.options.client
         if copts.ping_interval > 0:
             self._ping = self._loop.call_later(copts.ping_interval, self._on_ping)
@@ -308,59 +323,14 @@ class Session:
             pong=copts.ping_interval > 0 and copts.pong_timeout > 0,
         )
         if expires_at is not None:
-            result.expires, result.ttl = True, _ttl(expires_at)
+            result.expires, result.ttl = True, ttl(expires_at)
         if subs_claims:
-            result.subs = await self._server_side_subscribe(subs_claims, req.subs or {})
+            result.subs = await subscribe.server_side_subscribe(self, subs_claims, req.subs or {})
         return result
 
-    async def _server_side_subscribe(
-        self,
-        claims: tuple[ServerSubscription, ...],
-        recover: dict[str, protocol.SubscribeRequest],
-    ) -> dict[str, protocol.SubscribeResult]:
-        results: dict[str, protocol.SubscribeResult] = {}
-        for sub_claim in claims:
-            channel = sub_claim.channel
-            hint = recover.get(channel) or protocol.SubscribeRequest(channel=channel)
-            req = protocol.SubscribeRequest(
-                channel=channel, recover=hint.recover, epoch=hint.epoch, offset=hint.offset
-            )
-            try:
-                results[channel] = await self.subscribe_channel(
-                    req, server_side=True, chan_info=sub_claim.info, data=sub_claim.data
-                )
-            except ClientError as exc:
-                log.warning("server-side subscription to %r refused: %s", channel, exc)
-        return results
-
-    async def _refresh(self, req: protocol.RefreshRequest) -> protocol.RefreshResult:
-        try:
-            claims = self.node.verifier.verify_connection(req.token)
-        except TokenExpired:
-            raise disconnects.EXPIRED from None
-        except InvalidToken:
-            raise disconnects.INVALID_TOKEN from None
-        if claims.user != self.user:
-            raise disconnects.INVALID_TOKEN
-        token = TokenId(claims.user, claims.jti, claims.iat)
-        revocations = self.node.revocations
-        if revocations is not None and revocations.connection_revoked(token):
-            raise disconnects.TOKEN_REVOKED
-        expires_at = claims.expires_at
-        if expires_at is not None and expires_at <= time.time():
-            raise disconnects.EXPIRED
-        self.token = token
-        self._set_expiry(expires_at)
-        if claims.info:
-            self.conn_info = msgspec.Raw(claims.info)
-            for sub in list(self.subs.values()):
-                await self.update_presence(sub)
-        result = protocol.RefreshResult(client=self.client_id, version=self.node.version)
-        if expires_at is not None:
-            result.expires, result.ttl = True, _ttl(expires_at)
-        return result
-
-    def _set_expiry(self, expires_at: int | None) -> None:
+    def set_expiry(self, expires_at: int | None) -> None:
+        """The connection expires at ``expires_at`` (None: never); past it, plus the
+        ``expired_close_delay`` grace, it closes with 3005."""
         self._cancel(self._expire)
         self._expire = None
         self.expires_at = expires_at
@@ -374,86 +344,7 @@ class Session:
 
     # --- channels ---------------------------------------------------------------
 
-    async def _subscribe(self, req: protocol.SubscribeRequest) -> protocol.SubscribeResult:
-        return await self.subscribe_channel(req)
-
-    async def subscribe_channel(
-        self,
-        req: protocol.SubscribeRequest,
-        *,
-        server_side: bool = False,
-        chan_info: bytes | None = None,
-        data: bytes | None = None,
-        expires_at: int | None = None,
-    ) -> protocol.SubscribeResult:
-        """Subscribe this session to ``req.channel``; client or server side."""
-        node = self.node
-        channel = req.channel
-        if not channel:
-            raise errors.BAD_REQUEST
-        if channel in self.subs:
-            raise errors.ALREADY_SUBSCRIBED
-        if len(self.subs) >= node.options.client.channel_limit:
-            raise errors.LIMIT_EXCEEDED
-        resolved = node.rules.resolve(channel)
-        authority = node.authority
-        if authority is not None and authority.manages(resolved):
-            await authority.check_subscribe(channel)
-        sub = Subscription(self, channel, resolved, server_side=server_side)
-        if not server_side:
-            chan_info, expires_at = await self._authorize_subscribe(req, sub)
-        if chan_info:
-            sub.chan_info = msgspec.Raw(chan_info)
-        self._choose_modes(sub, req)
-        self.subs[channel] = sub
-        try:
-            await node.add_subscription(sub)
-            result = await self._position(sub, req)
-        except BaseException:
-            await self._drop(sub)
-            raise
-        if self.subs.get(channel) is not sub:
-            return result  # the session closed meanwhile: record no presence, no join
-        if data:
-            result.data = msgspec.Raw(data)
-        self._set_sub_expiry(sub, expires_at)
-        if expires_at is not None:
-            result.expires, result.ttl = True, _ttl(expires_at)
-        self._release.append(sub)
-        log.debug(
-            "subscribe: client %s, user %r, channel %r%s",
-            self.client_id,
-            self.user,
-            channel,
-            ", server-side" if server_side else "",
-        )
-        await self._announce(sub)
-        return result
-
-    def _choose_modes(self, sub: Subscription, req: protocol.SubscribeRequest) -> None:
-        """Positioning, recovery and join/leave pushes for a new subscription.
-
-        As in Centrifugo, a client may opt into positioning / recovery where the
-        namespace allows it or where it may read history, and into join/leave pushes
-        where it may read presence (as the subscriber it is about to be).
-        """
-        opts, resolved = sub.resolved.options, sub.resolved
-        if opts.history_enabled:
-            history_ok = access.may_read_history(resolved, self.user, True)
-            sub.recoverable = opts.force_recovery or (
-                req.recoverable and (opts.allow_recovery or history_ok)
-            )
-            sub.positioned = (
-                sub.recoverable
-                or opts.force_positioning
-                or (req.positioned and (opts.allow_positioning or history_ok))
-            )
-        sub.push_join_leave = opts.join_leave and (
-            opts.force_push_join_leave
-            or (req.join_leave and access.may_read_presence(resolved, self.user, True))
-        )
-
-    async def _announce(self, sub: Subscription) -> None:
+    async def announce(self, sub: Subscription) -> None:
         """Record presence and send the join. If the subscription was dropped while
         that was under way (the session closed), undo both: nothing may outlive it."""
         opts, node = sub.resolved.options, self.node
@@ -486,87 +377,10 @@ class Session:
         if opts.join_leave:
             await node.broker.publish_leave(sub.channel, self.client_info(sub))
 
-    async def _authorize_subscribe(
-        self, req: protocol.SubscribeRequest, sub: Subscription
-    ) -> tuple[bytes | None, int | None]:
-        """Check a client-side subscribe; return (chan_info, expires_at) from its token."""
-        if not req.token:
-            if access.may_subscribe_without_token(sub.resolved, self.user):
-                return None, None
-            why = access.explain_subscribe(sub.resolved, self.user)
-            raise permission_denied("subscribe to", req.channel, why)
-        authority = self.node.authority
-        if authority is not None:
-            grant = await authority.grant(req.token, req.channel)
-            if grant is not None:
-                sub.grant, sub.token = grant, grant.token
-                return None, grant.expires_at
-        try:
-            claims = self.node.verifier.verify_subscription(req.token)
-        except TokenExpired:
-            raise errors.TOKEN_EXPIRED from None
-        except InvalidToken as exc:
-            self.node.client_faults.report(
-                faults.INVALID_TOKEN,
-                self,
-                "invalid subscription token for %r from client %s: %s",
-                req.channel,
-                self.client_id,
-                exc,
-            )
-            denied = f"permission denied: subscribe to {req.channel!r}"
-            raise errors.PERMISSION_DENIED(message=denied) from None  # reported above
-        if claims.channel != req.channel or claims.user != self.user:
-            raise disconnects.INVALID_TOKEN
-        if claims.client and claims.client != self.client_id:
-            raise disconnects.INVALID_TOKEN
-        token = TokenId(claims.user, claims.jti, claims.iat)
-        revocations = self.node.revocations
-        if revocations is not None and revocations.subscription_revoked(token, req.channel):
-            raise errors.TOKEN_REVOKED
-        expires_at = claims.expires_at
-        if expires_at is not None and expires_at <= time.time():
-            raise errors.TOKEN_EXPIRED
-        sub.token = token
-        return claims.info, expires_at
-
-    async def _position(
-        self, sub: Subscription, req: protocol.SubscribeRequest
-    ) -> protocol.SubscribeResult:
-        """Read the stream position (and recover) for a positioned subscription."""
-        result = protocol.SubscribeResult()
-        if not sub.positioned:
-            return result
-        node = self.node
-        opts = sub.resolved.options
-        recovering = sub.recoverable and req.recover
-        limit = node.options.client.recovery_max_publication_limit if recovering else 0
-        since = StreamPosition(req.offset, req.epoch) if recovering else None
-        history = await node.broker.history(
-            sub.channel, HistoryFilter(since=since, limit=limit), opts.history_meta_ttl
-        )
-        top = history.position
-        sub.offset, sub.epoch = top.offset, top.epoch
-        result.positioned = True
-        result.recoverable = sub.recoverable
-        result.epoch, result.offset = top.epoch, top.offset
-        if recovering:
-            from parsec.engine.recovery import recovered_publications
-
-            pubs = recovered_publications(req.offset, req.epoch, history)
-            if pubs and _data_size(pubs) > node.options.client.queue_max_size:
-                pubs = None  # can never fit the client's queue: see _reply_lighter
-            result.was_recovering = True
-            if pubs is None and req.flag & 2:
-                raise errors.UNRECOVERABLE_POSITION
-            result.recovered = pubs is not None
-            result.publications = pubs or []
-        return result
-
     async def _unsubscribe(self, req: protocol.ChannelRequest) -> protocol.Empty:
         sub = self.subs.get(req.channel)
         if sub is not None:
-            await self._drop(sub, unsub.CLIENT)
+            await self.drop(sub, unsub.CLIENT)
         return protocol.Empty()
 
     async def unsubscribe_channel(self, channel: str, reason: Unsubscribe) -> None:
@@ -577,9 +391,9 @@ class Session:
         self.write(
             protocol.encode_push(channel, "unsubscribe", protocol.UnsubscribePush(*_u(reason)))
         )
-        await self._drop(sub, reason)
+        await self.drop(sub, reason)
 
-    async def _drop(self, sub: Subscription, why: Unsubscribe | None = None) -> None:
+    async def drop(self, sub: Subscription, why: Unsubscribe | None = None) -> None:
         """Forget a subscription: hub, broker, presence, leave. Idempotent. ``why`` is
         logged; None for a subscribe that failed midway."""
         if await self._forget(sub, why):
@@ -621,7 +435,9 @@ class Session:
         if self.subs.get(sub.channel) is sub:
             self.node.cleanups.submit(self._unsubscribe_later(sub.channel, unsub.TOKEN_REVOKED))
 
-    def _set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
+    def set_sub_expiry(self, sub: Subscription, expires_at: int | None) -> None:
+        """``sub`` expires at ``expires_at`` (None: never); past it, plus the grace, a
+        client-side one is unsubscribed (2501), a server-side one disconnects (3006)."""
         sub.cancel_expiry()
         sub.expires_at = expires_at
         if expires_at is not None:
@@ -644,100 +460,13 @@ class Session:
         except Exception as exc:
             self.node.cleanups.failed(1, exc)
 
-    async def _sub_refresh(self, req: protocol.SubRefreshRequest) -> protocol.SubRefreshResult:
-        sub = self.subs.get(req.channel)
-        if sub is None or sub.server_side:
-            why = "not subscribed" if sub is None else "a server-side subscription"
-            raise permission_denied("sub_refresh of", req.channel, why)
-        if sub.grant is not None:
-            return await self._refresh_grant(sub, req.token)
-        try:
-            claims = self.node.verifier.verify_subscription(req.token)
-        except TokenExpired:
-            raise disconnects.SUBSCRIPTION_EXPIRED from None
-        except InvalidToken:
-            raise disconnects.INVALID_TOKEN from None
-        if claims.channel != req.channel or claims.user != self.user:
-            raise disconnects.INVALID_TOKEN
-        token = TokenId(claims.user, claims.jti, claims.iat)
-        revocations = self.node.revocations
-        if revocations is not None and revocations.subscription_revoked(token, req.channel):
-            raise disconnects.SUBSCRIPTION_TOKEN_REVOKED
-        expires_at = claims.expires_at
-        if expires_at is not None and expires_at <= time.time():
-            raise disconnects.SUBSCRIPTION_EXPIRED
-        sub.token = token
-        if claims.info:
-            sub.chan_info = msgspec.Raw(claims.info)
-            await self.update_presence(sub)  # presence shows the new chan_info at once
-        self._set_sub_expiry(sub, expires_at)
-        result = protocol.SubRefreshResult()
-        if expires_at is not None:
-            result.expires, result.ttl = True, _ttl(expires_at)
-        return result
-
-    async def _refresh_grant(self, sub: Subscription, token: str) -> protocol.SubRefreshResult:
-        """sub_refresh of a subscription made with a bearer access token: the new token
-        must be one too, for the same channel."""
-        assert self.node.authority is not None
-        try:
-            grant = await self.node.authority.grant(token, sub.channel)
-        except ClientError as exc:
-            if exc.code == errors.TOKEN_EXPIRED.code:
-                raise disconnects.SUBSCRIPTION_EXPIRED from None
-            raise disconnects.INVALID_TOKEN from None
-        if grant is None:
-            raise disconnects.INVALID_TOKEN
-        sub.grant, sub.token = grant, grant.token
-        self._set_sub_expiry(sub, grant.expires_at)
-        result = protocol.SubRefreshResult()
-        if grant.expires_at is not None:
-            result.expires, result.ttl = True, _ttl(grant.expires_at)
-        return result
-
     async def server_subscribe(self, cmd: SubscribeCommand) -> None:
-        """Subscribe on the server's initiative (server API ``subscribe``) and tell the
-        client with a ``subscribe`` push."""
-        req = protocol.SubscribeRequest(
-            channel=cmd.channel,
-            recover=cmd.recover,
-            offset=cmd.recover_offset,
-            epoch=cmd.recover_epoch,
-        )
-        try:
-            res = await self.subscribe_channel(
-                req,
-                server_side=True,
-                chan_info=bytes(cmd.info) or None,
-                data=bytes(cmd.data) or None,
-                expires_at=cmd.expire_at or None,
-            )
-        except ClientError as exc:
-            log.info("server subscribe of %s to %r refused: %s", self.client_id, cmd.channel, exc)
-            return
-        push = protocol.SubscribePush(
-            recoverable=res.recoverable,
-            epoch=res.epoch,
-            offset=res.offset,
-            positioned=res.positioned,
-            data=res.data,
-            expires=res.expires,
-            ttl=res.ttl,
-        )
-        self.write(protocol.encode_push(cmd.channel, "subscribe", push))
-        self._release_pending()
+        """Subscribe on the server's initiative (server API ``subscribe``)."""
+        await subscribe.server_subscribe(self, cmd)
 
     async def server_refresh(self, cmd: RefreshCommand) -> None:
         """Refresh on the server's initiative (server API ``refresh``)."""
-        if cmd.expired:
-            await self.disconnect(disconnects.EXPIRED())
-            return
-        if cmd.info:
-            self.conn_info = cmd.info
-            for sub in list(self.subs.values()):
-                await self.update_presence(sub)
-        if cmd.expire_at:
-            self._set_expiry(cmd.expire_at)
+        await refresh.server_refresh(self, cmd)
 
     # --- ping / pong / stale ----------------------------------------------------
 
@@ -781,8 +510,8 @@ class Session:
             self.close_reason = self.close_reason or d
             self.transport.close(d.code, d.reason)
         was_connected = self.state is SessionState.CONNECTED
-        self.state = SessionState.CLOSED
-        d = self.close_reason or _PEER_CLOSED
+        self._advance(SessionState.CLOSED)
+        d = self.close_reason = self.close_reason or _PEER_CLOSED
         log.debug(
             "disconnect: client %s, user %r, code %d, reason %r",
             self.client_id,
@@ -824,7 +553,7 @@ class Session:
         for sub in subs:
             try:
                 if error is None:
-                    await self._drop(sub, unsub.DISCONNECT)
+                    await self.drop(sub, unsub.DISCONNECT)
                 elif await self._forget(sub, unsub.DISCONNECT):
                     undone += 1
             except Exception as exc:
@@ -846,24 +575,14 @@ _HISTORY_TOO_LARGE = (
 )
 
 
-def _data_size(pubs: list[Publication]) -> int:
-    """The bytes of the publications' data: a lower bound of what sending them costs."""
-    return sum(len(pub.data) for pub in pubs)
-
-
-def _ttl(expires_at: int) -> int:
-    return max(int(expires_at - time.time()), 1)
-
-
 def _u(reason: Unsubscribe) -> tuple[int, str]:
     return reason.code, reason.reason
 
 
 _HANDLERS: dict[str, Any] = {
     "connect": Session._connect,
-    "subscribe": Session._subscribe,
     "unsubscribe": Session._unsubscribe,
-    "refresh": Session._refresh,
-    "sub_refresh": Session._sub_refresh,
+    **subscribe.HANDLERS,
+    **refresh.HANDLERS,
     **commands.HANDLERS,
 }

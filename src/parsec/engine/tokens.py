@@ -4,8 +4,10 @@ verifier raises, and the :class:`Verifier` contract it calls.
 The verifier itself (JWS, keyrings, shared secrets) is :mod:`parsec.auth.tokens`, a
 layer above: the engine only needs ``verify_connection`` and ``verify_subscription``.
 An :class:`InvalidToken` closes the connection (3500); a :class:`TokenExpired` is
-answered 109. :mod:`parsec.auth.jws` and :mod:`parsec.auth.tokens` re-export these
-names, where they were defined before.
+answered 109. A verifier that reads keys from elsewhere (an identity provider's JWKS)
+may also implement :class:`KeyRefresher`: an :class:`UnknownSigningKey` then makes the
+engine await ``refresh_keys()`` and check the token once more. :mod:`parsec.auth.jws`
+and :mod:`parsec.auth.tokens` re-export these names, where they were defined before.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ __all__ = [
     "MALFORMED",
     "ConnectionClaims",
     "InvalidToken",
+    "KeyRefresher",
     "ServerSubscription",
     "SubscriptionClaims",
     "SubscriptionOverride",
     "TokenError",
     "TokenExpired",
+    "UnknownSigningKey",
     "Verifier",
 ]
 
@@ -52,6 +56,14 @@ class InvalidToken(TokenError):
     or ill-typed claim, or a token of the wrong kind: the engine closes with 3500."""
 
     default_code = MALFORMED
+
+
+class UnknownSigningKey(InvalidToken):
+    """The token's ``kid`` names no key the verifier holds now, but one it may learn of
+    (an identity provider rotated its keys): a :class:`KeyRefresher` verifier can fetch
+    its keys and be asked again. Refused like any invalid token when it stays unknown."""
+
+    default_code = "PARSEC_AUTH_UNKNOWN_KID"
 
 
 # -- claims -----------------------------------------------------------------------------------
@@ -141,3 +153,15 @@ class Verifier(Protocol):
     def verify_connection(self, token: str) -> ConnectionClaims: ...
 
     def verify_subscription(self, token: str) -> SubscriptionClaims: ...
+
+
+class KeyRefresher(Protocol):
+    """An optional capability of a :class:`Verifier` whose keys live elsewhere.
+
+    ``refresh_keys`` fetches the keys again, at most once per the verifier's own
+    minimum interval (asked more often, it returns at once with False; concurrent
+    callers share one fetch). It returns whether a fetch succeeded, never raises for a
+    failed fetch (the verifier keeps its last keys), and is only awaited after the
+    verifier raised :class:`UnknownSigningKey`: the known-key path stays synchronous."""
+
+    async def refresh_keys(self) -> bool: ...

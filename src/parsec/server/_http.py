@@ -1,6 +1,6 @@
 """uvicorn's httptools protocol with Parsec's request head limits on every request.
 
-The dispatch protocol (:mod:`parsec.server.protocol`) checks the first request head of
+The handoff protocol (:mod:`parsec.server.handoff`) checks the first request head of
 a connection before any HTTP parser sees it. A kept-alive connection's later requests
 reach uvicorn's parser directly; this subclass checks them as the parser completes
 them, and, for a head that spans several reads, after each read: the URL and headers
@@ -23,7 +23,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from parsec.server.protocol import _TOO_LARGE, MAX_HEAD, MAX_HEADERS, _Lingering
+from parsec.server.handoff import _TOO_LARGE, MAX_HEAD, MAX_HEADERS, _Lingering
 
 __all__ = ["LimitedHttpProtocol"]
 

@@ -4,10 +4,14 @@
 ``/connection/websocket``          the Centrifugo client protocol (WebSocket)
 ``/api``, ``/api/<method>``        the Centrifugo server HTTP API
 ``/healthz``                       200 ``ok`` while the node runs, 503 otherwise
-``/twirp/parsec.ParsecService/*``  the management API (:mod:`parsec.rpc.parsec_service`)
+``/twirp/parsec.ParsecService/*``  the management API (:mod:`parsec.api.management`)
 ``/manifest``                      the ``parsec.manifest`` descriptor envelope
 ``/parsec/jwks.json``              the JWKS of the ring's asymmetric keys; 404 when none
 ``/openapi.json``                  the OpenAPI document of the management routes
+``/parsec/token``, ``…/delegate``  the token broker (:mod:`parsec.api.token_broker`), when
+``/parsec/revoke``                 ``token_broker.enabled``; under ``token_broker.prefix``
+``/auth/github/*``, ``/api/v1/*``  accounts: GitHub login and the caller's orgs
+                                   (:mod:`parsec.api.accounts`), with ``[accounts]``
 =================================  =========================================================
 """
 
@@ -19,33 +23,25 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
 
 from parsec import descriptor
-from parsec._version import __version__
+from parsec.api.centrifugo import CentrifugoApi
+from parsec.api.management import service_router
+from parsec.api.management_models import DescriptorEnvelope, JSONWebKeySet, TwirpError
+from parsec.api.token_broker import TokenBrokerApi
+from parsec.api.twirp import BadRoute, error_response
 from parsec.auth.jwks import jwks
-from parsec.rpc.centrifugo_api import CentrifugoApi
-from parsec.rpc.parsec_models import DescriptorEnvelope, JSONWebKeySet, TwirpError
-from parsec.rpc.parsec_service import bad_route, service_router, twirp_error
+from parsec.errors import ParsecError
 from parsec.server.limits import BodyLimit
 from parsec.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
+from parsec.version import __version__
 
 if TYPE_CHECKING:
-    from parsec._facade import Parsec
+    from parsec import Parsec
 
 __all__ = ["build_app"]
 
 JWKS_CACHE_CONTROL: Final = "public, max-age=300"
-
-
-class _BadRoute:
-    """:func:`bad_route` as an ASGI app: a route whose endpoint is not a function takes
-    every HTTP method (TRACE, QUERY, WebDAV's, anything), so each gets Twirp's 404
-    rather than Starlette's 405."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await bad_route(Request(scope, receive))
-        await response(scope, receive, send)
 
 
 class _App(FastAPI):
@@ -93,8 +89,15 @@ def build_app(parsec: Parsec) -> FastAPI:
         redoc_url=None,
         routes=routes,
     )
+    broker = parsec.options.token_broker
+    if broker.enabled:
+        app.router.routes.extend(TokenBrokerApi(parsec.token_broker).routes(broker.prefix))
+    if parsec.accounts is not None:
+        from parsec.api.accounts import AccountsApi  # SQLAlchemy: only with accounts
+
+        AccountsApi(parsec.accounts).install(app)
     app.include_router(service_router(parsec))
-    app.router.routes.append(Route("/twirp/{path:path}", _BadRoute(), include_in_schema=False))
+    app.router.routes.append(Route("/twirp/{path:path}", BadRoute(), include_in_schema=False))
     app.include_router(_documents_router(parsec))
     app.add_middleware(BodyLimit, limit=parsec.options.server.max_request_body_size)
     return app
@@ -130,12 +133,8 @@ def _documents_router(parsec: Parsec) -> APIRouter:
     async def key_set() -> Response:
         document = jwks(parsec.keyring)
         if document is None:
-            return twirp_error(
-                404,
-                "not_found",
-                "the keyring has no asymmetric key",
-                {"parsec_code": "PARSEC_KEY_NOT_FOUND"},
-            )
+            missing = ParsecError("PARSEC_KEY_NOT_FOUND", "the keyring has no asymmetric key")
+            return error_response(missing)
         return JSONResponse(document, headers={"Cache-Control": JWKS_CACHE_CONTROL})
 
     return router

@@ -49,7 +49,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from parsec._toml import ConfigError, expect_table, parse_duration, reject_unknown, wrong_type
 from parsec.errors import ParsecError
 from parsec.sinks import _checks
 from parsec.sinks.base import Sink, SinkRegistry, validate_sink_name
@@ -57,6 +56,7 @@ from parsec.sinks.email import EmailSink
 from parsec.sinks.retry import RetryPolicy
 from parsec.sinks.slack import SlackSink
 from parsec.sinks.webhook import WebhookSink
+from parsec.tomlfile import ConfigError, expect_table, parse_duration, reject_unknown, wrong_type
 
 __all__ = ["DEFAULT_RETRY", "KINDS", "build_retry", "build_sinks"]
 

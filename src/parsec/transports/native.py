@@ -38,6 +38,7 @@ from picows import (
 from picows import picows as _picows
 
 from parsec.engine import faults
+from parsec.engine.codes import disconnects
 from parsec.engine.faults import ClientFaults
 from parsec.engine.node import Node
 from parsec.engine.session import Session
@@ -159,7 +160,15 @@ class NativeTransport:
 
 class SessionListener(WSListener):
     """One Session per connection. Inbound messages go to the Session in order, one
-    at a time; while one is being handled the socket is not read (backpressure)."""
+    at a time; while one is being handled the socket is not read (backpressure).
+
+    Messages are handled in a task the node owns (:meth:`Node.spawn`), one per burst:
+    it handles the message that started it, then those queued meanwhile, and ends.
+    So an idle connection holds no task, and :meth:`Node.aclose` cancels and awaits
+    whatever is still being handled. A connection that goes away does not cancel the
+    message being handled: it was received whole, and is handled to its end as on the
+    ASGI transport (a ``send`` just before closing still reaches the handler); what is
+    queued behind it is dropped."""
 
     __slots__ = (
         "_busy",
@@ -261,7 +270,11 @@ class SessionListener(WSListener):
         if session is None or session.is_closed:
             return
         self._busy = True
-        asyncio.get_running_loop().create_task(self._handle(session, data))
+        try:
+            self.node.spawn(self._handle(session, data))
+        except RuntimeError:  # the node is closed: so is this connection (3001)
+            self._busy = False
+            session.close(disconnects.SHUTDOWN())
 
     async def _handle(self, session: Session, data: bytes) -> None:
         try:

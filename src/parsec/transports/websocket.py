@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import fnmatch
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from parsec.engine import faults
+from parsec.engine.aio import cancel_and_wait
+from parsec.engine.lifecycle import advance
 from parsec.engine.node import Node
 from parsec.engine.session import Session
 
@@ -23,6 +26,7 @@ __all__ = [
     "WEBSOCKET_PATH",
     "WebSocketEndpoint",
     "WebSocketTransport",
+    "WriterState",
     "log_refused_origin",
     "origin_allowed",
 ]
@@ -40,16 +44,37 @@ CLOSE_TOO_BIG = 1009
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 
+class WriterState(enum.Enum):
+    """OPEN (writing) → CLOSING (``close`` asked: what is queued, then the close frame)
+    → DONE (the writer ended: close sent, peer gone or aborted); OPEN → DONE on abort or
+    a failed send."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    DONE = "done"
+
+
+_WRITER_TRANSITIONS: Mapping[WriterState, frozenset[WriterState]] = {
+    WriterState.OPEN: frozenset({WriterState.CLOSING, WriterState.DONE}),
+    WriterState.CLOSING: frozenset({WriterState.DONE}),
+    WriterState.DONE: frozenset(),
+}
+_OPEN = WriterState.OPEN
+
+
 class WebSocketTransport:
-    """Transport over an accepted ASGI WebSocket. See ``parsec.engine.transport``."""
+    """Transport over an accepted ASGI WebSocket. See ``parsec.engine.transport``.
+
+    The writer task belongs to the transport: it ends once the close frame is sent, and
+    ``abort`` (or ``finish``) cancels it; the endpoint calls one of them on every path."""
 
     __slots__ = (
         "_close",
-        "_done",
         "_max",
         "_queue",
         "_send",
         "_size",
+        "_state",
         "_wakeup",
         "_writer",
         "closing",
@@ -61,8 +86,9 @@ class WebSocketTransport:
         self._queue: list[bytes] = []
         self._size = 0
         self._close: tuple[int, str] | None = None
+        """The close code and reason, once ``close`` was called."""
         self._wakeup: asyncio.Future[None] | None = None
-        self._done = False
+        self._state = WriterState.OPEN
         loop = asyncio.get_running_loop()
         self.closing: asyncio.Future[None] = loop.create_future()
         """Resolved once ``close`` was called: the reader stops waiting for the peer."""
@@ -73,7 +99,7 @@ class WebSocketTransport:
         return "websocket"
 
     def write(self, message: bytes) -> bool:
-        if self._close is not None or self._done:
+        if self._state is not _OPEN:
             return True
         size = len(message) + 1
         if self._size + size > self._max:
@@ -84,11 +110,19 @@ class WebSocketTransport:
         return True
 
     def close(self, code: int, reason: str) -> None:
-        if self._close is None and not self._done:
+        if self._state is _OPEN:
             self._close = (code, reason)
+            self._advance(WriterState.CLOSING)
             self._wake()
         if not self.closing.done():
             self.closing.set_result(None)
+
+    def _advance(self, to: WriterState) -> None:
+        self._state = advance("websocket writer", self._state, to, _WRITER_TRANSITIONS)
+
+    def _end(self) -> None:
+        if self._state is not WriterState.DONE:
+            self._advance(WriterState.DONE)
 
     def _wake(self) -> None:
         waiter = self._wakeup
@@ -117,7 +151,7 @@ class WebSocketTransport:
         except (OSError, RuntimeError) as exc:  # the peer went away mid-send
             log.debug("websocket write failed: %s", exc)
         finally:
-            self._done = True
+            self._end()
 
     async def finish(self) -> None:
         """Wait (at most CLOSE_HANDSHAKE_TIMEOUT) for queued messages and the close
@@ -128,8 +162,8 @@ class WebSocketTransport:
         self.abort()
 
     def abort(self) -> None:
-        """Stop writing at once (the connection is gone)."""
-        self._done = True
+        """Stop writing at once (the connection is gone). Idempotent."""
+        self._end()
         self._writer.cancel()
 
 
@@ -183,8 +217,17 @@ class WebSocketEndpoint:
             return
         await send({"type": "websocket.accept"})
         transport = WebSocketTransport(send, opts.client.queue_max_size)
-        session = self.node.new_session(transport)
-        max_frame = opts.server.max_frame_size
+        try:
+            await self._serve(self.node.new_session(transport), transport, receive)
+        finally:
+            transport.abort()  # the writer task ends with the connection, whatever happened
+
+    async def _serve(
+        self, session: Session, transport: WebSocketTransport, receive: Receive
+    ) -> None:
+        """Feed the session the peer's messages until either side closes; then release
+        the session and (unless the peer is gone) send what is queued and the close."""
+        max_frame = self.node.options.server.max_frame_size
         peer_gone = False
         try:
             while not session.is_closed:
@@ -227,10 +270,13 @@ async def _receive_unless(receive: Receive, closing: asyncio.Future[None]) -> Me
     """The next ASGI message, or None if ``closing`` resolves first (a session closed by
     a timer or a slow-consumer disconnect must not wait for a peer that never speaks)."""
     receiving = asyncio.ensure_future(receive())
-    await asyncio.wait((receiving, closing), return_when=asyncio.FIRST_COMPLETED)
-    if receiving.done():
-        return receiving.result()
-    receiving.cancel()
+    try:
+        await asyncio.wait((receiving, closing), return_when=asyncio.FIRST_COMPLETED)
+        if receiving.done():
+            return receiving.result()
+    finally:
+        if not receiving.done():  # ``closing`` won, or this reader was cancelled
+            await cancel_and_wait(receiving)
     return None
 
 

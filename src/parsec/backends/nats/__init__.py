@@ -1,11 +1,11 @@
 """NATS backends: nodes sharing one NATS (server or cluster) fan out as one server.
 
 Needs the ``nats`` extra (``pip install 'parsec-realtime[nats]'``: nats-py). Core NATS
-carries publications, joins and leaves between nodes (``broker``) and the node-to-node
-commands, reports and surveys (``controller``); it keeps no history, so history,
-recovery, positioning and idempotent publishing need the Redis broker. Presence and
-every other store stay in each node's memory. ``urls`` states the URL forms,
-``subjects`` the subject layout.
+carries publications, joins and leaves between nodes (``broker``) and the messages of
+the engine's Cluster: commands, node reports and surveys (``controller``); it keeps no
+history, so history, recovery, positioning and idempotent publishing need the Redis
+broker. Presence and every other store stay in each node's memory. ``urls`` states
+the URL forms, ``subjects`` the subject layout.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from nats.aio.client import Client
 
 from parsec.backends.nats.broker import NatsBroker
 from parsec.backends.nats.connection import NatsConnection
-from parsec.backends.nats.controller import NatsController
+from parsec.backends.nats.controller import NatsController, NatsControlTransport
 from parsec.backends.nats.subjects import DEFAULT_SUBJECT_PREFIX, Subjects
 from parsec.backends.nats.urls import parse_url, redacted
 
@@ -25,6 +25,7 @@ __all__ = [
     "NatsBackends",
     "NatsBroker",
     "NatsConnection",
+    "NatsControlTransport",
     "NatsController",
     "from_url",
     "ping",

@@ -2,7 +2,8 @@
 
 Each channel has one subject (``subjects.py``); a node subscribes to it on its first
 local subscriber of the channel and unsubscribes after its last (the Node decides
-when), and a publication, join or leave is one NATS message on it (``messages.py``).
+when), and a publication, join or leave is one NATS message on it
+(:mod:`parsec.engine.wire`; offset 0 and epoch "": there is no history).
 
 Guarantees:
 
@@ -36,14 +37,6 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from parsec.backends.nats.connection import NatsConnection, barrier, broker_error, translated
-from parsec.backends.nats.messages import (
-    ChannelMessage,
-    Join,
-    Leave,
-    Published,
-    decode_channel_message,
-    encode,
-)
 from parsec.backends.nats.subjects import DEFAULT_SUBJECT_PREFIX, Subjects
 from parsec.engine.broker import (
     DEFAULT_HISTORY_META_TTL,
@@ -53,7 +46,9 @@ from parsec.engine.broker import (
     HistoryResult,
     PublishOptions,
 )
+from parsec.engine.dispatch import ChannelDispatch
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
+from parsec.engine.wire import ChannelMessage, Join, Leave, Published, encode
 
 __all__ = ["MAX_SUBJECT_LENGTH", "NatsBroker", "unsupported"]
 
@@ -110,6 +105,7 @@ class NatsBroker:
         self._release = release_connection
         self._ready_timeout = ready_timeout
         self._handler: BrokerEventHandler | None = None
+        self._dispatch = ChannelDispatch()
         self._subs: dict[str, _ChannelSub] = {}
         self._started = False
         self._closed = False
@@ -123,7 +119,7 @@ class NatsBroker:
         if self._started:
             raise RuntimeError("a broker can start once")
         self._started = True
-        self._handler = handler
+        self._handler = self._dispatch.handler = handler
         self._conn.open()
         if not await self._conn.settle_opening(self._ready_timeout):
             log.warning("starting without nats: publishing fails until it is reachable")
@@ -173,7 +169,7 @@ class NatsBroker:
             raise unsupported("publishing with an idempotency key")
         if pub.offset:
             pub = msgspec.structs.replace(pub, offset=0)
-        await self._send(channel, Published(pub), "publishing")
+        await self._send(channel, Published(0, "", pub), "publishing")
         return _NO_POSITION
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
@@ -205,7 +201,7 @@ class NatsBroker:
         if self._closed:
             return
         self._closed = True
-        self._handler = None
+        self._handler = self._dispatch.handler = None
         subs, self._subs = self._subs, {}
         for entry in subs.values():
             await _quietly_unsubscribe(entry.sub)
@@ -233,30 +229,12 @@ class NatsBroker:
         return subject
 
     def _receiver(self, channel: str) -> Callable[[Msg], Awaitable[None]]:
+        message = self._dispatch.message
+
         async def receive(msg: Msg) -> None:
-            self._deliver(channel, msg.data)
+            message(channel, msg.data)
 
         return receive
-
-    def _deliver(self, channel: str, data: bytes) -> None:
-        """Hand one message to the node, without awaiting."""
-        handler = self._handler
-        if handler is None:
-            return
-        try:
-            message = decode_channel_message(data)
-        except msgspec.DecodeError:
-            log.warning("dropped a malformed message on channel %r", channel)
-            return
-        try:
-            if isinstance(message, Published):
-                handler.handle_publication(channel, message.pub, _NO_POSITION)
-            elif isinstance(message, Join):
-                handler.handle_join(channel, message.info)
-            else:
-                handler.handle_leave(channel, message.info)
-        except Exception:
-            log.exception("the broker event handler failed on channel %r", channel)
 
 
 async def _quietly_unsubscribe(sub: Subscription | None) -> None:

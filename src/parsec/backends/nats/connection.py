@@ -9,25 +9,49 @@ the connection is down: a backend call that needs NATS raises at once
 * ``PARSEC_BROKER_NOT_READY`` (HTTP 503; client error 100, temporary) when NATS is not
   connected, or does not answer in time;
 * ``PARSEC_BROKER_INTERNAL`` (HTTP 500) when NATS refuses what was sent.
+
+A connection may authenticate as a NATS user of an account (operator mode,
+:class:`NatsUser`: a user JWT and the user's nkey, which signs the server's nonce);
+``refused`` then tells when the server turned those credentials down
+("Authorization Violation"), and ``wait_accepted`` stops waiting at once when it does.
+:func:`probe` tries credentials once, without reconnecting: nats-py 2.16, retrying
+after a refusal, can drop a socket without closing it, so check credentials with
+``probe`` before a connection that reconnects forever is opened with them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.client import Client
 
+from parsec.backends.nats.keys import NKey
 from parsec.backends.nats.urls import NatsURL, parse_url, redacted
 from parsec.errors import ParsecClientError, ParsecError
 
-__all__ = ["NatsConnection", "barrier", "broker_error", "translated"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "CredentialsRefused",
+    "NatsConnection",
+    "NatsUser",
+    "barrier",
+    "broker_error",
+    "is_refusal",
+    "probe",
+    "translated",
+]
 
 log = logging.getLogger("parsec.nats")
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds ``aclose`` gives nats-py to flush and close the socket."""
 
 _UNREACHABLE = (
     nats.errors.ConnectionClosedError,
@@ -41,6 +65,68 @@ _UNREACHABLE = (
     TimeoutError,
 )
 """Failures that mean NATS is down, unreachable or too slow: retrying later may work."""
+
+
+@dataclass(frozen=True, slots=True)
+class NatsUser:
+    """Who a connection authenticates as in operator mode: the user's JWT and its key
+    (whose seed signs the server's nonce; never logged)."""
+
+    jwt: str
+    key: NKey
+
+    def jwt_bytes(self) -> bytearray:
+        return bytearray(self.jwt.encode())
+
+    def sign_nonce(self, nonce: str) -> bytes:
+        return base64.b64encode(self.key.sign(nonce.encode()))
+
+
+class CredentialsRefused(Exception):
+    """The NATS server refused the connection's credentials (Authorization Violation)."""
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` is the server refusing a connection's credentials."""
+    return isinstance(exc, nats.errors.AuthorizationError) or (
+        isinstance(exc, nats.errors.Error) and "authorization violation" in str(exc).lower()
+    )
+
+
+async def probe(url: str, user: NatsUser, within: float) -> None:
+    """Connect once as ``user`` (no reconnecting) and close again.
+
+    Raises :class:`CredentialsRefused` when the server refuses the credentials,
+    ``PARSEC_BROKER_NOT_READY`` when no server answers within ``within`` seconds."""
+    client = Client()
+    refusals: list[Exception] = []
+
+    async def record(exc: Exception) -> None:
+        if is_refusal(exc):
+            refusals.append(exc)
+
+    try:
+        async with asyncio.timeout(within):
+            await client.connect(
+                list(parse_url(url).servers),
+                connect_timeout=max(1, int(within)),
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                user_jwt_cb=user.jwt_bytes,
+                signature_cb=user.sign_nonce,
+                error_cb=record,
+            )
+    except Exception as exc:
+        if refusals or is_refusal(exc):
+            raise CredentialsRefused(str(refusals[-1] if refusals else exc)) from None
+        raise broker_error(
+            "PARSEC_BROKER_NOT_READY", f"nats at {redacted(url)} is not reachable: {exc!r}"
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await client.close()
 
 
 def broker_error(code: str, message: str) -> ParsecClientError:
@@ -90,7 +176,8 @@ class NatsConnection:
     last release closes the connection (``aclose`` closes it at once). ``name`` labels
     the connection in the NATS server's monitoring. Reconnect attempts pause
     ``reconnect_wait`` seconds; a connection that answers no ping for
-    three ``ping_interval`` periods is taken for lost.
+    three ``ping_interval`` periods is taken for lost. ``user``: authenticate as that
+    NATS user (operator mode).
 
     Raises ParsecError ``PARSEC_INVALID_ARGUMENT`` for a malformed URL.
     """
@@ -104,6 +191,7 @@ class NatsConnection:
         connect_timeout: int = 2,
         reconnect_wait: int = 1,
         ping_interval: int = 5,
+        user: NatsUser | None = None,
     ) -> None:
         if holders < 1:
             raise ValueError("a connection needs at least one holder")
@@ -114,6 +202,8 @@ class NatsConnection:
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
         self._ping_interval = ping_interval
+        self._user = user
+        self._refused: Exception | None = None
         self._client: Client | None = None
         self._opening: asyncio.Task[None] | None = None
         self._opened_at: float | None = None
@@ -126,6 +216,32 @@ class NatsConnection:
     def connected(self) -> bool:
         """Whether the connection is up right now."""
         return self._client is not None and self._client.is_connected
+
+    @property
+    def refused(self) -> bool:
+        """Whether the server refused this connection's credentials at its last
+        attempt (cleared once connected)."""
+        return self._refused is not None
+
+    async def wait_accepted(self, within: float) -> Client:
+        """Like ``wait_connected``, but raises :class:`CredentialsRefused` as soon as
+        the server refuses the credentials (nats-py keeps retrying in the background:
+        close the connection if the refusal is final)."""
+        client = self._client
+        if client is None or self._closed:
+            raise RuntimeError("the NATS connection is not open")
+        try:
+            async with asyncio.timeout(within):
+                while not client.is_connected:
+                    if self._refused is not None:
+                        raise CredentialsRefused(str(self._refused))
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise broker_error(
+                "PARSEC_BROKER_NOT_READY", f"nats at {self._shown} is not connected"
+            ) from None
+        return client
 
     def open(self) -> None:
         """Start connecting in the background (once; later calls do nothing)."""
@@ -193,7 +309,10 @@ class NatsConnection:
         client = self._client
         if client is not None and self._connecting and not client.is_closed:
             try:
-                await client.close()
+                # nats-py flushes and waits for its socket to close: bounded, so a
+                # half-dead peer cannot hold up the node's shutdown.
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await client.close()
             except Exception as exc:  # closing must not fail the caller's shutdown
                 log.debug("closing the NATS connection failed: %r", exc)
         self._changed.set()
@@ -203,8 +322,11 @@ class NatsConnection:
     async def _connect(self) -> None:
         assert self._client is not None
         self._connecting = True
+        user = self._user
         await self._client.connect(
             list(self._url.servers),
+            user_jwt_cb=None if user is None else user.jwt_bytes,
+            signature_cb=None if user is None else user.sign_nonce,
             name=self._name,
             connect_timeout=self._connect_timeout,
             reconnect_time_wait=self._reconnect_wait,
@@ -217,9 +339,13 @@ class NatsConnection:
         )
         log.info("connected to nats at %s", self._shown)
         self._warned = False
+        self._refused = None
         self._changed.set()
 
     async def _on_error(self, exc: Exception) -> None:
+        if is_refusal(exc):
+            self._refused = exc
+            self._changed.set()
         if isinstance(exc, nats.errors.SlowConsumerError):
             log.warning("nats: a subscription fell behind and dropped messages: %r", exc)
         elif not self._warned and not self.connected:
@@ -235,5 +361,6 @@ class NatsConnection:
 
     async def _on_reconnected(self) -> None:
         self._warned = False
+        self._refused = None
         self._changed.set()
         log.info("nats connection to %s is back", self._shown)

@@ -3,10 +3,9 @@
 =====================  ================================================================
 subject                carries
 =====================  ================================================================
-``<p>.ch.<token>``     a channel's publications, joins and leaves (``messages.py``)
-``<p>.control``        node-to-node commands, ``{"node", "command"}``
-``<p>.nodes``          node reports (heartbeats), hellos and goodbyes
-``<p>.survey``         survey questions; answers go to the asker's reply inbox
+``<p>.ch.<token>``     a channel's publications, joins and leaves (``engine.wire``)
+``<p>.control``        to every node: commands, node reports, survey questions
+``<p>.node.<token>``   to one node (survey answers); the token encodes its id
 =====================  ================================================================
 
 A channel name may hold characters a subject token cannot (``.``, ``*``, ``>``,
@@ -76,7 +75,7 @@ class Subjects:
     empty token (a leading, trailing or doubled ``.``), wildcards, whitespace or
     non-ASCII characters."""
 
-    __slots__ = ("channel_root", "control", "nodes", "prefix", "survey")
+    __slots__ = ("channel_root", "control", "node_root", "prefix")
 
     def __init__(self, prefix: str = DEFAULT_SUBJECT_PREFIX) -> None:
         if not prefix or any(
@@ -90,9 +89,12 @@ class Subjects:
         self.prefix = prefix
         self.channel_root = f"{prefix}.ch."
         self.control = f"{prefix}.control"
-        self.nodes = f"{prefix}.nodes"
-        self.survey = f"{prefix}.survey"
+        self.node_root = f"{prefix}.node."
 
     def channel(self, channel: str) -> str:
         """The subject of a channel's messages."""
         return self.channel_root + encode_channel(channel)
+
+    def node(self, node: str) -> str:
+        """The subject of the control messages to one node."""
+        return self.node_root + encode_channel(node)

@@ -5,7 +5,7 @@ the stream position (epoch, top offset); ``lua/publish.lua`` checks the idempote
 key, appends, assigns the offset and PUBLISHes in one atomic step, so offsets reach
 every node in order and history always holds what was delivered. ``lua/history.lua``
 reads the position and a page of the stream. The key layout is in ``keys.py``, the
-pub/sub messages in ``messages.py``, node-level pub/sub and its supervision in
+pub/sub messages in ``parsec.engine.wire``, node-level pub/sub and its supervision in
 ``subscriber.py``.
 
 Every call that cannot reach Redis raises quickly (socket timeouts bound it) with the
@@ -22,7 +22,6 @@ import msgspec
 from parsec.backends.memory import new_epoch
 from parsec.backends.redis.client import ClientShare, RedisClient, translated
 from parsec.backends.redis.keys import DEFAULT_KEY_PREFIX, Keys, load_script
-from parsec.backends.redis.messages import Join, Leave, encode_event, encode_publication
 from parsec.backends.redis.subscriber import Backoff, Subscriber, exponential_backoff
 from parsec.engine.broker import (
     DEFAULT_HISTORY_META_TTL,
@@ -33,6 +32,7 @@ from parsec.engine.broker import (
     PublishOptions,
 )
 from parsec.engine.types import ClientInfo, Publication, StreamPosition
+from parsec.engine.wire import Join, Leave, encode, publication_json
 
 __all__ = ["RedisBroker"]
 
@@ -110,7 +110,7 @@ class RedisBroker:
                 keys=[keys.stream(channel), keys.meta(channel), keys.result(channel, key)],
                 args=[
                     keys.pubsub(channel),
-                    encode_publication(pub),
+                    publication_json(pub),
                     opts.history_size if history else 0,
                     _ms(opts.history_ttl) if history else 0,
                     _ms(opts.history_meta_ttl),
@@ -122,11 +122,11 @@ class RedisBroker:
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
         with translated("publishing a join"):
-            await self._client.publish(self._keys.pubsub(channel), encode_event(Join(info)))
+            await self._client.publish(self._keys.pubsub(channel), encode(Join(info)))
 
     async def publish_leave(self, channel: str, info: ClientInfo) -> None:
         with translated("publishing a leave"):
-            await self._client.publish(self._keys.pubsub(channel), encode_event(Leave(info)))
+            await self._client.publish(self._keys.pubsub(channel), encode(Leave(info)))
 
     async def history(
         self, channel: str, flt: HistoryFilter, meta_ttl: float = DEFAULT_HISTORY_META_TTL

@@ -39,12 +39,21 @@ class SupervisedListener:
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether the channel is subscribed right now."""
+        return self._subscribed.is_set()
+
     async def start(self) -> None:
         """Start listening; returns once subscribed (TimeoutError after START_TIMEOUT)."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"redis-listen:{self._channel}")
         async with asyncio.timeout(START_TIMEOUT):
             await self._subscribed.wait()
+
+    async def wait_subscribed(self) -> None:
+        """Return once the channel is subscribed (at once when it is)."""
+        await self._subscribed.wait()
 
     async def aclose(self) -> None:
         """Stop listening. Idempotent."""
@@ -73,6 +82,7 @@ class SupervisedListener:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
             finally:
+                self._subscribed.clear()
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 

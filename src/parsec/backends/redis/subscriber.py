@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import msgspec
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
@@ -42,9 +41,9 @@ from parsec.backends.redis.client import (
     translated,
 )
 from parsec.backends.redis.keys import Keys
-from parsec.backends.redis.messages import Join, Published, decode
 from parsec.engine.aio import cancel_and_wait
 from parsec.engine.broker import BrokerEventHandler
+from parsec.engine.dispatch import ChannelDispatch
 from parsec.engine.types import Publication, StreamPosition
 
 __all__ = ["Backoff", "StreamReader", "Subscriber", "exponential_backoff"]
@@ -54,7 +53,6 @@ log = logging.getLogger("parsec.redis.broker")
 Backoff = Callable[[int], Awaitable[None]]
 """Awaited before reconnect attempt ``n`` (1, 2, …) after the connection was lost."""
 
-_NO_POSITION = StreamPosition()
 _SUBSCRIBE_BATCH = 512
 
 
@@ -103,8 +101,8 @@ class Subscriber:
         self._ready_timeout = ready_timeout
         self._anchor = keys.anchor(uuid.uuid4().hex).encode()
         self._handler: BrokerEventHandler | None = None
+        self._dispatch = ChannelDispatch()
         self._wanted: dict[bytes, str] = {}
-        self._last: dict[str, StreamPosition] = {}
         self._confirming: dict[bytes, asyncio.Future[None]] = {}
         self._barriers: dict[bytes, asyncio.Future[None]] = {}
         self._pubsub: PubSub | None = None
@@ -122,13 +120,13 @@ class Subscriber:
         if self._started:
             raise RuntimeError("a broker can start once")
         self._started = True
-        self._handler = handler
+        self._handler = self._dispatch.handler = handler
         self._task = asyncio.create_task(self._supervise(), name="parsec-redis-listener")
 
     async def aclose(self) -> None:
         """Stop listening and close the connection. Idempotent."""
         task, self._task = self._task, None
-        self._handler = None
+        self._handler = self._dispatch.handler = None
         if task is not None:
             await cancel_and_wait(task)
 
@@ -158,7 +156,7 @@ class Subscriber:
                 # newer, so none is taken for a duplicate after a reconnect.
                 position = await self._reader.position(channel)
                 if position is not None:
-                    self._last.setdefault(channel, position)
+                    self._dispatch.start_at(channel, position)
                 pubsub = await self._live()
                 await pubsub.subscribe(name)
                 async with asyncio.timeout(self._ready_timeout):
@@ -207,7 +205,7 @@ class Subscriber:
     def _forget(self, name: bytes) -> None:
         channel = self._wanted.pop(name, None)
         if channel is not None:
-            self._last.pop(channel, None)
+            self._dispatch.forget(channel)
 
     async def _live(self) -> PubSub:
         if self._handler is None:
@@ -285,7 +283,7 @@ class Subscriber:
     async def _catch_up(self, channel: str) -> None:
         """Deliver what the stream holds after the last offset delivered here; when it
         cannot fill the gap (a new epoch, trimmed history), say so (``handle_gap``)."""
-        last = self._last.get(channel)
+        last = self._dispatch.last(channel)
         epoch, pubs = await self._reader.read_after(channel, last)
         if last is not None and self._handler is not None:
             if epoch != last.epoch or (pubs and pubs[0].offset != last.offset + 1):
@@ -295,7 +293,7 @@ class Subscriber:
                 if top is None or top.offset > last.offset:
                     self._handler.handle_gap(channel)
         for pub in pubs:
-            self._deliver(channel, pub, pub.offset, epoch)
+            self._dispatch.publication(channel, pub, pub.offset, epoch)
 
     async def _listen(self, pubsub: PubSub) -> None:
         while True:
@@ -323,39 +321,9 @@ class Subscriber:
 
     def _on_message(self, name: bytes, data: bytes) -> None:
         channel = self._wanted.get(name)
-        if channel is None:
-            if name == self._anchor:
-                reached = self._barriers.get(data)
-                if reached is not None and not reached.done():
-                    reached.set_result(None)
-            return
-        handler = self._handler
-        if handler is None:
-            return
-        try:
-            message = decode(data)
-        except msgspec.DecodeError:
-            log.warning("dropped a malformed message on channel %r", channel)
-            return
-        try:
-            if isinstance(message, Published):
-                self._deliver(channel, message.pub, message.offset, message.epoch)
-            elif isinstance(message, Join):
-                handler.handle_join(channel, message.info)
-            else:
-                handler.handle_leave(channel, message.info)
-        except Exception:
-            log.exception("the broker event handler failed on channel %r", channel)
-
-    def _deliver(self, channel: str, pub: Publication, offset: int, epoch: str) -> None:
-        handler = self._handler
-        if handler is None:
-            return
-        position = _NO_POSITION
-        if offset:
-            last = self._last.get(channel)
-            if last is not None and offset <= last.offset and epoch == last.epoch:
-                return
-            position = self._last[channel] = StreamPosition(offset, epoch)
-            pub.offset = offset
-        handler.handle_publication(channel, pub, position)
+        if channel is not None:
+            self._dispatch.message(channel, data)
+        elif name == self._anchor:
+            reached = self._barriers.get(data)
+            if reached is not None and not reached.done():
+                reached.set_result(None)

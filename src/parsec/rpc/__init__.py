@@ -1,1 +1,0 @@
-"""Service layer: the Centrifugo server API (and, later, ParsecService)."""
