@@ -44,7 +44,7 @@ from parsec.auth.revocation import PEERS_WAIT, SETTLE, Revocations
 from parsec.auth.revocation_store import MemoryRevocationStore, RevocationStore
 from parsec.auth.scopes import Scope
 from parsec.auth.tokens import TokenIssuer, TokenVerifier
-from parsec.backends.factory import Backends, backends_for
+from parsec.backends.factory import Backends, backends_for, operator_nats
 from parsec.backends.memory import MemoryBroker, MemoryController, MemoryPresenceManager
 from parsec.channels.events import ChannelEventBus
 from parsec.channels.manager import Channel, ChannelManager
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 
     from parsec.auth.oidc import OIDCBridge
     from parsec.auth.remote_jwks import RemoteJWKS
+    from parsec.backends.nats.connection import NatsUser
     from parsec.services.accounts import AccountsService
 
 __all__ = ["Credentials", "Parsec", "ParsecState"]
@@ -98,7 +99,10 @@ class Parsec:
 
     States (:class:`ParsecState`): new → running (``async with`` or ``start``) →
     closed (``aclose``). It cannot be restarted; ``aclose`` is idempotent. Backends
-    passed in are used and not closed; the ones Parsec creates itself it closes.
+    passed in one by one are used and not closed; the ones Parsec creates itself it
+    closes. ``backends`` (a :class:`~parsec.backends.factory.Backends` bundle) replaces
+    the ones ``options.broker.url`` names and is closed with the instance; its
+    controller must know the node as ``node_id`` (default: a fresh UUID).
 
     The keyring: ``keyring`` if given, else ``<state_dir>/keyring.json``. It is shared
     through ``keyring_store`` if given, else, when no ``keyring`` is given, through the
@@ -126,16 +130,21 @@ class Parsec:
         sink_metrics: SinkMetrics | None = None,
         delivery: DeliverySettings | None = None,
         token_broker: TokenBrokerSettings | None = None,
+        backends: Backends | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.options = options or Options()
-        node_id = str(uuid.uuid4())
+        node_id = node_id or str(uuid.uuid4())
         shared = self.options.broker
-        self._backends = built = backends_for(
+        self._operator_nats = None if backends else operator_nats(self.options)
+        """``[nats]`` when this instance's broker is its operator-mode NATS."""
+        self._backends = built = backends or backends_for(
             shared.url,
             key_prefix=shared.key_prefix,
             node_id=node_id,
             pool_size=shared.pool_size,
             pool_timeout=shared.pool_timeout,
+            nats_user=self._instance_user(node_id),
         )
         self._state = RunState.NEW
         self._stack = contextlib.AsyncExitStack()
@@ -213,6 +222,14 @@ class Parsec:
             self._broker_audit = accept_accounts(self.token_broker, self.accounts)
         self._app: Starlette | None = None
 
+    def _instance_user(self, node_id: str) -> NatsUser | None:
+        if self._operator_nats is None:
+            return None
+        # nkeys loads only for a node on an operator-mode NATS
+        from parsec.backends.nats import instance
+
+        return instance.user(self._operator_nats, f"parsec {node_id}")
+
     def _init_tokens(self) -> None:
         auth = self.options.auth
         self.idp_keys: RemoteJWKS | None = None
@@ -265,9 +282,11 @@ class Parsec:
         """Start the parts, in order: the identity provider's keys (``auth.jwks_url``;
         a provider that is down is logged, not fatal), the OIDC bridge (``auth.oidc``:
         a provider that cannot be discovered stops the start), the keys (the shared
-        keyring, or the file watcher), the node, the revocations, the channel manager,
-        the channel service, background delivery, the accounts (``[accounts]``: the
-        database opened and migrated; a newer schema stops the start).
+        keyring, or the file watcher), the instance's NATS account (on an
+        operator-mode NATS: ``parsec.backends.nats.instance``), the node, the
+        revocations, the channel manager, the channel service, background delivery,
+        the accounts (``[accounts]``: the database opened and migrated; a newer schema
+        stops the start).
 
         When a part fails to start, the parts started before it (and the failing part,
         which may be half-way started) are closed in reverse order, the backends Parsec
@@ -285,6 +304,10 @@ class Parsec:
             if self.oidc is not None:
                 await self._open(self.oidc.start, self.oidc.aclose)
             await self._open(self.keys.start, self.keys.aclose)
+            if self._operator_nats is not None:  # before the broker connects with it
+                from parsec.backends.nats import instance
+
+                await instance.provision(self._operator_nats)
             await self._open(self.node.start, self.node.aclose)
             await self._open(self._start_revocations, self.revocations.aclose)
             await self._open(self.manager.start, self.manager.aclose)

@@ -251,7 +251,9 @@ class AccountsOptions:
     token_ttl: float = 30 * 86400.0
     """How long a user access token (``parsec login``'s device flow) lasts."""
     org_max_connections: int = 0
-    """Open WebSockets one org may hold on one node (``/orgs/{slug}/…``); 0: no limit."""
+    """Connections one org may hold across the cluster (``/orgs/{slug}/…``; the other
+    nodes' counts as they last reported them, a few seconds old at most); 0: no
+    limit."""
     org_max_publications_per_second: float = 0.0
     """Publications one org may make a second on one node (clients and APIs together;
     bursts up to the same number); 0: no limit."""

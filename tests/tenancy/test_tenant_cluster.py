@@ -5,12 +5,15 @@ stays apart."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 from accounts_fixtures import Tenancy
 from db_targets import database_url
@@ -18,16 +21,19 @@ from fake_github import FakeGitHub
 from redis_keys import REDIS_URL, scratch_prefix
 
 from parsec import BrokerOptions
+from parsec.services import accounts as accounts_service
 from parsec.testing import serve_for_tests
 
 from .conftest import Served, org_options
 
 
 @contextlib.asynccontextmanager
-async def _cluster(tmp_path: Path, github: FakeGitHub) -> AsyncIterator[tuple[Served, Served]]:
+async def _cluster(
+    tmp_path: Path, github: FakeGitHub, **accounts: Any
+) -> AsyncIterator[tuple[Served, Served]]:
     with scratch_prefix() as prefix:
         async with database_url("sqlite", tmp_path) as url:
-            options = org_options(url, tmp_path, github)
+            options = org_options(url, tmp_path, github, **accounts)
             options.broker = BrokerOptions(url=REDIS_URL, key_prefix=prefix)
             one = dataclasses.replace(options, auth=dataclasses.replace(options.auth))
             two = dataclasses.replace(options, auth=dataclasses.replace(options.auth))
@@ -90,3 +96,59 @@ async def test_the_org_answers_on_every_node(tmp_path: Path, fake_github: FakeGi
             for node in (node_a, node_b):
                 reply = await http.get(f"{node.server.url}/orgs/alice/healthz")
                 assert reply.status_code == 200
+
+
+async def test_an_org_deleted_on_one_node_stops_on_the_others(
+    tmp_path: Path, fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node A runs acme's Parsec with a client on it; acme is deleted through node B:
+    node A's next check stops acme's Parsec, so the client is disconnected and cannot
+    come back."""
+    monkeypatch.setattr(accounts_service, "TENANT_CHECK_INTERVAL", 0.2)
+    async with _cluster(tmp_path, fake_github) as (node_a, node_b):
+        alice_a = await node_a.tenancy.browser("alice")
+        made = await alice_a.post("/api/v1/orgs", json={"slug": "acme"})
+        assert made.status_code == 201, made.text
+        token = (await node_a.exchange(alice_a, org="acme"))["token"]
+        async with node_a.client(node_a.ws("/orgs/acme/connection/websocket"), token) as (
+            _client,
+            events,
+        ):
+            await events.next("connected")
+            assert (await events.next("connecting")).code == 0  # the first connect
+            alice_b = await node_b.tenancy.browser("alice")
+            assert (await alice_b.delete("/api/v1/orgs/acme")).status_code == 204
+            # node A's Parsec of acme stopped: the client is told to reconnect (3001)
+            assert (await events.next("connecting")).code == 3001
+            assert events.pending("connected") == 0
+        reply = await alice_a.get("/api/v1/orgs/acme")
+        assert reply.status_code == 404
+
+
+async def test_the_org_connection_quota_holds_across_the_cluster(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    """One connection per org: alice's client on node A counts on node B too (once A's
+    report reached B), so a second client on node B is closed with 3504."""
+    async with _cluster(tmp_path, fake_github, org_max_connections=1) as (node_a, node_b):
+        alice_a = await node_a.tenancy.browser("alice")
+        alice_b = await node_b.tenancy.browser("alice")
+        first = (await node_a.exchange(alice_a))["token"]
+        second = (await node_b.exchange(alice_b))["token"]
+        async with node_a.client(node_a.ws("/orgs/alice/connection/websocket"), first) as (
+            _,
+            events_a,
+        ):
+            await events_a.next("connected")
+            tenants = node_b.tenancy.parsec.accounts.tenants  # type: ignore[union-attr]
+            assert tenants is not None
+            (org_id,) = tenants.running_ids()
+            tenant_b = tenants.running(org_id)
+            assert tenant_b is not None
+            nodes = tenant_b.node.controller.nodes
+            async with asyncio.timeout(15):  # node A reports every 3 s; no event for it
+                while not any(n.num_clients for n in await nodes()):  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            url_b = node_b.ws("/orgs/alice/connection/websocket")
+            async with node_b.client(url_b, second) as (_, events_b):
+                assert (await events_b.next("disconnected")).code == 3504

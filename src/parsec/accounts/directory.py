@@ -26,6 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from parsec.db.schema import ROLES, AuditEvent, Identity, Member, Org, User
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import InstrumentedAttribute
 
@@ -147,6 +149,14 @@ class Directory:
     async def org_by_id(self, org_id: uuid.UUID) -> Org | None:
         async with self.db.session() as session:
             return await session.get(Org, org_id)
+
+    async def orgs_by_id(self, org_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Org]:
+        """The orgs of ``org_ids`` that exist, by id (one query)."""
+        if not org_ids:
+            return {}
+        async with self.db.session() as session:
+            found = await session.scalars(select(Org).where(Org.id.in_(list(org_ids))))
+            return {org.id: org for org in found}
 
     async def user_exists(self, user_id: uuid.UUID) -> bool:
         async with self.db.session() as session:

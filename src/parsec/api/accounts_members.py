@@ -108,10 +108,8 @@ def members_router(accounts: AccountsService) -> APIRouter:
     )
     async def delete_org(org: InOrg, accounts: Accounts) -> Response:
         await _members(accounts).delete_org(org)
-        if accounts.tenants is not None:  # its Parsec on this node stops (clients leave)
-            await accounts.tenants.forget(org.org_id)
-        if accounts.nats_accounts is not None:  # and its NATS account's connection
-            await accounts.nats_accounts.forget(org.org_id)
+        # at once on this node; the other nodes' checks follow within seconds
+        await accounts.forget_org(org.org_id)
         return Response(status_code=204)
 
     @routes.post(

@@ -6,8 +6,10 @@ served under its slug — its WebSocket endpoint, JWKS, manifest and health::
 
 The tenant starts on the first request for its org. An org that does not exist answers
 404 ``PARSEC_ORG_NOT_FOUND`` (a WebSocket is closed before it opens). With
-``[accounts] org_max_connections`` set, a WebSocket beyond that many open ones of the
-same org on this node is closed at once with Centrifugo's 3504 "connection limit".
+``[accounts] org_max_connections`` set, a WebSocket beyond that many connections of the
+same org across the cluster (its open WebSockets on this node, its clients on the others
+as their nodes last reported them) is closed at once with Centrifugo's 3504
+"connection limit".
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from parsec.services.accounts import AccountsService
+    from parsec.services.tenancy import Tenant
 
 __all__ = ["ORGS_PATH", "TenantMount"]
 
@@ -42,6 +45,12 @@ class TenantMount:
         self._open: Counter[str] = Counter()
         """Open WebSockets by org slug, on this node."""
 
+    async def _held(self, slug: str, tenant: Tenant) -> int:
+        """The org's connections across the cluster: its open WebSockets here, and its
+        clients on the other nodes as they last reported them (every few seconds)."""
+        others = await tenant.node.controller.nodes()
+        return self._open[slug] + sum(node.num_clients for node in others)
+
     def mount(self) -> Mount:
         return Mount(ORGS_PATH + "/{slug}", app=self)
 
@@ -56,7 +65,7 @@ class TenantMount:
         if scope["type"] != "websocket":
             await app(scope, receive, send)
             return
-        if self.max_connections and self._open[slug] >= self.max_connections:
+        if self.max_connections and await self._held(slug, tenant) >= self.max_connections:
             log.info("org %s: connection limit (%d) reached", slug, self.max_connections)
             await _connection_limit(receive, send)
             return

@@ -25,7 +25,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from parsec.auth.keyring_store import KeyRingStore
 from parsec.auth.refresh import RefreshStore
@@ -37,10 +37,21 @@ from parsec.engine.broker import Broker
 from parsec.engine.controller import Controller
 from parsec.engine.presence import PresenceManager
 from parsec.errors import ParsecError
-from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT
+from parsec.options import DEFAULT_POOL_SIZE, DEFAULT_POOL_TIMEOUT, NatsAccountsOptions, Options
 from parsec.sinks.dlq import DLQ
 
-__all__ = ["REACH_TIMEOUT", "Backends", "BrokerUnreachable", "backends_for", "check_reachable"]
+if TYPE_CHECKING:
+    from parsec.backends.nats.connection import NatsConnection, NatsUser
+
+__all__ = [
+    "REACH_TIMEOUT",
+    "Backends",
+    "BrokerUnreachable",
+    "backends_for",
+    "check_reachable",
+    "nats_backends_on",
+    "operator_nats",
+]
 
 log = logging.getLogger("parsec")
 
@@ -82,17 +93,30 @@ def backends_for(
     node_id: str,
     pool_size: int = DEFAULT_POOL_SIZE,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+    nats_user: NatsUser | None = None,
 ) -> Backends:
     """The backends ``url`` names; a Redis client's pool has ``pool_size`` connections
-    for commands and makes them wait up to ``pool_timeout`` seconds for a free one.
+    for commands and makes them wait up to ``pool_timeout`` seconds for a free one; a
+    NATS connection authenticates as ``nats_user`` when given (operator mode).
     Raises ParsecError PARSEC_INVALID_ARGUMENT for an unknown scheme or a malformed
     URL."""
     if url in ("", "memory://"):
         return Backends()
     if url.startswith(NATS_SCHEMES):
-        return _nats(url, key_prefix, node_id)
+        return _nats(url, key_prefix, node_id, nats_user)
     _check_scheme(url)
     return _redis(url, key_prefix, node_id, pool_size, pool_timeout)
+
+
+def operator_nats(options: Options) -> NatsAccountsOptions | None:
+    """``[nats]`` when the broker is its operator-mode NATS (``broker.url`` is
+    ``[nats] url``): the instance then connects as a user of its own account
+    (``parsec.backends.nats.instance``) and each org's Parsec as a user of the org's
+    account. None otherwise."""
+    nats = options.nats
+    if nats is None or nats.url is None or nats.url != options.broker.url:
+        return None
+    return nats
 
 
 class BrokerUnreachable(Exception):
@@ -242,7 +266,20 @@ def _redis(
 # --- NATS: fan-out and node-to-node commands; everything else stays in memory -------
 
 
-def _nats(url: str, subject_prefix: str, node_id: str) -> Backends:
+def nats_backends_on(connection: NatsConnection, *, key_prefix: str, node_id: str) -> Backends:
+    """The backends of one node whose broker and controller run on ``connection``, an
+    open NATS connection owned elsewhere (an org's account connection: see
+    ``parsec.backends.nats.accounts``); everything else stays in memory, as with a
+    ``nats://`` URL. Closing the backends leaves the connection open."""
+    from parsec.backends.nats import on_connection
+
+    core = on_connection(connection, node_id=node_id, subject_prefix=key_prefix)
+    backends = Backends(persistence="nats", broker=core.broker, controller=core.controller)
+    backends._closers = [core.controller.aclose, core.broker.aclose]
+    return backends
+
+
+def _nats(url: str, subject_prefix: str, node_id: str, user: NatsUser | None) -> Backends:
     """``nats://`` / ``tls://``: the broker and the controller on NATS (no history);
     presence, the channel registry, refresh rotation, revocations and the DLQ stay in
     each node's memory (revocations travel to the other nodes over the controller;
@@ -250,7 +287,7 @@ def _nats(url: str, subject_prefix: str, node_id: str) -> Backends:
     _require_nats()
     from parsec.backends.nats import from_url
 
-    core = from_url(url, node_id=node_id, subject_prefix=subject_prefix)
+    core = from_url(url, node_id=node_id, subject_prefix=subject_prefix, user=user)
     backends = Backends(persistence="nats", broker=core.broker, controller=core.controller)
     # both hold the shared connection; the last to close closes it
     backends._closers = [core.controller.aclose, core.broker.aclose]

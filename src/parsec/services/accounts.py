@@ -21,6 +21,7 @@ one stops it).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -54,10 +55,12 @@ from parsec.accounts.principal import BearerKind, Principal, bearer_kind
 from parsec.accounts.session_cookie import SessionCookies
 from parsec.accounts.sql_ledger import SQLStateLedger
 from parsec.accounts.user_tokens import UserTokens
+from parsec.backends.factory import operator_nats
 from parsec.channels.options import Namespace
 from parsec.config import ConfigError, build_org_namespaces
 from parsec.db.open import open_database
 from parsec.db.schema import AuditEvent, Org
+from parsec.engine.aio import cancel_and_wait
 
 if TYPE_CHECKING:
     from parsec.backends.nats.accounts import AccountPool, UserCredentials
@@ -69,6 +72,10 @@ __all__ = ["CALLBACK_PATH", "OIDC_CALLBACK_PATH", "AccountsService", "Exchanged"
 
 log = logging.getLogger("parsec.accounts")
 
+TENANT_CHECK_INTERVAL: Final = 5.0
+"""Seconds between two checks of the orgs running on this node against the database
+(:meth:`AccountsService.check_tenants`): an org deleted on another node stops here,
+and one whose namespaces changed there restarts here, within about that long."""
 CALLBACK_PATH: Final = "/auth/github/callback"
 OIDC_CALLBACK_PATH: Final = "/auth/oidc/callback"
 GITHUB: Final = "github"
@@ -154,8 +161,6 @@ class AccountsService:
             )
         db = await open_database(self._all_options)
         self._stack.push_async_callback(db.aclose)
-        if self.tenants is not None:
-            self._stack.push_async_callback(self.tenants.aclose)
         self._db = db
         self._directory = Directory(db)
         self._states = OAuthStates(self.options.session_key.encode(), SQLStateLedger(db))
@@ -169,6 +174,14 @@ class AccountsService:
             self.nats_accounts = await self._stack.enter_async_context(
                 AccountPool(nats, SqlAccountStore(db))
             )
+            if self.tenants is not None and operator_nats(self._all_options) is not None:
+                from parsec.backends.nats.accounts import AccountBackends
+
+                self.tenants.org_backends = AccountBackends(self.nats_accounts)
+        if self.tenants is not None:  # closed before the accounts' NATS connections
+            self._stack.push_async_callback(self.tenants.aclose)
+            watch = asyncio.create_task(self._watch_tenants(), name="parsec-accounts-tenants")
+            self._stack.push_async_callback(cancel_and_wait, watch)
         github = self.options.github
         if github is not None:
             self._github = await self._stack.enter_async_context(
@@ -393,6 +406,40 @@ class AccountsService:
             raise AccountsError(f"you are not a member of {slug!r}", code=FORBIDDEN) from None
 
     # --- tenancy ----------------------------------------------------------------
+
+    async def check_tenants(self) -> None:
+        """Bring the orgs running on this node in line with the database: the Parsec of
+        an org deleted (on any node) stops, its clients disconnected; one whose
+        namespaces changed restarts with the new ones."""
+        tenants = self.tenants
+        if tenants is None:
+            return
+        running = tenants.running_ids()
+        orgs = await self.directory.orgs_by_id(running)
+        for org_id in running:
+            org = orgs.get(org_id)
+            if org is None:
+                log.info("org %s is gone; stopping its Parsec on this node", org_id)
+                await self.forget_org(org_id)
+            else:
+                await tenants.get(org_id, self.namespaces_of(org))
+
+    async def forget_org(self, org_id: uuid.UUID) -> None:
+        """Stop the Parsec of a deleted org on this node (its clients disconnected)
+        and close its NATS account's connection, if they run here."""
+        if self.tenants is not None:
+            await self.tenants.forget(org_id)
+        if self.nats_accounts is not None:
+            await self.nats_accounts.forget(org_id)
+        self._parsed.pop(org_id, None)
+
+    async def _watch_tenants(self) -> None:
+        while True:
+            await asyncio.sleep(TENANT_CHECK_INTERVAL)
+            try:
+                await self.check_tenants()
+            except Exception as exc:  # the database is down, say: the next check retries
+                log.warning("checking the orgs running on this node failed: %s", exc)
 
     async def tenant(self, org_id: uuid.UUID) -> Tenant:
         """The running Parsec of org ``org_id`` (started on first use, with the org's

@@ -6,7 +6,8 @@ B. Its channels live in its own engine node; its keyring is its own (in
 ``<state_dir>/orgs/<org id>/``, or under its own prefix in Redis), so a token signed for
 A does not verify on B; on Redis and NATS its keys and subjects carry the prefix
 ``<broker.key_prefix>-org-<org id>``, so even the broker keeps the two apart (and with
-per-org NATS accounts, a separate account). What every tenant shares is the operator's
+per-org NATS accounts, a separate account: the tenant's broker then runs on the
+connection :class:`OrgBackends` gives it). What every tenant shares is the operator's
 configuration: namespaces, client limits, the broker's address.
 
 A tenant has no sinks, no token broker, no server API key and no accounts of its own:
@@ -16,9 +17,10 @@ trusts besides its own keyring: no ``token_hmac_secret``, no identity provider
 
 Guarantees of :class:`Tenants`: ``get`` starts a tenant once however many callers ask at
 the same time, and again when the org's namespaces changed (each node notices at its
-next request for that org); a tenant that fails to start is not kept (the next ``get`` tries again);
-``forget`` closes one; ``aclose`` (idempotent) closes them all and refuses later
-``get``\\ s.
+next request for that org, or its next check: ``AccountsService.check_tenants``) or
+what ``org_backends`` gave it went stale; a tenant that fails to start is not kept (the
+next ``get`` tries again); ``forget`` closes one; ``aclose`` (idempotent) closes them
+all and refuses later ``get``\\ s.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from parsec.auth.tokens import TokenIssuer
+    from parsec.backends.factory import Backends
     from parsec.engine.node import Node
     from parsec.engine.types import StreamPosition
 
-__all__ = ["ORG_PREFIX_TAG", "Tenant", "Tenants", "tenant_options"]
+__all__ = ["ORG_PREFIX_TAG", "OrgBackends", "Tenant", "Tenants", "tenant_options"]
 
 log = logging.getLogger("parsec.accounts")
 
@@ -76,6 +79,23 @@ class Tenant(Protocol):
 _T = TypeVar("_T", bound=Tenant)
 
 
+class OrgBackends(Protocol):
+    """Where each org's Parsec runs its broker and controller, when not on the
+    operator's broker under a prefix of its own (per-org NATS accounts:
+    ``parsec.backends.nats.accounts.AccountBackends``)."""
+
+    async def backends(self, org_id: uuid.UUID, options: Options, node_id: str) -> Backends:
+        """The backends of org ``org_id``'s tenant (``options``), whose controller
+        knows the node as ``node_id``; closing them is the tenant's."""
+        ...
+
+    def stale(self, org_id: uuid.UUID) -> bool:
+        """Whether what the org's running tenant was given went bad since (its
+        account's connection was refused or replaced): the tenant restarts at the
+        next ``get``."""
+        ...
+
+
 def tenant_options(
     base: Options, org_id: uuid.UUID, namespaces: Sequence[Namespace] | None = None
 ) -> Options:
@@ -102,17 +122,21 @@ def tenant_options(
         api=ApiOptions(),
         token_broker=TokenBrokerOptions(),
         accounts=None,
+        nats=None,
         sinks=None,
         node_name=f"{base.node_name}{ORG_PREFIX_TAG}{org_id.hex[:8]}",
     )
 
 
 class Tenants(Generic[_T]):
-    """The running tenants of one Parsec instance, made by ``make(options)``."""
+    """The running tenants of one Parsec instance, made by ``make(options, node_id=…,
+    backends=…)`` (``backends`` None: the ones ``options`` name); ``org_backends``,
+    when set, gives each tenant its backends."""
 
-    def __init__(self, options: Options, make: Callable[[Options], _T]) -> None:
+    def __init__(self, options: Options, make: Callable[..., _T]) -> None:
         self._options = options
         self._make = make
+        self.org_backends: OrgBackends | None = None
         accounts = options.accounts
         self._publish_rate = 0.0 if accounts is None else accounts.org_max_publications_per_second
         self._running: dict[uuid.UUID, _T] = {}
@@ -123,6 +147,10 @@ class Tenants(Generic[_T]):
 
     def __len__(self) -> int:
         return len(self._running)
+
+    def running_ids(self) -> list[uuid.UUID]:
+        """The orgs whose tenant runs here now."""
+        return list(self._running)
 
     def running(self, org_id: uuid.UUID) -> _T | None:
         """The tenant of ``org_id`` if it runs, without starting it."""
@@ -139,7 +167,7 @@ class Tenants(Generic[_T]):
         """
         wanted = None if namespaces is None else tuple(namespaces)
         found = self._running.get(org_id)
-        if found is not None and self._namespaces.get(org_id) == wanted:
+        if found is not None and self._namespaces.get(org_id) == wanted and not self._stale(org_id):
             return found
         if self._closed:
             raise RuntimeError("the tenants are closed")
@@ -150,13 +178,21 @@ class Tenants(Generic[_T]):
         # shield: one caller giving up must not cancel the start the others wait for
         return await asyncio.shield(starting)
 
+    def _stale(self, org_id: uuid.UUID) -> bool:
+        return self.org_backends is not None and self.org_backends.stale(org_id)
+
     async def _restart(self, org_id: uuid.UUID, namespaces: tuple[Namespace, ...] | None) -> _T:
         try:
             old = self._running.pop(org_id, None)
             if old is not None:
-                log.info("org %s: its namespaces changed; restarting its tenant", org_id)
+                log.info("org %s: its namespaces or its broker changed; restarting", org_id)
                 await old.aclose()
-            tenant = self._make(tenant_options(self._options, org_id, namespaces))
+            options = tenant_options(self._options, org_id, namespaces)
+            node_id = str(uuid.uuid4())
+            backends = None
+            if self.org_backends is not None:
+                backends = await self.org_backends.backends(org_id, options, node_id)
+            tenant = self._make(options, node_id=node_id, backends=backends)
             if self._publish_rate > 0:
                 tenant.node.publish_gate = PublishQuota(self._publish_rate)
             await tenant.start()

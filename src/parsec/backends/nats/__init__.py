@@ -16,7 +16,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from parsec.backends.nats.broker import NatsBroker
-from parsec.backends.nats.connection import NatsConnection
+from parsec.backends.nats.connection import NatsConnection, NatsUser
 from parsec.backends.nats.controller import NatsController, NatsControlTransport
 from parsec.backends.nats.subjects import DEFAULT_SUBJECT_PREFIX, Subjects
 from parsec.backends.nats.urls import parse_url, redacted
@@ -28,6 +28,7 @@ __all__ = [
     "NatsControlTransport",
     "NatsController",
     "from_url",
+    "on_connection",
     "ping",
     "redacted",
 ]
@@ -42,19 +43,38 @@ class NatsBackends(NamedTuple):
 
 
 def from_url(
-    url: str, *, node_id: str, subject_prefix: str = DEFAULT_SUBJECT_PREFIX
+    url: str,
+    *,
+    node_id: str,
+    subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+    user: NatsUser | None = None,
 ) -> NatsBackends:
     """Broker and Controller for the NATS at ``url`` (see ``urls`` for the forms),
-    using subjects under ``subject_prefix``. Nothing connects until the broker or the
-    controller starts.
+    using subjects under ``subject_prefix``, authenticated as ``user`` when given
+    (operator mode). Nothing connects until the broker or the controller starts.
 
     Raises ParsecError ``PARSEC_INVALID_ARGUMENT`` for a malformed URL or prefix.
     """
     Subjects(subject_prefix)
-    connection = NatsConnection(url, name=f"parsec {node_id}", holders=2)
+    connection = NatsConnection(url, name=f"parsec {node_id}", holders=2, user=user)
     return NatsBackends(
         NatsBroker(connection, prefix=subject_prefix, release_connection=True),
         NatsController(connection, node_id, prefix=subject_prefix, release_connection=True),
+    )
+
+
+def on_connection(
+    connection: NatsConnection, *, node_id: str, subject_prefix: str = DEFAULT_SUBJECT_PREFIX
+) -> NatsBackends:
+    """Broker and Controller on ``connection``, which they borrow: closing them leaves
+    it open (an org's account connection, owned by ``accounts.AccountPool``).
+
+    Raises ParsecError ``PARSEC_INVALID_ARGUMENT`` for a malformed prefix.
+    """
+    Subjects(subject_prefix)
+    return NatsBackends(
+        NatsBroker(connection, prefix=subject_prefix),
+        NatsController(connection, node_id, prefix=subject_prefix),
     )
 
 

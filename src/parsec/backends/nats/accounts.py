@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Protocol, Self
@@ -61,26 +62,74 @@ from parsec.backends.nats.connection import (
 from parsec.backends.nats.keys import KeyRole, NKey
 
 if TYPE_CHECKING:
-    from parsec.options import NatsAccountsOptions
+    from parsec.backends.factory import Backends
+    from parsec.options import NatsAccountsOptions, Options
 
 __all__ = [
     "CLAIMS_UPDATE",
+    "SYSTEM_REFUSED",
+    "AccountBackends",
     "AccountPool",
     "AccountStore",
     "MemoryAccountStore",
     "OrgAccount",
     "StoredAccount",
     "UserCredentials",
+    "mint_user",
+    "push_account",
+    "system_user",
 ]
 
 log = logging.getLogger("parsec.nats.accounts")
 
 CLAIMS_UPDATE: Final = "$SYS.REQ.CLAIMS.UPDATE"
 """Where a system-account user sends an account JWT for the server's resolver."""
-_SYSTEM_REFUSED: Final = (
+SYSTEM_REFUSED: Final = (
     "nats refuses the system account's credentials: [nats] system_account_seed and "
     "system_account_jwt must be the system account of the operator the server trusts"
 )
+
+
+async def push_account(client: Client, account_jwt: str, within: float) -> None:
+    """Send ``account_jwt`` to the server's resolver over ``client``, a connection of a
+    system-account user; ``PARSEC_BROKER_INTERNAL`` when the server refuses it."""
+    with translated("pushing an account JWT"):
+        reply = await client.request(CLAIMS_UPDATE, account_jwt.encode(), timeout=within)
+    try:
+        answer = json.loads(reply.data)
+    except ValueError:
+        answer = {"error": {"description": "not JSON"}}
+    error = answer.get("error") if isinstance(answer, dict) else {"description": "?"}
+    if error:
+        raise broker_error(
+            "PARSEC_BROKER_INTERNAL",
+            f"nats refused an account JWT: {error.get('description', error)}",
+        )
+
+
+def system_user(options: NatsAccountsOptions, *, issued_at: int) -> NatsUser:
+    """A user of the system account (signed by the system account's own key): what
+    may publish on ``$SYS.REQ.CLAIMS.UPDATE``."""
+    system = NKey.from_seed(options.system_account_seed, KeyRole.ACCOUNT)
+    return mint_user("parsec accounts", system.public_key, system, issued_at=issued_at)
+
+
+def mint_user(
+    name: str,
+    account: str,
+    signer: NKey,
+    *,
+    issued_at: int,
+    reinstate: Callable[[], Awaitable[None]] | None = None,
+) -> NatsUser:
+    """A fresh server user of ``account`` (any subject of it), signed by ``signer``:
+    the account's own key or one of its signing keys; ``reinstate`` pushes the
+    account again when the server refuses the user (:class:`NatsUser`)."""
+    key = NKey.create(KeyRole.USER)
+    user = claims.user_claims(key.public_key, name=name, account=account)
+    if signer.public_key == account:
+        del user["nats"]["issuer_account"]
+    return NatsUser(claims.encode(user, signer, issued_at=issued_at), key, reinstate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +223,8 @@ class AccountPool:
         if options.url is None:
             raise ValueError("[nats] url is not set (and the broker is not NATS)")
         self._url = options.url
+        self._options = options
         self._operator = NKey.from_seed(options.operator_seed, KeyRole.OPERATOR)
-        self._system = NKey.from_seed(options.system_account_seed, KeyRole.ACCOUNT)
         self._store = store
         self._clock = clock
         self._within = within
@@ -229,6 +278,10 @@ class AccountPool:
                 raise RuntimeError("the account pool was closed meanwhile")
             self._accounts[org_id] = account
             return account
+
+    def held(self, org_id: uuid.UUID) -> OrgAccount | None:
+        """The org's account if the pool holds it now (nothing is provisioned)."""
+        return self._accounts.get(org_id)
 
     async def user_credentials(
         self,
@@ -354,7 +407,13 @@ class AccountPool:
     async def _connect(
         self, org_id: uuid.UUID, stored: StoredAccount, signing: NKey
     ) -> NatsConnection:
-        user = self._mint_user(f"parsec org {org_id}", stored.public_key, signing)
+        user = mint_user(
+            f"parsec org {org_id}",
+            stored.public_key,
+            signing,
+            issued_at=int(self._clock()),
+            reinstate=functools.partial(self._reinstate, org_id),
+        )
         await probe(self._url, user, self._within)
         connection = NatsConnection(self._url, name=f"parsec org {org_id}", user=user)
         connection.open()
@@ -365,39 +424,28 @@ class AccountPool:
             raise
         return connection
 
-    def _mint_user(self, name: str, account: str, signer: NKey) -> NatsUser:
-        key = NKey.create(KeyRole.USER)
-        user = claims.user_claims(key.public_key, name=name, account=account)
-        if signer.public_key == account:
-            del user["nats"]["issuer_account"]
-        return NatsUser(claims.encode(user, signer, issued_at=int(self._clock())), key)
+    async def _reinstate(self, org_id: uuid.UUID) -> None:
+        """Sign the org's stored account again and push it (the server refuses the
+        org's connection: it lost the account, say); the connection then gets in."""
+        async with self._locks.setdefault(org_id, asyncio.Lock()):
+            stored = None if self._closed else await self._store.load(org_id)
+            if stored is not None:
+                await self._resign(org_id, stored)
 
     # --- the system account ------------------------------------------------------
 
     async def _push(self, account_jwt: str) -> None:
-        client = await self._system_client()
-        with translated("pushing an account JWT"):
-            reply = await client.request(CLAIMS_UPDATE, account_jwt.encode(), timeout=self._within)
-        try:
-            answer = json.loads(reply.data)
-        except ValueError:
-            answer = {"error": {"description": "not JSON"}}
-        error = answer.get("error") if isinstance(answer, dict) else {"description": "?"}
-        if error:
-            raise broker_error(
-                "PARSEC_BROKER_INTERNAL",
-                f"nats refused an account JWT: {error.get('description', error)}",
-            )
+        await push_account(await self._system_client(), account_jwt, self._within)
 
     async def _system_client(self) -> Client:
         async with self._system_lock:
             self._check_open()
             if self._system_connection is None:
-                user = self._mint_user("parsec accounts", self._system.public_key, self._system)
+                user = system_user(self._options, issued_at=int(self._clock()))
                 try:
                     await probe(self._url, user, self._within)
                 except CredentialsRefused:
-                    raise broker_error("PARSEC_BROKER_INTERNAL", _SYSTEM_REFUSED) from None
+                    raise broker_error("PARSEC_BROKER_INTERNAL", SYSTEM_REFUSED) from None
                 self._system_connection = NatsConnection(
                     self._url, name="parsec accounts (system)", user=user
                 )
@@ -408,10 +456,37 @@ class AccountPool:
         except CredentialsRefused:
             with contextlib.suppress(Exception):
                 await self._drop_system(connection)
-            raise broker_error("PARSEC_BROKER_INTERNAL", _SYSTEM_REFUSED) from None
+            raise broker_error("PARSEC_BROKER_INTERNAL", SYSTEM_REFUSED) from None
 
     async def _drop_system(self, connection: NatsConnection) -> None:
         async with self._system_lock:
             if self._system_connection is connection:
                 self._system_connection = None
         await connection.aclose()
+
+
+class AccountBackends:
+    """Each org's Parsec on its org's account (a tenancy ``OrgBackends``): its broker
+    and controller run on the connection ``pool`` holds for the org, borrowed (the
+    pool closes it). A tenant whose connection the server refused, or that the pool
+    replaced (healed), is stale: it restarts on the pool's current connection."""
+
+    def __init__(self, pool: AccountPool) -> None:
+        self._pool = pool
+        self._given: dict[uuid.UUID, NatsConnection] = {}
+
+    async def backends(self, org_id: uuid.UUID, options: Options, node_id: str) -> Backends:
+        from parsec.backends.factory import nats_backends_on
+
+        account = await self._pool.get(org_id)
+        self._given[org_id] = account.connection
+        return nats_backends_on(
+            account.connection, key_prefix=options.broker.key_prefix, node_id=node_id
+        )
+
+    def stale(self, org_id: uuid.UUID) -> bool:
+        given = self._given.get(org_id)
+        if given is None:
+            return False
+        held = self._pool.held(org_id)
+        return given.refused or held is None or held.connection is not given

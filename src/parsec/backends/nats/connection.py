@@ -13,7 +13,9 @@ the connection is down: a backend call that needs NATS raises at once
 A connection may authenticate as a NATS user of an account (operator mode,
 :class:`NatsUser`: a user JWT and the user's nkey, which signs the server's nonce);
 ``refused`` then tells when the server turned those credentials down
-("Authorization Violation"), and ``wait_accepted`` stops waiting at once when it does.
+("Authorization Violation"), and ``wait_accepted`` stops waiting at once when it does;
+a user that can be reinstated (its account pushed again) is, at most every
+:data:`REINSTATE_INTERVAL` seconds, while the refusals last.
 :func:`probe` tries credentials once, without reconnecting: nats-py 2.16, retrying
 after a refusal, can drop a socket without closing it, so check credentials with
 ``probe`` before a connection that reconnects forever is opened with them.
@@ -26,8 +28,8 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 
 import nats.errors
 from nats.aio.client import Client
@@ -38,6 +40,7 @@ from parsec.errors import ParsecClientError, ParsecError
 
 __all__ = [
     "CLOSE_TIMEOUT",
+    "REINSTATE_INTERVAL",
     "CredentialsRefused",
     "NatsConnection",
     "NatsUser",
@@ -67,13 +70,20 @@ _UNREACHABLE = (
 """Failures that mean NATS is down, unreachable or too slow: retrying later may work."""
 
 
+REINSTATE_INTERVAL = 5.0
+"""Seconds between two attempts to reinstate a refused connection's user."""
+
+
 @dataclass(frozen=True, slots=True)
 class NatsUser:
     """Who a connection authenticates as in operator mode: the user's JWT and its key
-    (whose seed signs the server's nonce; never logged)."""
+    (whose seed signs the server's nonce; never logged). ``reinstate``, when given,
+    makes the server know the user's account again (pushes its account JWT): a
+    connection the server refuses calls it, then goes on retrying."""
 
     jwt: str
     key: NKey
+    reinstate: Callable[[], Awaitable[None]] | None = field(default=None, compare=False)
 
     def jwt_bytes(self) -> bytearray:
         return bytearray(self.jwt.encode())
@@ -204,6 +214,8 @@ class NatsConnection:
         self._ping_interval = ping_interval
         self._user = user
         self._refused: Exception | None = None
+        self._reinstating: asyncio.Task[None] | None = None
+        self._reinstated_at = -REINSTATE_INTERVAL
         self._client: Client | None = None
         self._opening: asyncio.Task[None] | None = None
         self._opened_at: float | None = None
@@ -301,6 +313,12 @@ class NatsConnection:
         if self._closed:
             return
         self._closed = True
+        for task in (self._reinstating, self._opening):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reinstating = None
         opening, self._opening = self._opening, None
         if opening is not None and not opening.done():
             opening.cancel()
@@ -346,6 +364,7 @@ class NatsConnection:
         if is_refusal(exc):
             self._refused = exc
             self._changed.set()
+            self._reinstate()
         if isinstance(exc, nats.errors.SlowConsumerError):
             log.warning("nats: a subscription fell behind and dropped messages: %r", exc)
         elif not self._warned and not self.connected:
@@ -353,6 +372,31 @@ class NatsConnection:
             log.warning("cannot reach nats at %s (%r); retrying", self._shown, exc)
         else:
             log.debug("nats: %r", exc)
+
+    def _reinstate(self) -> None:
+        """Have the refused user's account pushed again, in the background (owned:
+        ``aclose`` cancels it); nats-py's next attempt then gets in."""
+        user = self._user
+        if user is None or user.reinstate is None or self._closed:
+            return
+        if self._reinstating is not None and not self._reinstating.done():
+            return
+        now = time.monotonic()
+        if now - self._reinstated_at < REINSTATE_INTERVAL:
+            return
+        self._reinstated_at = now
+        self._reinstating = asyncio.create_task(
+            self._reinstate_once(user.reinstate), name="parsec-nats-reinstate"
+        )
+
+    async def _reinstate_once(self, reinstate: Callable[[], Awaitable[None]]) -> None:
+        log.warning(
+            "nats at %s refuses %s's user; pushing its account again", self._shown, self._name
+        )
+        try:
+            await reinstate()
+        except Exception as exc:  # the next refusal tries again
+            log.warning("nats: %s's account could not be pushed again: %s", self._name, exc)
 
     async def _on_disconnected(self) -> None:
         self._changed.set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import hmac
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,14 @@ class NKey:
     def create(cls, role: KeyRole) -> NKey:
         """A fresh random key pair of ``role``."""
         return cls.from_seed(_encode_seed(os.urandom(32), role), role)
+
+    @classmethod
+    def derived(cls, secret: NKey, label: str, role: KeyRole) -> NKey:
+        """The key pair of ``role`` that ``secret`` and ``label`` always give (an
+        HMAC-SHA256 of ``label`` keyed with ``secret``'s seed): every node holding
+        ``secret`` derives the same key, and nobody without it can."""
+        raw = hmac.new(check_seed(secret.seed, secret.role), label.encode(), "sha256").digest()
+        return cls.from_seed(_encode_seed(raw, role), role)
 
     @classmethod
     def from_seed(cls, seed: str, role: KeyRole) -> NKey:
