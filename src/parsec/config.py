@@ -19,6 +19,7 @@ file. Loading never raises anything but ``ConfigError`` for bad input.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -35,6 +36,8 @@ from parsec.channels.options import ChannelOptions, Namespace
 from parsec.db import url as database_urls
 from parsec.errors import ParsecError
 from parsec.options import (
+    LOG_FORMATS,
+    LOG_LEVELS,
     AccountsOptions,
     ApiOptions,
     AuthOptions,
@@ -42,7 +45,9 @@ from parsec.options import (
     ClientOptions,
     DatabaseOptions,
     GitHubLoginOptions,
+    LogOptions,
     NatsAccountsOptions,
+    ObservabilityOptions,
     OIDCGrant,
     OIDCLoginOptions,
     OIDCOptions,
@@ -82,6 +87,15 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "PARSEC_NATS_OPERATOR_JWT": "nats.operator_jwt",
     "PARSEC_NATS_SYSTEM_ACCOUNT_JWT": "nats.system_account_jwt",
     "PARSEC_NATS_SYSTEM_ACCOUNT_SEED": "nats.system_account_seed",
+    "PARSEC_REGION": "region",
+    "PARSEC_LOG_LEVEL": "log.level",
+    "PARSEC_LOG_FORMAT": "log.format",
+    "PARSEC_SHUTDOWN_TIMEOUT": "server.shutdown_timeout",
+    "PARSEC_METRICS": "observability.metrics",
+    "PARSEC_METRICS_BEARER_TOKEN": "observability.metrics_bearer_token",
+    "PARSEC_METRICS_ADDR": "observability.metrics_addr",
+    "PARSEC_OTLP_ENDPOINT": "observability.otlp_endpoint",
+    "PARSEC_TRUSTED_PROXIES": "observability.trusted_proxies",
 }
 """Environment variables and the option each one sets. ``PARSEC_CONFIG`` names the file."""
 
@@ -93,11 +107,14 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "client": ClientOptions,
     "database": DatabaseOptions,
     "without_namespace": ChannelOptions,
+    "observability": ObservabilityOptions,
+    "log": LogOptions,
 }
 _TOP_LEVEL: Final = (
     *_SECTIONS,
     "namespaces",
     "node_name",
+    "region",
     "sinks",
     "sink_retry",
     "token_broker",
@@ -150,9 +167,9 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _from_env(name: str, dotted: str, text: str) -> object:
-    if dotted == "server.allowed_origins":
+    if dotted in ("server.allowed_origins", "observability.trusted_proxies"):
         return [part.strip() for part in text.split(",") if part.strip()]
-    if dotted in ("auth.allow_anonymous", "api.insecure"):
+    if dotted in ("auth.allow_anonymous", "api.insecure", "observability.metrics"):
         lowered = text.strip().lower()
         if lowered in _TRUE | _FALSE:
             return lowered in _TRUE
@@ -166,7 +183,7 @@ def _from_env(name: str, dotted: str, text: str) -> object:
 
 def _check_override_key(dotted: str) -> None:
     section, _, field = dotted.partition(".")
-    if section == "node_name" and not field:
+    if section in ("node_name", "region") and not field:
         return
     cls = _SECTIONS.get(section)
     if cls is None or field not in _field_types(cls):
@@ -198,6 +215,8 @@ def _build(raw: Mapping[str, Any], labels: Mapping[str, str], env: Mapping[str, 
         kwargs["namespaces"] = _build_namespaces(raw["namespaces"], labels)
     if "node_name" in raw:
         kwargs["node_name"] = _non_empty_str(raw["node_name"], labels.get("node_name", "node_name"))
+    if "region" in raw:
+        kwargs["region"] = _check_region(raw["region"], labels.get("region", "region"))
     if "token_broker" in raw:
         kwargs["token_broker"] = _build_token_broker(raw["token_broker"], labels)
     if "accounts" in raw:
@@ -650,6 +669,46 @@ def _at_least(least: int) -> Callable[[object, str], object]:
     return check
 
 
+def _check_region(value: object, key: str) -> str:
+    """A region labels metrics and logs: short, and plain (letters, digits, ``-_.``)."""
+    if not isinstance(value, str):
+        raise wrong_type(key, "a string", value)
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
+        raise ConfigError(
+            key,
+            f"must be up to 63 letters, digits, '.', '_' or '-' (starting with a letter "
+            f"or digit), got {value!r}",
+            code="invalid_value",
+        )
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[object, str], object]:
+    def check(value: object, key: str) -> object:
+        lowered = str(value).strip().lower()
+        if lowered not in choices:
+            raise ConfigError(
+                key, f"must be one of {', '.join(choices)}, got {value!r}", code="invalid_value"
+            )
+        return lowered
+
+    return check
+
+
+def _check_cidrs(value: object, key: str) -> object:
+    assert isinstance(value, list)
+    for index, item in enumerate(value):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{key}[{index}]",
+                f"not an IP address or CIDR (10.0.0.0/8, ::1): {item!r}",
+                code="invalid_value",
+            ) from None
+    return value
+
+
 _FIELD_CHECKS: Final[Mapping[str, Callable[[object, str], object]]] = {
     "max_frame_size": _at_least(1),
     "max_request_body_size": _at_least(1),
@@ -662,6 +721,12 @@ _FIELD_CHECKS: Final[Mapping[str, Callable[[object, str], object]]] = {
     "allowed_origins": _check_origins,
     "jwks_url": _check_http_url,
     "user_id_claim": lambda value, key: _non_empty_str(value, key),
+    "level": _one_of(LOG_LEVELS),
+    "format": _one_of(LOG_FORMATS),
+    "metrics_addr": _check_addr,
+    "otlp_endpoint": _check_http_url,
+    "trusted_proxies": _check_cidrs,
+    "shutdown_timeout": _positive,
 }
 
 

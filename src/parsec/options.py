@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from parsec.channels.options import ChannelOptions, Namespace
 from parsec.sinks.base import SinkRegistry
@@ -17,6 +18,8 @@ from parsec.sinks.retry import RetryPolicy
 __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_POOL_TIMEOUT",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
     "AccountsOptions",
     "ApiOptions",
     "AuthOptions",
@@ -24,10 +27,12 @@ __all__ = [
     "ClientOptions",
     "DatabaseOptions",
     "GitHubLoginOptions",
+    "LogOptions",
     "NatsAccountsOptions",
     "OIDCGrant",
     "OIDCLoginOptions",
     "OIDCOptions",
+    "ObservabilityOptions",
     "Options",
     "ServerOptions",
     "TokenBrokerOptions",
@@ -53,6 +58,9 @@ class ServerOptions:
     max_request_body_size: int = 1024 * 1024
     """Largest HTTP request body in bytes, on every route of the ASGI app: a larger one
     is answered 413 as soon as its size is known, and no more of it reaches the app."""
+    shutdown_timeout: float = 5.0
+    """On SIGTERM / SIGINT: how long draining (clients told to reconnect elsewhere, the
+    sink queue and in-flight API calls finished) may take before Parsec exits anyway."""
     native_websocket: bool = True
     """``Parsec.run`` (``parsec serve``) serves ``/connection/websocket`` with the native
     transport (picows on the server socket, no ASGI); False sends it through the ASGI
@@ -284,6 +292,38 @@ class NatsAccountsOptions:
 
 
 @dataclass(slots=True, kw_only=True)
+class ObservabilityOptions:
+    """Metrics, traces and the access log's trust (``[observability]``)."""
+
+    metrics: bool = True
+    """Serve Prometheus metrics at ``GET /metrics``."""
+    metrics_bearer_token: str | None = field(default=None, repr=False)
+    """When set, ``/metrics`` answers 401 without ``Authorization: Bearer <it>``."""
+    metrics_addr: str | None = None
+    """``host:port`` to serve ``/metrics`` on, apart from the main address; None: on
+    the main address."""
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector (``http://host:4318``): spans go to ``<it>/v1/traces``.
+    None: no tracing (a no-op that costs nothing)."""
+    trusted_proxies: list[str] = field(default_factory=list)
+    """CIDRs whose ``X-Forwarded-For`` is believed (the access log's ``remote_addr``)."""
+
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_FORMATS: Final = ("text", "json")
+
+
+@dataclass(slots=True, kw_only=True)
+class LogOptions:
+    """Logging (``[log]``)."""
+
+    level: str = "info"
+    """One of :data:`LOG_LEVELS`."""
+    format: str = "text"
+    """``text`` (human lines) or ``json`` (one JSON object per line)."""
+
+
+@dataclass(slots=True, kw_only=True)
 class ClientOptions:
     """Per-connection rules and limits (Centrifugo ``client.*``)."""
 
@@ -351,6 +391,11 @@ class Options:
     without_namespace: ChannelOptions = field(default_factory=ChannelOptions)
     """Options for channels with no ``:`` in their name."""
     node_name: str = "parsec"
+    region: str = ""
+    """Where this node runs (``eu-west-1``…): labels metrics, logs, traces and the
+    manifest; empty: none."""
+    observability: ObservabilityOptions = field(default_factory=ObservabilityOptions)
+    log: LogOptions = field(default_factory=LogOptions)
     sinks: SinkRegistry | None = None
     """Out-of-band delivery sinks by name (``[sinks.<name>]``, see
     :mod:`parsec.sinks.config`), ready to send through. None: no sinks are configured,

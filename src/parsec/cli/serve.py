@@ -45,7 +45,15 @@ from parsec.server.listen import ListenError, listen
 if TYPE_CHECKING:
     from parsec import Parsec
 
-__all__ = ["ADDR_HINT", "BOOTSTRAP_SUBJECT", "OPERATOR_TOKEN_FILE", "LogLevel", "banner", "serve"]
+__all__ = [
+    "ADDR_HINT",
+    "BOOTSTRAP_SUBJECT",
+    "OPERATOR_TOKEN_FILE",
+    "LogFormat",
+    "LogLevel",
+    "banner",
+    "serve",
+]
 
 BOOTSTRAP_SUBJECT: Final = "operator"
 """The subject of the management token ``serve`` issues at start."""
@@ -62,6 +70,11 @@ class LogLevel(StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 def serve(
@@ -133,9 +146,33 @@ def serve(
             "(--broker redis://…) so that they act as one server.",
         ),
     ] = 1,
-    log_level: Annotated[LogLevel, typer.Option("--log-level", help="Logging level.")] = (
-        LogLevel.INFO
-    ),
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            help="Logging level (env PARSEC_LOG_LEVEL, [log] level). Default: info.",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            "--log-format",
+            help="text, or json: one JSON object per line (env PARSEC_LOG_FORMAT, "
+            "[log] format). Default: text.",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            metavar="REGION",
+            help="Where this node runs: labels metrics, logs and the manifest "
+            "(env PARSEC_REGION, region).",
+            show_default=False,
+        ),
+    ] = None,
     print_token: Annotated[
         bool,
         typer.Option(
@@ -155,6 +192,9 @@ def serve(
             "api.key": api_key,
             "broker.url": broker,
             "auth.allow_anonymous": allow_anonymous,
+            "log.level": None if log_level is None else log_level.value,
+            "log.format": None if log_format is None else log_format.value,
+            "region": region,
         },
     )
     options.auth.state_dir = state_dir_of(options)
@@ -175,10 +215,9 @@ def serve(
     if worker is None:  # before anything starts and logs (a worker's siblings share the port)
         with _start_errors(options):
             _check_listen(options)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if log_level.upper() != "DEBUG":
+    level = options.log.level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
         # httpx logs every request (JWKS, webhooks) at INFO, Alembic its plugins and
         # dialect; parsec.db says what it migrated
         for chatty in ("httpx", "alembic"):
