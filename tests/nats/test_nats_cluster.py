@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import centrifuge
 import httpx
 import pytest
 from nats_helpers import NATS_URL, WAIT_SECONDS, StartServer, private_servers, unique_prefix
+from served_orgs import Events
 
 from parsec import BrokerOptions, Namespace, Options, ParsecError
 from parsec.testing import TestServer, serve_for_tests
@@ -30,28 +30,6 @@ async def nats_server() -> AsyncIterator[StartServer]:
     """Private nats-servers, killed after the test."""
     async with private_servers() as start:
         yield start
-
-
-class Events:
-    """centrifuge-python client and subscription handlers (``on_<kind>``), each event
-    queued by kind."""
-
-    def __init__(self) -> None:
-        self._queues: defaultdict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
-
-    async def next(self, kind: str) -> Any:
-        async with asyncio.timeout(WAIT_SECONDS):
-            return await self._queues[kind].get()
-
-    def __getattr__(self, name: str) -> Callable[[Any], Awaitable[None]]:
-        if not name.startswith("on_"):
-            raise AttributeError(name)
-        queue = self._queues[name.removeprefix("on_")]
-
-        async def record(ctx: Any) -> None:
-            queue.put_nowait(ctx)
-
-        return record
 
 
 def _options(url: str, prefix: str) -> Options:

@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats_helpers import WAIT_SECONDS, unique_prefix
 from operator_mode import OperatorServer, operator_servers, options_for
-from served_orgs import Served
+from served_orgs import Events, Served
 
 from parsec import BrokerOptions, Namespace, Options
 from parsec.backends.nats.connection import barrier
@@ -84,6 +84,17 @@ class Native:
             await client.close()
 
 
+@contextlib.asynccontextmanager
+async def _in_chat_room(node: Served, org: str, token: str) -> AsyncIterator[Events]:
+    """A centrifuge-python client of ``org`` on ``node``, subscribed to ``chat:room``."""
+    url = node.ws(f"/orgs/{org}/connection/websocket")
+    async with node.client(url, token) as (client, events):
+        sub = client.new_subscription("chat:room", events=events)
+        await sub.subscribe()
+        await events.next("subscribed")
+        yield events
+
+
 async def _heard(queue: asyncio.Queue[Msg], data: bytes) -> list[bytes]:
     """Every message of ``queue`` (JSON, spaces removed) up to the first carrying
     ``data``; the account's other traffic (the org nodes' reports) comes along."""
@@ -132,11 +143,7 @@ async def test_each_org_runs_on_its_own_account_across_the_cluster(
                 in_alices = await native.listen(mine["nats"])
                 in_bobs = await native.listen(theirs["nats"])
 
-                url_a = node_a.ws("/orgs/alice/connection/websocket")
-                async with node_a.client(url_a, mine["token"]) as (client, events):
-                    sub = client.new_subscription("chat:room", events=events)
-                    await sub.subscribe()
-                    await events.next("subscribed")
+                async with _in_chat_room(node_a, "alice", mine["token"]) as events:
                     # published on node B, delivered on node A: through alice's account
                     await _publish(alice_b, "alice", {"via": "b"})
                     assert (await events.next("publication")).pub.data == {"via": "b"}
@@ -179,11 +186,7 @@ async def test_a_rotated_operator_key_re_signs_the_accounts_at_the_next_start(
                 after = await node.exchange(alice)
                 assert after["nats"]["account"] == before["account"]
                 heard = await native.listen(after["nats"])
-                url_ws = node.ws("/orgs/alice/connection/websocket")
-                async with node.client(url_ws, after["token"]) as (client, events):
-                    sub = client.new_subscription("chat:room", events=events)
-                    await sub.subscribe()
-                    await events.next("subscribed")
+                async with _in_chat_room(node, "alice", after["token"]) as events:
                     await _publish(alice, "alice", {"after": "rotation"})
                     assert (await events.next("publication")).pub.data == {"after": "rotation"}
                 await _heard(heard, b'"after":"rotation"')
