@@ -17,20 +17,27 @@ from typing import Any
 import pytest
 from cli_runs import Proc, assert_clean_error, invoke
 
-from parsec.channels.options import ChannelOptions
+from parsec.channels.options import ChannelOptions, Namespace
 from parsec.cli.config_sample import sample_config
 from parsec.config import load_options
 from parsec.options import (
+    AccountsOptions,
+    ApiOptions,
     AuthOptions,
     BrokerOptions,
     ClientOptions,
     DatabaseOptions,
+    GitHubLoginOptions,
     LogOptions,
     ObservabilityOptions,
+    OIDCLoginOptions,
+    OIDCOptions,
     Options,
     ServerOptions,
     TokenBrokerOptions,
+    TokenBrokerRole,
 )
+from parsec.sinks.retry import RetryPolicy
 from parsec.testing import free_port
 
 pytestmark = pytest.mark.usefixtures("hermetic")
@@ -241,6 +248,44 @@ def test_every_section_of_options_appears_in_the_sample() -> None:
             continue
         pattern = rf"^(# )?(\[\[?{field.name}[\].]|{field.name} = )|\[{field.name}\]"
         assert re.search(pattern, sample, re.MULTILINE), field.name
+
+
+OPTION_TABLES: Mapping[str, type[Any]] = {
+    "server": ServerOptions,
+    "log": LogOptions,
+    "observability": ObservabilityOptions,
+    "auth": AuthOptions,
+    "auth.oidc": OIDCOptions,
+    "api": ApiOptions,
+    "broker": BrokerOptions,
+    "database": DatabaseOptions,
+    "accounts": AccountsOptions,
+    "accounts.github": GitHubLoginOptions,
+    "accounts.oidc": OIDCLoginOptions,
+    "client": ClientOptions,
+    "token_broker": TokenBrokerOptions,
+    "token_broker.roles[]": TokenBrokerRole,
+    "namespaces[]": Namespace,
+    "sink_retry": RetryPolicy,
+}
+"""The sample's tables and the options each one sets ([without_namespace] takes the keys
+of [[namespaces]] but ``name``, as the sample says; [nats] is named in a comment)."""
+
+
+def test_the_sample_names_every_option() -> None:
+    """Every field of every options table is a key of the sample, set or disabled."""
+    sample = set(keys(tomllib.loads(enabled(sample_config()))))
+    named = {key.split(".")[0].split("[")[0] for key in sample} | {
+        key.rsplit(".", 1)[0] for key in sample
+    }
+    missing = [
+        f"{table}.{option.name}"
+        for table, cls in OPTION_TABLES.items()
+        for option in dataclasses.fields(cls)
+        if f"{table}.{option.name}" not in sample | named
+        and not any(key.startswith(f"{table}.{option.name}[]") for key in sample)
+    ]
+    assert missing == []
 
 
 # -- config check -----------------------------------------------------------------------------

@@ -157,6 +157,7 @@ delegators = []                # user ids that may mint tokens on behalf of othe
 # patterns = ["chat:*"]        # globs over the whole channel name
 
 [without_namespace]            # channels with no ":" (all options off by default)
+                               # it takes every key of [[namespaces]] below but name
 allow_subscribe_for_client = false
 
 # [[namespaces]]               # one table per namespace ("chat:room"); public and
