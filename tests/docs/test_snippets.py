@@ -19,7 +19,7 @@ from parsec.config import load_options
 
 from .snippets import REPO, PageRun, SnippetError, blocks_of, check_plan
 
-PAGES = ["README.md", "docs/quickstart.md", "docs/token-broker.md"]
+PAGES = ["README.md", "docs/quickstart.md", "docs/token-broker.md", "docs/deploy.md"]
 
 
 def run_page(path: Path, workdir: Path, **settings: float) -> PageRun:

@@ -2,8 +2,9 @@
 management commands ``channels``, ``keys``, ``manifest``, ``publish-or-sink`` and ``dlq``,
 ``db upgrade|current`` (the accounts database), the accounts commands ``orgs``,
 ``members``, ``invites``, ``apikeys``, ``audit`` and ``whoami``, ``login`` / ``logout
---server`` (the accounts commands' user token, by the device flow), and ``login oidc`` /
-``logout`` (the management commands' bearer from an OpenID provider).
+--server`` (the accounts commands' user token, by the device flow), ``login oidc`` /
+``logout`` (the management commands' bearer from an OpenID provider), and ``config
+init|check`` (a sample configuration).
 
 Exit codes: 0 success, 1 a run-time failure, 2 bad input (flags, data or configuration).
 """
@@ -18,6 +19,7 @@ from parsec.cli import (
     apikeys,
     audit,
     channels,
+    config,
     db,
     dlq,
     invites,
@@ -56,6 +58,7 @@ app.command("manifest")(manifest.manifest)
 app.command("publish-or-sink")(publish_or_sink.publish_or_sink)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(db.app, name="db")
+app.add_typer(config.app, name="config")
 app.add_typer(orgs.app, name="orgs")
 login.app.callback(invoke_without_command=True, no_args_is_help=False)(login_device.login)
 app.add_typer(members.app, name="members")
