@@ -62,6 +62,7 @@ from parsec.options import OIDCOptions, Options
 from parsec.services.authority import ParsecAuthority
 from parsec.services.channels import ChannelService, Credentials
 from parsec.services.delivery import DeliveryService, DeliverySettings, SinkResult
+from parsec.services.drain import Drain
 from parsec.services.keys import KeyService
 from parsec.services.payload import publication_bytes
 from parsec.services.token_authn import idp_bearer
@@ -210,6 +211,8 @@ class Parsec:
             metrics=sink_metrics,
             settings=delivery,
         )
+        self.drainer = Drain(self.node, self.delivery.queue)
+        """How this instance stops without dropping anybody (:meth:`drain`)."""
         self.accounts: AccountsService | None = None
         """Accounts and tenancy (``[accounts]``), when configured."""
         if self.options.accounts is not None:
@@ -336,12 +339,35 @@ class Parsec:
             self.node.controller, peers_wait=self._peers_wait, settle=self._settle
         )
 
+    @property
+    def draining(self) -> bool:
+        """True from the moment :meth:`drain` began (``/healthz`` answers 503)."""
+        return self.drainer.draining
+
+    async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Stop without dropping anybody, within ``timeout`` seconds (default
+        ``options.server.shutdown_timeout``): ``/healthz`` turns 503, the server
+        :meth:`run` started refuses new connections, every client is disconnected with
+        3001 (reconnect), in-flight HTTP calls end, then the background sink queue
+        drains. Past the deadline what is left is cut, with a WARNING. Runs once (a
+        second call waits for the first); :meth:`aclose` drains first. See
+        :mod:`parsec.services.drain`."""
+        if timeout is None:
+            timeout = self.options.server.shutdown_timeout
+        await self.drainer.run(timeout)
+
     async def aclose(self) -> None:
-        """Stop serving, disconnect every client (3001) and release backends: every part
-        started is closed, in reverse order; a part that fails to close is logged and
-        the others still close. Idempotent; the instance cannot be started again."""
+        """Drain (:meth:`drain`: healthz 503, no new connections, every client
+        disconnected with 3001, in-flight calls and the sink queue finished), then
+        release backends: every part started is closed, in reverse order; a part that
+        fails to close is logged and the others still close. Idempotent; the instance
+        cannot be started again."""
         if self._state is RunState.CLOSED:
             return
+        if self._state is RunState.RUNNING:
+            await self.drain()
+            if self.state is RunState.CLOSED:  # a concurrent aclose closed it meanwhile
+                return
         # a running server exits on its next tick
         self._state = advance("Parsec", self._state, RunState.CLOSED, RUN_TRANSITIONS)
         await self._stack.aclose()

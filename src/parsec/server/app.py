@@ -3,7 +3,8 @@
 =================================  =========================================================
 ``/connection/websocket``          the Centrifugo client protocol (WebSocket)
 ``/api``, ``/api/<method>``        the Centrifugo server HTTP API
-``/healthz``                       200 ``ok`` while the node runs, 503 otherwise
+``/healthz``                       200 ``ok`` while the node runs, 503 otherwise (``draining``
+                                   from the moment ``Parsec.drain`` begins)
 ``/twirp/parsec.ParsecService/*``  the management API (:mod:`parsec.api.management`)
 ``/manifest``                      the ``parsec.manifest`` descriptor envelope
 ``/parsec/jwks.json``              the JWKS of the ring's asymmetric keys; 404 when none
@@ -71,6 +72,8 @@ def build_app(parsec: Parsec) -> FastAPI:
     node = parsec.node
 
     async def healthz(request: Request) -> PlainTextResponse:
+        if parsec.draining:
+            return PlainTextResponse("draining", status_code=503)
         if node.healthy:
             return PlainTextResponse("ok")
         return PlainTextResponse("not ready", status_code=503)
