@@ -65,6 +65,7 @@ from parsec.services.delivery import DeliveryService, DeliverySettings, SinkResu
 from parsec.services.drain import Drain
 from parsec.services.keys import KeyService
 from parsec.services.payload import publication_bytes
+from parsec.services.telemetry import TELEMETRY_PATH, Telemetry
 from parsec.services.token_authn import idp_bearer
 from parsec.services.token_broker import TokenBroker, TokenBrokerSettings
 from parsec.sinks.base import Message, SinkRegistry
@@ -185,6 +186,10 @@ class Parsec:
             version=__version__,
         )
         self.revocations.listeners.append(self.node.revocations_changed)
+        self.telemetry = Telemetry(self.node, self.options.region)
+        """The ``GET /parsec/telemetry`` snapshot (:mod:`parsec.services.telemetry`)."""
+        self.tokens.on_issue = self.issuer.on_issue = self.telemetry.tokens.issued
+        self.revocations.listeners.append(self.telemetry.tokens.revoked)
         self.channels = ChannelService(
             self.node,
             self.manager,
@@ -478,6 +483,8 @@ class Parsec:
             "token_broker_enabled": self.options.token_broker.enabled,
             "revocation_store_enabled": True,
             "delta_compression": "unsupported",
+            "telemetry": TELEMETRY_PATH,
+            "region": self.options.region,
         }
 
     def rpc(self, method: str) -> Callable[[RPCHandler], RPCHandler]:

@@ -101,7 +101,8 @@ class Drain:
         clients = self._node.hub.sessions()
         for session in clients:
             session.close(disconnects.SHUTDOWN())
-        log.info("draining: %d client(s) told to reconnect (3001)", len(clients))
+        if listeners or clients:  # else nothing was served: nothing to say
+            log.info("draining: %d client(s) told to reconnect (3001)", len(clients))
         requests = await _requests_left(listeners, deadline)
         if requests:  # the deadline passed
             _finish(listeners, cut=True)
