@@ -404,7 +404,9 @@ class Parsec:
     async def run(
         self, ready: Callable[[], None] | None = None, *, reuse_port: bool = False
     ) -> None:
-        """Serve on ``options.server.addr`` until SIGINT / SIGTERM or ``aclose``.
+        """Serve on ``options.server.addr`` until SIGINT / SIGTERM or ``aclose``: the
+        first signal drains (:meth:`drain`) and then ``run`` returns; a second one during
+        the drain ends the process at once (exit code 1).
 
         ``ready`` is called once the server accepts connections. With ``reuse_port``
         the listening socket is bound with SO_REUSEPORT, so several processes (the
