@@ -181,12 +181,23 @@ async def test_with_workers_every_worker_drains_and_the_supervisor_exits_0(
         broker = f'[broker]\nurl = "{REDIS_URL}"\nkey_prefix = "{prefix}"\n'
         server = factory.start(broker, args=["--workers", "2"])
         process = factory.process(server)
+        await _logged(server, "worker 0 serving", "worker 1 serving")
         process.send_signal(signal.SIGTERM)
         assert await _exit_code(process) == 0
     log = server.log_tail()
     assert log.count("SIGTERM: draining") == 2, log
     assert log.count("draining: ") == 2, log
     assert "Traceback" not in log
+
+
+async def _logged(server: ParsecServer, *lines: str) -> None:
+    """Wait until the server's log holds every one of ``lines`` (it is a file: looked
+    at every 50 ms, for at most EXIT_WAIT seconds)."""
+    async with asyncio.timeout(EXIT_WAIT):
+        while True:
+            if all(line in server.log_tail() for line in lines):
+                return
+            await asyncio.sleep(0.05)
 
 
 # -- shutdown under load ----------------------------------------------------------------

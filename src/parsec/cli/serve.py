@@ -280,6 +280,8 @@ async def _serve(options: Options, worker: int | None = None, shown: Banner | No
 
             def ready() -> None:
                 tune_gc()
+                if worker is not None:  # the supervisor's workers say when each is up
+                    logging.getLogger("parsec.serve").info("worker %d serving", worker)
                 if not worker:  # one banner per serve, from worker 0 when there are several
                     _print_banner(options, parsec, shown or Banner())
 
