@@ -137,6 +137,45 @@ async def test_a_signal_drains_then_exits_0(
     assert "dead-lettered" not in log
 
 
+async def test_an_api_call_under_way_finishes_during_the_drain(
+    factory: ServerFactory, slow_sink: SlowSink
+) -> None:
+    """A PublishOrSink that waits for its delivery is under way when SIGTERM comes: it
+    is answered (delivered) before the process exits 0."""
+    server = factory.start(slow_sink.toml)
+    process = factory.process(server)
+    bearer = server.manage("IssueMgmt", {"subject": "ops"})["mgmt_token"]
+    body = {
+        "name": f"public:tests.drain.{uuid.uuid4().hex[:8]}",
+        "data": base64.b64encode(b'{"n": 1}').decode(),
+        "sink": "slow",
+        "recipient": None,
+        "message": {"subject": "waited"},
+        "wait": True,
+    }
+    async with (
+        httpx.AsyncClient(trust_env=False, timeout=EXIT_WAIT) as http,
+        httpx.AsyncClient(trust_env=False, timeout=EXIT_WAIT) as balancer,
+    ):
+        assert (await balancer.get(f"{server.http_url}/healthz")).status_code == 200
+        call = asyncio.create_task(
+            http.post(
+                f"{server.http_url}/twirp/parsec.ParsecService/PublishOrSink",
+                json=body,
+                headers={"Authorization": f"Bearer {bearer}"},
+            )
+        )
+        await slow_sink.arrived.get()
+        process.send_signal(signal.SIGTERM)
+        await _draining(balancer, server)  # on the connection it opened before
+        assert not call.done()
+        slow_sink.release.set()
+        reply = await call
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["delivered"] is True, reply.json()
+    assert await _exit_code(process) == 0
+
+
 async def test_past_shutdown_timeout_what_is_left_is_cut_and_it_exits_0(
     factory: ServerFactory, slow_sink: SlowSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,6 +227,15 @@ async def test_with_workers_every_worker_drains_and_the_supervisor_exits_0(
     assert log.count("SIGTERM: draining") == 2, log
     assert log.count("draining: ") == 2, log
     assert "Traceback" not in log
+
+
+async def _draining(http: httpx.AsyncClient, server: ParsecServer) -> None:
+    """Wait until ``/healthz`` answers 503 on ``http``'s open connection (the signal is
+    handled on the server's next turn of its event loop)."""
+    async with asyncio.timeout(EXIT_WAIT):
+        while True:
+            if (await http.get(f"{server.http_url}/healthz")).status_code == 503:
+                return
 
 
 async def _logged(server: ParsecServer, *lines: str) -> None:
