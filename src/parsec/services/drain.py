@@ -93,6 +93,12 @@ class Drain:
         await asyncio.shield(self.begin(timeout))
 
     async def _drain(self, timeout: float) -> None:  # noqa: ASYNC109
+        try:
+            await self._steps(timeout)
+        except Exception:  # aclose goes on closing whatever went wrong here
+            log.exception("draining failed; closing without it")
+
+    async def _steps(self, timeout: float) -> None:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         listeners = list(self._listeners)

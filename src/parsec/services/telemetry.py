@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from parsec.engine.broker import HistoryFilter
+from parsec.engine.codes import ClientError
 from parsec.engine.node import Node
 
 __all__ = ["HISTORY_CHANNELS", "TELEMETRY_PATH", "MinuteRing", "Telemetry", "TokenCounters"]
@@ -126,7 +127,10 @@ class Telemetry:
         history_channels: list[tuple[str, int]] = []
         rules = self._node.rules
         for channel, count in self._node.hub.channels():
-            resolved = rules.resolve(channel)
+            try:
+                resolved = rules.resolve(channel)
+            except ClientError:  # its namespace went away since it was subscribed
+                continue
             by_namespace[resolved.namespace] = by_namespace.get(resolved.namespace, 0) + 1
             subscribers += count
             if resolved.options.history_enabled and len(history_channels) < HISTORY_CHANNELS:
