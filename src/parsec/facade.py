@@ -62,8 +62,10 @@ from parsec.options import OIDCOptions, Options
 from parsec.services.authority import ParsecAuthority
 from parsec.services.channels import ChannelService, Credentials
 from parsec.services.delivery import DeliveryService, DeliverySettings, SinkResult
+from parsec.services.drain import Drain
 from parsec.services.keys import KeyService
 from parsec.services.payload import publication_bytes
+from parsec.services.telemetry import TELEMETRY_PATH, Telemetry
 from parsec.services.token_authn import idp_bearer
 from parsec.services.token_broker import TokenBroker, TokenBrokerSettings
 from parsec.sinks.base import Message, SinkRegistry
@@ -184,6 +186,10 @@ class Parsec:
             version=__version__,
         )
         self.revocations.listeners.append(self.node.revocations_changed)
+        self.telemetry = Telemetry(self.node, self.options.region)
+        """The ``GET /parsec/telemetry`` snapshot (:mod:`parsec.services.telemetry`)."""
+        self.tokens.on_issue = self.issuer.on_issue = self.telemetry.tokens.issued
+        self.revocations.listeners.append(self.telemetry.tokens.revoked)
         self.channels = ChannelService(
             self.node,
             self.manager,
@@ -210,6 +216,8 @@ class Parsec:
             metrics=sink_metrics,
             settings=delivery,
         )
+        self.drainer = Drain(self.node, self.delivery.queue)
+        """How this instance stops without dropping anybody (:meth:`drain`)."""
         self.accounts: AccountsService | None = None
         """Accounts and tenancy (``[accounts]``), when configured."""
         if self.options.accounts is not None:
@@ -336,12 +344,35 @@ class Parsec:
             self.node.controller, peers_wait=self._peers_wait, settle=self._settle
         )
 
+    @property
+    def draining(self) -> bool:
+        """True from the moment :meth:`drain` began (``/healthz`` answers 503)."""
+        return self.drainer.draining
+
+    async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Stop without dropping anybody, within ``timeout`` seconds (default
+        ``options.server.shutdown_timeout``): ``/healthz`` turns 503, the server
+        :meth:`run` started refuses new connections, every client is disconnected with
+        3001 (reconnect), in-flight HTTP calls end, then the background sink queue
+        drains. Past the deadline what is left is cut, with a WARNING. Runs once (a
+        second call waits for the first); :meth:`aclose` drains first. See
+        :mod:`parsec.services.drain`."""
+        if timeout is None:
+            timeout = self.options.server.shutdown_timeout
+        await self.drainer.run(timeout)
+
     async def aclose(self) -> None:
-        """Stop serving, disconnect every client (3001) and release backends: every part
-        started is closed, in reverse order; a part that fails to close is logged and
-        the others still close. Idempotent; the instance cannot be started again."""
+        """Drain (:meth:`drain`: healthz 503, no new connections, every client
+        disconnected with 3001, in-flight calls and the sink queue finished), then
+        release backends: every part started is closed, in reverse order; a part that
+        fails to close is logged and the others still close. Idempotent; the instance
+        cannot be started again."""
         if self._state is RunState.CLOSED:
             return
+        if self._state is RunState.RUNNING:
+            await self.drain()
+            if self.state is RunState.CLOSED:  # a concurrent aclose closed it meanwhile
+                return
         # a running server exits on its next tick
         self._state = advance("Parsec", self._state, RunState.CLOSED, RUN_TRANSITIONS)
         await self._stack.aclose()
@@ -373,7 +404,9 @@ class Parsec:
     async def run(
         self, ready: Callable[[], None] | None = None, *, reuse_port: bool = False
     ) -> None:
-        """Serve on ``options.server.addr`` until SIGINT / SIGTERM or ``aclose``.
+        """Serve on ``options.server.addr`` until SIGINT / SIGTERM or ``aclose``: the
+        first signal drains (:meth:`drain`) and then ``run`` returns; a second one during
+        the drain ends the process at once (exit code 1).
 
         ``ready`` is called once the server accepts connections. With ``reuse_port``
         the listening socket is bound with SO_REUSEPORT, so several processes (the
@@ -452,6 +485,8 @@ class Parsec:
             "token_broker_enabled": self.options.token_broker.enabled,
             "revocation_store_enabled": True,
             "delta_compression": "unsupported",
+            "telemetry": TELEMETRY_PATH,
+            "region": self.options.region,
         }
 
     def rpc(self, method: str) -> Callable[[RPCHandler], RPCHandler]:

@@ -286,12 +286,14 @@ class ServerFactory:
         client: Mapping[str, TomlScalar] | None = None,
         auth: Mapping[str, TomlScalar] | None = None,
         args: Sequence[str] = (),
+        hmac_secret: str | None = None,
     ) -> ParsecServer:
         """Start a server and wait until it is healthy.
 
         ``client`` entries override ``DEFAULT_CLIENT_OPTIONS`` in the ``[client]``
         table, ``auth`` entries are added to ``[auth]``; ``extra_toml`` is appended to
-        the config (a callable is given the server, its port chosen, and returns it).
+        the config (a callable is given the server, its port chosen, and returns it);
+        ``hmac_secret`` shares a token secret with another server (default: a new one).
         Raises ``ServerStartError`` (with the server's log) when the process exits or
         never becomes healthy.
         """
@@ -300,7 +302,7 @@ class ServerFactory:
         server = ParsecServer(
             port=free_port(),
             api_key=secrets.token_hex(16),
-            hmac_secret=secrets.token_hex(32),
+            hmac_secret=hmac_secret or secrets.token_hex(32),
             workdir=workdir,
         )
         config = workdir / "parsec.toml"
@@ -319,6 +321,13 @@ class ServerFactory:
         self._running.append(running)
         _wait_ready(running)
         return server
+
+    def process(self, server: ParsecServer) -> subprocess.Popen[bytes]:
+        """The process of one server started here (to signal it)."""
+        for running in self._running:
+            if running.server is server:
+                return running.process
+        raise ValueError("not a server of this factory")
 
     def kill(self, server: ParsecServer) -> None:
         """SIGKILL one server started here, as a crash would: no shutdown, no cleanup."""

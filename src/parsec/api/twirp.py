@@ -45,6 +45,7 @@ __all__ = [
     "Authenticate",
     "BadRoute",
     "bad_route",
+    "bearer_claims",
     "claims_of",
     "error_response",
     "route_class",
@@ -177,19 +178,29 @@ def _invalid_body(exc: RequestValidationError) -> JSONResponse:
 # -- the route ---------------------------------------------------------------------------------
 
 
+async def bearer_claims(request: Request, authenticate: Authenticate) -> ParsecClaims | Response:
+    """The claims of the request's ``Authorization: Bearer`` management token, or the
+    error answer: 401 ``unauthenticated`` for a missing or bad token, 503 when the keys
+    that verify it cannot be fetched yet (worth a retry)."""
+    try:
+        return await authenticate(_bearer(request))
+    except ParsecError as exc:
+        # keys not fetchable yet: "not now", worth a retry; else "who are you?"
+        if exc.code == "PARSEC_AUTH_UNAVAILABLE":
+            return error_response(exc)
+        return _unauthenticated(exc)
+
+
 async def _admit(request: Request, name: str, authenticate: Authenticate | None) -> Response | None:
     """Steps 1 to 3 of the module docstring: None when the endpoint may run, else the
     error answer. JSON that is not an object is refused here rather than left to
     FastAPI, whose older releases (0.132, the lowest this package allows) read a
     ``null`` body as no body at all."""
     if authenticate is not None:
-        try:
-            request.state.mgmt_claims = await authenticate(_bearer(request))
-        except ParsecError as exc:
-            # keys not fetchable yet: "not now", worth a retry; else "who are you?"
-            if exc.code == "PARSEC_AUTH_UNAVAILABLE":
-                return error_response(exc)
-            return _unauthenticated(exc)
+        claims = await bearer_claims(request, authenticate)
+        if not isinstance(claims, ParsecClaims):
+            return claims
+        request.state.mgmt_claims = claims
     problem = await _undecodable(request)
     if problem is not None:
         log.debug("ParsecService %s: malformed request: %s", name, problem)

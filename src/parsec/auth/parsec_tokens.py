@@ -132,6 +132,8 @@ class ParsecTokens:
         self._access_seconds = max(_seconds(access_ttl, "access_ttl"), MIN_ACCESS_TTL)
         self._max_refresh_seconds = _seconds(max_refresh_ttl, "max_refresh_ttl")
         self._mgmt_seconds = _seconds(mgmt_ttl, "mgmt_ttl")
+        self.on_issue: Callable[[int], None] | None = None
+        """Called with each issued token's ``exp`` (telemetry counts them)."""
 
     def now(self) -> int:
         """The current time of the injected clock in whole unix seconds (what ``iat`` gets)."""
@@ -229,6 +231,8 @@ class ParsecTokens:
         return self._issue(claims)
 
     def _issue(self, claims: ParsecClaims) -> IssuedToken:
+        if self.on_issue is not None:
+            self.on_issue(claims.exp)
         return IssuedToken(jws.sign(claims.to_payload(), self._keyring.active), claims)
 
     # -- verifying ----------------------------------------------------------------------------

@@ -404,6 +404,9 @@ class TokenIssuer:
         self._keyring = keyring
         self._clock = clock
         self._fixed: dict[str, object] = {}
+        self.on_issue: Callable[[object], None] | None = None
+        """Called with each signed token's ``exp`` claim, None when it has none
+        (telemetry counts them)."""
         _put_optional(self._fixed, aud=audience, iss=issuer)
 
     def connection_token(
@@ -483,6 +486,8 @@ class TokenIssuer:
         return claims
 
     def _sign(self, claims: Mapping[str, object]) -> str:
+        if self.on_issue is not None:
+            self.on_issue(claims.get("exp"))
         return jws.sign(claims, self._keyring.active)
 
 

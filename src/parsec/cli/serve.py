@@ -264,10 +264,11 @@ def _check_listen(options: Options) -> None:
 async def _serve(options: Options, worker: int | None = None, shown: Banner | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then close Parsec fully before returning.
 
-    uvicorn handles the signals while it serves and re-raises them when it returns; the
-    handlers installed here receive those re-raised signals (and any that arrive while
-    Parsec starts or closes) so that they stop the server instead of killing the process
-    midway through its cleanup.
+    While it serves, the first signal drains Parsec (``Parsec.drain``, within
+    ``[server] shutdown_timeout``) and a second one exits at once
+    (:mod:`parsec.server.serving`); the handlers installed here receive the signals that
+    arrive while Parsec starts or closes, so that they stop the server instead of
+    killing the process midway through its cleanup.
     """
     from parsec import Parsec  # the whole server stack loads only for `serve`
     from parsec.server.tuning import tune_gc
@@ -279,6 +280,8 @@ async def _serve(options: Options, worker: int | None = None, shown: Banner | No
 
             def ready() -> None:
                 tune_gc()
+                if worker is not None:  # the supervisor's workers say when each is up
+                    logging.getLogger("parsec.serve").info("worker %d serving", worker)
                 if not worker:  # one banner per serve, from worker 0 when there are several
                     _print_banner(options, parsec, shown or Banner())
 

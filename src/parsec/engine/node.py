@@ -108,6 +108,8 @@ class Node:
         self._max_publication_size = options.server.max_publication_size
         self.hub = Hub()
         self.client_faults = ClientFaults()
+        self.published: dict[str, int] = {}
+        """Publications this node accepted, by namespace (``""``: none), since it started."""
         """Problems clients caused, counted by reason (``client_faults.counts``)."""
         self.broker = broker
         self.presence = presence
@@ -282,7 +284,10 @@ class Node:
             popts = PublishOptions(idempotency_key=idempotency_key)
         else:
             popts = _NO_HISTORY
-        return await self.broker.publish(channel, pub, popts)
+        position = await self.broker.publish(channel, pub, popts)
+        namespace = resolved.namespace
+        self.published[namespace] = self.published.get(namespace, 0) + 1
+        return position
 
     def check_publication_size(
         self, options: ChannelOptions, data: bytes, tags: dict[str, str] | None = None

@@ -3,9 +3,11 @@
 =================================  =========================================================
 ``/connection/websocket``          the Centrifugo client protocol (WebSocket)
 ``/api``, ``/api/<method>``        the Centrifugo server HTTP API
-``/healthz``                       200 ``ok`` while the node runs, 503 otherwise
+``/healthz``                       200 ``ok`` while the node runs, 503 otherwise (``draining``
+                                   from the moment ``Parsec.drain`` begins)
 ``/twirp/parsec.ParsecService/*``  the management API (:mod:`parsec.api.management`)
 ``/manifest``                      the ``parsec.manifest`` descriptor envelope
+``/parsec/telemetry``              the telemetry snapshot (operator mgmt token)
 ``/parsec/jwks.json``              the JWKS of the ring's asymmetric keys; 404 when none
 ``/openapi.json``                  the OpenAPI document of the management routes
 ``/parsec/token``, ``…/delegate``  the token broker (:mod:`parsec.api.token_broker`), when
@@ -28,6 +30,7 @@ from parsec import descriptor
 from parsec.api.centrifugo import CentrifugoApi
 from parsec.api.management import service_router
 from parsec.api.management_models import DescriptorEnvelope, JSONWebKeySet, TwirpError
+from parsec.api.telemetry import telemetry_route
 from parsec.api.token_broker import TokenBrokerApi
 from parsec.api.twirp import BadRoute, error_response
 from parsec.auth.jwks import jwks
@@ -71,6 +74,8 @@ def build_app(parsec: Parsec) -> FastAPI:
     node = parsec.node
 
     async def healthz(request: Request) -> PlainTextResponse:
+        if parsec.draining:
+            return PlainTextResponse("draining", status_code=503)
         if node.healthy:
             return PlainTextResponse("ok")
         return PlainTextResponse("not ready", status_code=503)
@@ -78,6 +83,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     routes: list[BaseRoute] = [
         WebSocketRoute(WEBSOCKET_PATH, WebSocketEndpoint(node)),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        telemetry_route(parsec),
         *CentrifugoApi(node, parsec.options.api, parsec.revocations).routes(),
     ]
     app = _App(

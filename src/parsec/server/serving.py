@@ -7,7 +7,9 @@
       ├─ http_protocol()          the handoff (parsec.server.handoff): HTTP to uvicorn,
       │                           client WebSocket upgrades to the native transport
       ├─ reload_on_sighup()       SIGHUP reloads the keyring (parsec.services.keys)
-      └─ ReadyServer.serve()      uvicorn, until SIGINT / SIGTERM or Parsec.aclose
+      └─ ReadyServer.serve()      uvicorn, until SIGINT / SIGTERM or Parsec.aclose:
+                                  the first signal drains (Parsec.drain), a second one
+                                  during the drain exits at once
 
 Imported only when serving, so ``import parsec`` loads no uvicorn.
 """
@@ -15,7 +17,12 @@ Imported only when serving, so ``import parsec`` loads no uvicorn.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import os
+import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +37,8 @@ if TYPE_CHECKING:
     from parsec.facade import Parsec
 
 __all__ = ["http_protocol_of", "serve"]
+
+log = logging.getLogger("parsec.drain")
 
 
 def http_protocol_of(parsec: Parsec) -> type[asyncio.Protocol]:
@@ -67,15 +76,51 @@ async def serve(
             log_level="warning",
             access_log=False,
             backlog=BACKLOG,
+            # a safety net: the drain cuts what is left at shutdown_timeout already
+            timeout_graceful_shutdown=math.ceil(server_opts.shutdown_timeout),
         )
-        server = ReadyServer(config, ready, stop=lambda: parsec.state is ParsecState.CLOSED)
+        signals = _Signals(parsec, asyncio.get_running_loop())
+        server = ReadyServer(
+            config,
+            ready,
+            stop=lambda: parsec.state is ParsecState.CLOSED,
+            on_signal=signals.received,
+        )
         uninstall = parsec.keys.reload_on_sighup()
+        parsec.drainer.add_listener(server)
         try:
             await server.serve(sockets=sockets)
+            if parsec.draining:  # a signal began it: ends once it is done
+                await parsec.drain()
         finally:
+            parsec.drainer.remove_listener(server)
             uninstall()
     finally:
         _close(sockets)
+
+
+class _Signals:
+    """SIGINT / SIGTERM while serving: the first drains ``parsec`` (``Parsec.drain``, its
+    ``shutdown_timeout``), after which :func:`serve` returns; another one during the
+    drain ends the process at once, exit code 1, nothing more drained."""
+
+    def __init__(self, parsec: Parsec, loop: asyncio.AbstractEventLoop) -> None:
+        self._parsec = parsec
+        self._loop = loop
+        self._count = 0
+
+    def received(self, signum: int) -> None:
+        """A signal handler's body: runs between two bytecodes of the loop's thread."""
+        self._count += 1
+        name = signal.Signals(signum).name
+        if self._count > 1:
+            log.warning("%s while draining: exiting now, without draining", name)
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(1)
+        timeout = self._parsec.options.server.shutdown_timeout
+        log.info("%s: draining (at most %gs; again to exit now)", name, timeout)
+        self._loop.call_soon_threadsafe(self._parsec.drainer.begin, timeout)
 
 
 def _close(sockets: list[socket.socket]) -> None:

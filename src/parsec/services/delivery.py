@@ -114,6 +114,8 @@ class DeliveryQueue:
         self._settings = settings
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(settings.capacity)
         self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
+        """Deliveries under way."""
         self._state = RunState.NEW
 
     def start(self) -> None:
@@ -145,15 +147,23 @@ class DeliveryQueue:
         """Stop accepting, deliver what is queued for up to ``drain_timeout`` seconds,
         then cancel what is still under way and dead-letter what never started.
         Idempotent."""
+        await self.drain(self._settings.drain_timeout)
+
+    async def drain(self, timeout: float) -> int:  # noqa: ASYNC109 - the drain's share
+        """:meth:`aclose` with ``timeout`` seconds instead of ``drain_timeout``: how
+        many deliveries it cut (cancelled under way, or dead-lettered before they
+        started); 0 when the queue was not running. Idempotent."""
         running = self._state is RunState.RUNNING
         self._state = RunState.CLOSED
         if not running:
-            return
+            return 0
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), self._settings.drain_timeout)
+            await asyncio.wait_for(self._queue.join(), timeout)
+        cut = self._busy + self._queue.qsize()
         await self._stop_workers()
         while not self._queue.empty():
             await self._dead_letter(self._queue.get_nowait())
+        return cut
 
     async def _stop_workers(self) -> None:
         """Cancel the workers. One still running ``CANCEL_GRACE`` seconds later (a sink
@@ -168,11 +178,13 @@ class DeliveryQueue:
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
+            self._busy += 1
             try:
                 await self._sender.send(job.sink, job.recipient, job.message)
             except Exception:
                 log.exception("background delivery to sink %r failed", job.sink)
             finally:
+                self._busy -= 1
                 self._queue.task_done()
 
     async def _dead_letter(self, job: _Job) -> None:
