@@ -58,6 +58,8 @@ from parsec.engine.node import Node, RPCHandler
 from parsec.engine.presence import PresenceManager
 from parsec.engine.types import StreamPosition
 from parsec.errors import ParsecClientError, ParsecError
+from parsec.observability.traced_broker import traced_broker
+from parsec.observability.tracing import open_tracing
 from parsec.options import OIDCOptions, Options
 from parsec.services.authority import ParsecAuthority
 from parsec.services.channels import ChannelService, Credentials
@@ -184,6 +186,10 @@ class Parsec:
             version=__version__,
         )
         self.revocations.listeners.append(self.node.revocations_changed)
+        self.tracing = open_tracing(self.options, node_id)
+        """Spans over OTLP (``[observability] otlp_endpoint``), else a no-op."""
+        if self.tracing.enabled:
+            self.node.broker = traced_broker(self.node.broker, self.tracing)
         self.channels = ChannelService(
             self.node,
             self.manager,
@@ -299,6 +305,7 @@ class Parsec:
             "Parsec", self._state, RunState.RUNNING, RUN_TRANSITIONS, hint=_STARTS_ONCE
         )
         try:
+            await self._open(self.tracing.start, self.tracing.aclose)  # closed last: flushes
             if self.idp_keys is not None:
                 await self._open(self.idp_keys.start, self.idp_keys.aclose)
             if self.oidc is not None:

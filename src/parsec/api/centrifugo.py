@@ -62,6 +62,7 @@ from parsec.api.centrifugo_models import (
 from parsec.api.errors import client_error
 from parsec.auth.revocation import CONNECTION_TOKENS, FOREVER, Revocations, channel_tokens
 from parsec.engine import protocol
+from parsec.engine.auth_log import auth_failure
 from parsec.engine.codes import ClientError, errors
 from parsec.engine.controller import (
     DisconnectCommand,
@@ -72,6 +73,7 @@ from parsec.engine.controller import (
 from parsec.engine.node import Node
 from parsec.engine.types import Publication, StreamPosition
 from parsec.errors import ParsecError
+from parsec.observability import tracing
 from parsec.options import ApiOptions
 
 __all__ = ["CentrifugoApi"]
@@ -117,9 +119,13 @@ class CentrifugoApi:
         if given is None:
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "apikey":
+                auth_failure("api_key", "missing")
                 return False
             given = value.strip()
-        return hmac.compare_digest(given.encode(), key.encode())
+        if hmac.compare_digest(given.encode(), key.encode()):
+            return True
+        auth_failure("api_key", "invalid")
+        return False
 
     async def _endpoint(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -161,7 +167,8 @@ class CentrifugoApi:
         req_type, handler = spec
         req = _decode(body, req_type)
         try:
-            result = await handler(self, req)
+            with tracing.tracer().span(f"centrifugo.api/{method}", {"rpc.method": method}):
+                result = await handler(self, req)
         except (ClientError, ParsecError) as exc:
             error = client_error(exc)
             _log_refusal(method, error)

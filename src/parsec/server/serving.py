@@ -65,7 +65,8 @@ async def serve(
             ws_ping_interval=None,
             lifespan="off",
             log_level="warning",
-            access_log=False,
+            log_config=None,  # uvicorn's loggers propagate to the root's handler
+            access_log=False,  # parsec.observability.access_log writes one
             backlog=BACKLOG,
         )
         server = ReadyServer(config, ready, stop=lambda: parsec.state is ParsecState.CLOSED)
