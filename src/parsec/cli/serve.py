@@ -323,6 +323,11 @@ def _print_banner(options: Options, parsec: Parsec, shown: Banner) -> None:
         written: Path | str = f"cannot write {token_file}: {e.strerror or e}"
     else:
         written = token_file
+    if options.log.format == "json":  # one JSON line, as every other line on stderr
+        from parsec.observability.logs import log_listening
+
+        log_listening(options, written, rfc3339(issued.claims.exp))
+        return
     config = shown.config or (
         Path(os.environ["PARSEC_CONFIG"]) if os.environ.get("PARSEC_CONFIG") else None
     )

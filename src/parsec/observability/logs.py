@@ -22,12 +22,13 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:
     from parsec.options import Options
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "log_listening"]
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STANDARD: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -127,3 +128,20 @@ def configure_logging(options: Options, stream: TextIO | None = None) -> None:
         logging.getLogger(quiet).setLevel(logging.WARNING)
     for chatty in CHATTY:
         logging.getLogger(chatty).setLevel(logging.NOTSET if level == "DEBUG" else logging.WARNING)
+
+
+def log_listening(options: Options, token_file: object, expires: str) -> None:
+    """The banner of ``parsec serve`` as one ``listening`` INFO line (logger ``parsec``),
+    for ``format = "json"``: where it listens and where the operator token is (never
+    the token: ``--print-token`` prints nothing more in this format)."""
+    where = f"{options.server.host}:{options.server.port}"
+    fields: dict[str, object] = {
+        "event": "listening",
+        "url": f"http://{where}",
+        "websocket": f"ws://{where}/connection/websocket",
+        "server_api": bool(options.api.key) or options.api.insecure,
+        "operator_token_expires": expires,
+    }
+    key = "operator_token_file" if isinstance(token_file, Path) else "operator_token_error"
+    fields[key] = str(token_file)
+    logging.getLogger("parsec").info("parsec listening on %s", fields["url"], extra=fields)

@@ -67,6 +67,8 @@ async def serve(
             log_level="warning",
             log_config=None,  # uvicorn's loggers propagate to the root's handler
             access_log=False,  # parsec.observability.access_log writes one
+            # X-Forwarded-For is believed by the access log, from trusted proxies only
+            proxy_headers=False,
             backlog=BACKLOG,
         )
         server = ReadyServer(config, ready, stop=lambda: parsec.state is ParsecState.CLOSED)
