@@ -62,7 +62,6 @@ from parsec.api.centrifugo_models import (
 from parsec.api.errors import client_error
 from parsec.auth.revocation import CONNECTION_TOKENS, FOREVER, Revocations, channel_tokens
 from parsec.engine import protocol
-from parsec.engine.auth_log import auth_failure
 from parsec.engine.codes import ClientError, errors
 from parsec.engine.controller import (
     DisconnectCommand,
@@ -119,12 +118,12 @@ class CentrifugoApi:
         if given is None:
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "apikey":
-                auth_failure("api_key", "missing")
+                self.node.auth_failures.report("api_key", "missing")
                 return False
             given = value.strip()
         if hmac.compare_digest(given.encode(), key.encode()):
             return True
-        auth_failure("api_key", "invalid")
+        self.node.auth_failures.report("api_key", "invalid")
         return False
 
     async def _endpoint(self, request: Request) -> Response:

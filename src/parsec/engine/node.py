@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from parsec.engine.aio import cancel_and_wait
+from parsec.engine.auth_log import AuthFailures
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
 from parsec.engine.channel import (
@@ -108,6 +109,8 @@ class Node:
         self._max_publication_size = options.server.max_publication_size
         self.hub = Hub()
         self.client_faults = ClientFaults()
+        self.auth_failures = AuthFailures()
+        """The ``auth_failure`` log lines of this node (:mod:`parsec.engine.auth_log`)."""
         """Problems clients caused, counted by reason (``client_faults.counts``)."""
         self.broker = broker
         self.presence = presence

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from parsec.engine import faults
-from parsec.engine.auth_log import auth_failure, reason_of
+from parsec.engine.auth_log import reason_of
 from parsec.engine.codes import disconnects, errors
 from parsec.engine.revocation import TokenId
 from parsec.engine.tokens import (
@@ -284,7 +284,7 @@ def _failed(session: Session, kind: str, reason: str, channel: str = "") -> None
         fields["user"] = session.user
     if channel:
         fields["channel"] = channel
-    auth_failure(kind, reason, **fields)
+    session.node.auth_failures.report(kind, reason, **fields)
 
 
 def ttl(expires_at: int) -> int:

@@ -26,7 +26,7 @@ from parsec.channels.events import EventSubscription
 from parsec.channels.manager import Channel, ChannelManager
 from parsec.channels.names import require_name
 from parsec.engine.aio import cancel_and_wait
-from parsec.engine.auth_log import auth_failure, reason_of
+from parsec.engine.auth_log import reason_of
 from parsec.engine.node import Node
 from parsec.errors import ParsecError
 from parsec.observability import tracing
@@ -203,13 +203,15 @@ class ChannelService:
                 claims = self.tokens.verify(bearer, MGMT)
         except ParsecError as exc:
             if exc.code.startswith("PARSEC_AUTH_"):
-                auth_failure("management", reason_of(exc.code), detail=exc.message)
+                self.node.auth_failures.report(
+                    "management", reason_of(exc.code), detail=exc.message
+                )
             raise
         try:
             self.revocations.check(claims, once=True)
         except ParsecError as exc:
             if exc.code.startswith("PARSEC_AUTH_"):
-                auth_failure("management", "revoked", user=claims.sub)
+                self.node.auth_failures.report("management", "revoked", user=claims.sub)
             raise
         return claims
 
