@@ -56,7 +56,10 @@ FORGED_MGMT = _hs256({"sub": "operator", "typ": "mgmt"}, _secret("other"))
 async def server(tmp_path: Path) -> AsyncIterator[ParsecServe]:
     config = f'[auth]\ntoken_hmac_secret = "{HMAC_SECRET}"\n'
     serve = ParsecServe(
-        tmp_path, config, "--api-key", API_KEY, "--log-level", "debug", "--log-format", "json"
+        tmp_path,
+        config,
+        *("--api-key", API_KEY, "--region", "eu-west-1"),
+        *("--log-level", "debug", "--log-format", "json"),
     )
     await serve.start()
     try:
@@ -124,7 +127,7 @@ def _has(lines: list[dict[str, Any]], **fields: object) -> bool:
 
 async def test_json_logs_parse_line_by_line_and_hold_no_secret(server: ParsecServe) -> None:
     traced, mgmt = await _scenario(server)
-    await until(lambda: '"path": "/manifest"' in server.log())
+    await until(lambda: '"path":"/manifest"' in server.log())
     await server.stop()
     text = server.log()
     lines = _lines(server)  # every line of the run is one JSON object
@@ -132,6 +135,7 @@ async def test_json_logs_parse_line_by_line_and_hold_no_secret(server: ParsecSer
     for line in lines:
         assert {"time", "level", "logger", "msg"} <= line.keys(), line
         assert line["time"].endswith("Z"), line
+        assert line["region"] == "eu-west-1", line
     basic = base64.b64encode(f"ops:{URL_PASSWORD}".encode()).decode()
     for secret in (
         HMAC_SECRET,
@@ -175,7 +179,7 @@ async def test_the_access_log_line_carries_the_request_id(server: ParsecServe) -
 
 async def test_connection_lines_and_auth_failure_reason_codes(server: ParsecServe) -> None:
     await _scenario(server)
-    await until(lambda: '"path": "/manifest"' in server.log())
+    await until(lambda: '"path":"/manifest"' in server.log())
     lines = _lines(server)
     connect = next(line for line in lines if line["msg"] == "connect")
     assert connect["level"] == "info"

@@ -135,18 +135,24 @@ class AccessLog:
             if log.isEnabledFor(logging.INFO):
                 log.info("http_request", extra=_fields(fields, code, start))
 
-        async def send_wrapper(message: Message) -> None:
+        async def send_http(message: Message) -> None:
             nonlocal status
-            mtype = message["type"]
-            if mtype == "http.response.start":
+            if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), echo]
-            elif mtype == "websocket.accept" and not logged:
+            await send(message)
+
+        async def send_websocket(message: Message) -> None:
+            if logged:  # every frame after the upgrade: straight through
+                await send(message)
+                return
+            mtype = message["type"]
+            if mtype == "websocket.accept":
                 message["headers"] = [*message.get("headers", ()), echo]
                 await send(message)
                 line(101)
                 return
-            elif mtype == "websocket.close" and not logged:
+            if mtype == "websocket.close":
                 line(403)
             await send(message)
 
@@ -168,7 +174,7 @@ class AccessLog:
             with span as trace_id:
                 if trace_id is not None:
                     fields["trace_id"] = trace_id
-                await self.app(scope, receive, send_wrapper)
+                await self.app(scope, receive, send_http if kind == "http" else send_websocket)
         except BaseException:
             if not logged and kind == "http":
                 line(status or 500)

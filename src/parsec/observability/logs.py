@@ -3,8 +3,8 @@
 ``text``: one human line per record (time, level, logger, message), followed by the
 record's structured fields as ``key=value``. ``json``: one JSON object per line::
 
-    {"time": "2026-12-07T19:40:01.123Z", "level": "info", "logger": "parsec.access",
-     "msg": "http_request", "method": "GET", "path": "/healthz", "status": 200, …}
+    {"time":"2026-12-07T19:40:01.123Z","level":"info","logger":"parsec.access",
+     "msg":"http_request","method":"GET","path":"/healthz","status":200,…}
 
 The fields are ``time`` (RFC 3339, UTC), ``level``, ``logger``, ``msg``, then whatever
 the record carries as ``extra`` (the structured fields), then ``region`` when
@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
+import msgspec
+
 if TYPE_CHECKING:
     from parsec.options import Options
 
@@ -39,6 +41,11 @@ QUIET: Final = ("httpx", "httpcore")
 CHATTY: Final = ("alembic",)
 """Loggers that write a line per plugin at INFO: quieted above DEBUG."""
 UVICORN: Final = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+
+
+_ENCODER: Final = msgspec.json.Encoder(enc_hook=str)
+"""Several times faster than ``json.dumps``; anything it cannot encode becomes its
+``str``."""
 
 
 def extras(record: logging.LogRecord) -> dict[str, object]:
@@ -75,7 +82,7 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
             out["exc"] = record.exc_text
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return _ENCODER.encode(out).decode()
 
 
 class TextFormatter(logging.Formatter):
