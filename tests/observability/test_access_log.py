@@ -60,11 +60,17 @@ async def test_the_bearer_subject_is_logged_never_the_token(
     assert "psk_0123456789abcdef" not in caplog.text
 
 
-async def test_an_asgi_websocket_upgrade_gets_one_line(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["native", "asgi"])
+async def test_a_websocket_upgrade_gets_one_line(
+    caplog: pytest.LogCaptureFixture, native: bool
+) -> None:
     caplog.set_level(logging.INFO, "parsec.access")
-    options = Options(server=ServerOptions(native_websocket=False))
+    options = Options(
+        server=ServerOptions(native_websocket=native),
+        observability=ObservabilityOptions(trusted_proxies=["127.0.0.1/32"]),
+    )
     async with serve_for_tests(options) as server:
-        headers = {"X-Request-ID": "ws-1"}
+        headers = {"X-Request-ID": "ws-1", "X-Forwarded-For": CLIENT}
         async with websockets.connect(server.ws_url, additional_headers=headers) as ws:
             assert ws.response is not None
             assert ws.response.headers["X-Request-ID"] == "ws-1"
@@ -73,4 +79,5 @@ async def test_an_asgi_websocket_upgrade_gets_one_line(caplog: pytest.LogCapture
             await ws.recv()
     line = _by_id(caplog, "ws-1")
     assert (line.method, line.path, line.status) == ("GET", "/connection/websocket", 101)
+    assert line.remote_addr == CLIENT
     assert [r for r in _lines(caplog) if getattr(r, "request_id", None) == "ws-1"] == [line]

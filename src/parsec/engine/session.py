@@ -11,7 +11,8 @@ that fails is answered, in :mod:`parsec.engine.token_checks`. Problems the clien
 causes are counted and logged within a budget (:mod:`parsec.engine.faults`); only the
 server's own faults are logged as errors.
 
-Logger ``parsec.session`` writes one line per ``connect`` and ``disconnect`` at INFO,
+Logger ``parsec.session`` writes one line per ``connect`` and ``disconnect`` at INFO
+(the disconnect of a connection that never connected at DEBUG),
 per ``subscribe`` and ``unsubscribe`` at DEBUG, with structured fields (``event``,
 ``client``, ``user``, ``transport``; ``channel`` for subscriptions; ``code`` and
 ``reason`` for unsubscribes and disconnects). Each is guarded by a level check: with
@@ -518,9 +519,10 @@ class Session:
         was_connected = self.state is SessionState.CONNECTED
         self._advance(SessionState.CLOSED)
         d = self.close_reason = self.close_reason or _PEER_CLOSED
-        if log.isEnabledFor(logging.INFO):
+        level = logging.INFO if was_connected else logging.DEBUG  # INFO: after a connect
+        if log.isEnabledFor(level):
             fields = self.log_fields("disconnect")
-            log.info("disconnect", extra={**fields, "code": d.code, "reason": d.reason})
+            log.log(level, "disconnect", extra={**fields, "code": d.code, "reason": d.reason})
         for handle in (self._stale, self._ping, self._pong, self._expire):
             self._cancel(handle)
         if was_connected:

@@ -31,14 +31,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parsec.observability import tracing
 
-__all__ = ["AccessLog", "bearer_subject", "request_id_of"]
+__all__ = ["AccessLog", "NativeUpgrades", "bearer_subject", "request_id_of"]
 
 log = logging.getLogger("parsec.access")
 
@@ -202,3 +202,35 @@ def _fields(fields: dict[str, object], status: int, start: float) -> dict[str, o
         "status": status,
         "duration_ms": round((time.perf_counter() - start) * 1000, 3),
     }
+
+
+class NativeUpgrades:
+    """The access log of the native WebSocket transport (:mod:`parsec.transports.native`),
+    which reads its upgrades itself: the same ``http_request`` line, status 101, written
+    once the upgrade is done (no ``trace_id``: no span is opened for an upgrade)."""
+
+    def __init__(self, trusted_proxies: Sequence[str] = ()) -> None:
+        self.networks = _networks(trusted_proxies)
+
+    def log(
+        self,
+        path: str,
+        request_id: str,
+        peer: str,
+        headers: Mapping[str, str],
+        start: float,
+    ) -> None:
+        """Write the line of one accepted upgrade of ``path`` (query string dropped) from
+        ``peer``, begun at ``start`` (``time.perf_counter``)."""
+        if not log.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, object] = {
+            "method": "GET",
+            "path": path.split("?", 1)[0],
+            "request_id": request_id,
+            "remote_addr": remote_addr(peer, headers.get("x-forwarded-for"), self.networks),
+        }
+        subject = bearer_subject(headers.get("authorization"))
+        if subject is not None:
+            fields["bearer_subject"] = subject
+        log.info("http_request", extra=_fields(fields, 101, start))

@@ -42,7 +42,8 @@ def http_protocol_of(parsec: Parsec) -> type[asyncio.Protocol]:
     if not parsec.options.server.native_websocket:
         return http_protocol()
     path = WEBSOCKET_PATH
-    return http_protocol(path, native.protocol_factory(parsec.node, path))
+    proxies = parsec.options.observability.trusted_proxies
+    return http_protocol(path, native.protocol_factory(parsec.node, path, proxies))
 
 
 async def serve(
