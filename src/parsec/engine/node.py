@@ -109,9 +109,9 @@ class Node:
         self._max_publication_size = options.server.max_publication_size
         self.hub = Hub()
         self.client_faults = ClientFaults()
+        """Problems clients caused, counted by reason (``client_faults.counts``)."""
         self.auth_failures = AuthFailures()
         """The ``auth_failure`` log lines of this node (:mod:`parsec.engine.auth_log`)."""
-        """Problems clients caused, counted by reason (``client_faults.counts``)."""
         self.broker = broker
         self.presence = presence
         self.controller = controller
