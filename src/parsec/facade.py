@@ -285,7 +285,8 @@ class Parsec:
         return self._state
 
     async def start(self) -> None:
-        """Start the parts, in order: the identity provider's keys (``auth.jwks_url``;
+        """Start the parts, in order: the tracing (``observability.otlp_endpoint``; a
+        no-op without), the identity provider's keys (``auth.jwks_url``;
         a provider that is down is logged, not fatal), the OIDC bridge (``auth.oidc``:
         a provider that cannot be discovered stops the start), the keys (the shared
         keyring, or the file watcher), the instance's NATS account (on an
