@@ -58,6 +58,8 @@ from parsec.engine.node import Node, RPCHandler
 from parsec.engine.presence import PresenceManager
 from parsec.engine.types import StreamPosition
 from parsec.errors import ParsecClientError, ParsecError
+from parsec.observability.traced_broker import traced_broker
+from parsec.observability.tracing import open_tracing
 from parsec.options import OIDCOptions, Options
 from parsec.services.authority import ParsecAuthority
 from parsec.services.channels import ChannelService, Credentials
@@ -190,6 +192,10 @@ class Parsec:
         """The ``GET /parsec/telemetry`` snapshot (:mod:`parsec.services.telemetry`)."""
         self.tokens.on_issue = self.issuer.on_issue = self.telemetry.tokens.issued
         self.revocations.listeners.append(self.telemetry.tokens.revoked)
+        self.tracing = open_tracing(self.options, node_id)
+        """Spans over OTLP (``[observability] otlp_endpoint``), else a no-op."""
+        if self.tracing.enabled:
+            self.node.broker = traced_broker(self.node.broker, self.tracing)
         self.channels = ChannelService(
             self.node,
             self.manager,
@@ -287,7 +293,8 @@ class Parsec:
         return self._state
 
     async def start(self) -> None:
-        """Start the parts, in order: the identity provider's keys (``auth.jwks_url``;
+        """Start the parts, in order: the tracing (``observability.otlp_endpoint``; a
+        no-op without), the identity provider's keys (``auth.jwks_url``;
         a provider that is down is logged, not fatal), the OIDC bridge (``auth.oidc``:
         a provider that cannot be discovered stops the start), the keys (the shared
         keyring, or the file watcher), the instance's NATS account (on an
@@ -307,6 +314,7 @@ class Parsec:
             "Parsec", self._state, RunState.RUNNING, RUN_TRANSITIONS, hint=_STARTS_ONCE
         )
         try:
+            await self._open(self.tracing.start, self.tracing.aclose)  # closed last: flushes
             if self.idp_keys is not None:
                 await self._open(self.idp_keys.start, self.idp_keys.aclose)
             if self.oidc is not None:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from parsec.engine import faults
+from parsec.engine import auth_log, faults
 
 from .harness import Server
 
@@ -27,8 +27,22 @@ def info_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """Every WARNING-or-worse line, whatever the logger."""
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    """Every WARNING-or-worse line, whatever the logger, but the ``auth_failure`` lines
+    (:mod:`parsec.engine.auth_log`: WARNING, within their own budget)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.getMessage() != "auth_failure"
+    ]
+
+
+def auth_failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The WARNING ``auth_failure`` lines."""
+    return [
+        r
+        for r in caplog.records
+        if r.getMessage() == "auth_failure" and r.levelno >= logging.WARNING
+    ]
 
 
 def counts(server: Server) -> dict[str, int]:
@@ -89,6 +103,7 @@ async def test_a_thousand_problems_on_one_connection_log_its_budget(
     debug = [r for r in caplog.records if r.name == CLIENTS_LOGGER and r.levelno == logging.DEBUG]
     assert len(debug) == 1000 - faults.LINES_PER_CONNECTION
     assert error_lines(caplog) == []
+    assert 1 <= len(auth_failures(caplog)) <= auth_log.BURST + 1  # + 1: the bucket refills
     assert "subscribe" in await client.call("subscribe", {"channel": "chat:still-open"})
 
 
@@ -177,3 +192,4 @@ async def test_invalid_connection_tokens_are_counted(
     assert (await client.closed())[0] == 3500
     assert counts(server) == only(faults.INVALID_TOKEN, 1)
     assert error_lines(caplog) == []
+    assert [r.__dict__["reason"] for r in auth_failures(caplog)] == ["malformed"]

@@ -1,11 +1,14 @@
 """`parsec serve --log-level debug` logs every connect, subscribe, unsubscribe and
-disconnect as one line, with the client id, the user and (where it applies) the code
-and reason: read from the output of a real server process."""
+disconnect as one line (connect and disconnect at INFO), with the client id, the user,
+the transport and (where it applies) the channel, code and reason: read from the JSON
+output of a real server process."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from parsec_cli import ParsecServe
@@ -20,13 +23,12 @@ FEED = """
 name = "feed"
 allow_subscribe_for_client = true
 """
-PREFIX = "DEBUG parsec.session: "
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ParsecServe]:
     """A parsec serve at log level debug."""
-    running = ParsecServe(tmp_path / "node", FEED, "--log-level", "debug")
+    running = ParsecServe(tmp_path / "node", FEED, "--log-level", "debug", "--log-format", "json")
     await running.start()
     yield running
     await running.stop()
@@ -37,10 +39,21 @@ def client_for(server: ParsecServe, user: str) -> Client:
     return Client(server.url.replace("http://", "ws://") + "/connection/websocket", token)
 
 
-def session_lines(server: ParsecServe, client_id: str) -> list[str]:
-    """The session log lines of one client, without timestamp and logger name."""
-    lines = server.log().splitlines()
-    return [line.split(PREFIX, 1)[1] for line in lines if PREFIX in line and client_id in line]
+def session_lines(server: ParsecServe, client_id: str) -> list[tuple[Any, ...]]:
+    """The session log lines of one client: (level, msg, user, channel, code, reason)."""
+    lines = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    return [
+        (
+            line["level"],
+            line["msg"],
+            line["user"],
+            line.get("channel"),
+            line.get("code"),
+            line.get("reason"),
+        )
+        for line in lines
+        if line["logger"] == "parsec.session" and line.get("client") == client_id
+    ]
 
 
 async def test_a_session_s_life_is_logged_line_by_line(server: ParsecServe) -> None:
@@ -57,16 +70,15 @@ async def test_a_session_s_life_is_logged_line_by_line(server: ParsecServe) -> N
     finally:
         await client.aclose()
     await until(lambda: len(session_lines(server, cid)) >= 8)
-    who = f"client {cid}, user 'alice'"
     assert session_lines(server, cid) == [
-        f"connect: {who}",
-        f"subscribe: {who}, channel 'feed:a'",
-        f"unsubscribe: {who}, channel 'feed:a', code 0, reason 'client unsubscribe'",
-        f"subscribe: {who}, channel 'feed:b'",
-        f"unsubscribe: {who}, channel 'feed:b', code 2000, reason 'server unsubscribe'",
-        f"subscribe: {who}, channel 'feed:c'",
-        f"disconnect: {who}, code 3000, reason 'connection closed'",
-        f"unsubscribe: {who}, channel 'feed:c', code 1, reason 'disconnect'",
+        ("info", "connect", "alice", None, None, None),
+        ("debug", "subscribe", "alice", "feed:a", None, None),
+        ("debug", "unsubscribe", "alice", "feed:a", 0, "client unsubscribe"),
+        ("debug", "subscribe", "alice", "feed:b", None, None),
+        ("debug", "unsubscribe", "alice", "feed:b", 2000, "server unsubscribe"),
+        ("debug", "subscribe", "alice", "feed:c", None, None),
+        ("info", "disconnect", "alice", None, 3000, "connection closed"),
+        ("debug", "unsubscribe", "alice", "feed:c", 1, "disconnect"),
     ]
 
 
@@ -82,6 +94,7 @@ async def test_a_disconnect_by_the_server_logs_its_code_and_reason(server: Parse
                 pass
     finally:
         await client.aclose()
-    expected = f"disconnect: client {cid}, user 'bob', code 4001, reason 'maintenance'"
+    expected = ("info", "disconnect", "bob", None, 4001, "maintenance")
     await until(lambda: expected in session_lines(server, cid))
-    assert session_lines(server, cid) == [f"connect: client {cid}, user 'bob'", expected]
+    connect = ("info", "connect", "bob", None, None, None)
+    assert session_lines(server, cid) == [connect, expected]

@@ -72,6 +72,7 @@ from parsec.engine.controller import (
 from parsec.engine.node import Node
 from parsec.engine.types import Publication, StreamPosition
 from parsec.errors import ParsecError
+from parsec.observability import tracing
 from parsec.options import ApiOptions
 
 __all__ = ["CentrifugoApi"]
@@ -117,9 +118,13 @@ class CentrifugoApi:
         if given is None:
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "apikey":
+                self.node.auth_failures.report("api_key", "missing")
                 return False
             given = value.strip()
-        return hmac.compare_digest(given.encode(), key.encode())
+        if hmac.compare_digest(given.encode(), key.encode()):
+            return True
+        self.node.auth_failures.report("api_key", "invalid")
+        return False
 
     async def _endpoint(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -161,7 +166,8 @@ class CentrifugoApi:
         req_type, handler = spec
         req = _decode(body, req_type)
         try:
-            result = await handler(self, req)
+            with tracing.tracer().span(f"centrifugo.api/{method}", {"rpc.method": method}):
+                result = await handler(self, req)
         except (ClientError, ParsecError) as exc:
             error = client_error(exc)
             _log_refusal(method, error)

@@ -39,6 +39,7 @@ from starlette.types import Receive, Scope, Send
 from parsec.api.errors import invalid_body, not_an_object, parsec_error
 from parsec.auth.parsec_tokens import ParsecClaims
 from parsec.errors import ParsecError
+from parsec.observability import tracing
 
 __all__ = [
     "JSON_MEDIA_TYPE",
@@ -240,8 +241,11 @@ def route_class(authenticate: Authenticate, public: frozenset[str]) -> type[APIR
             name = self.name
             check = None if name in public else authenticate
 
+            span_name = f"parsec.ParsecService/{name}"
+
             async def handle(request: Request) -> Response:
-                return await _answer(request, name, call, check)
+                with tracing.tracer().span(span_name, {"rpc.method": name}):
+                    return await _answer(request, name, call, check)
 
             return handle
 

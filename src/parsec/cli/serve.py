@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shlex
 import signal
@@ -36,6 +35,7 @@ from parsec.auth.oidc import DiscoveryError
 from parsec.backends.factory import BrokerUnreachable, check_reachable
 from parsec.cli._common import EXIT_USAGE, fail, load_config, run_async, state_dir_of
 from parsec.cli.workers import run_workers, worker_index
+from parsec.config import ConfigError
 from parsec.db.errors import DatabaseError
 from parsec.descriptor import rfc3339
 from parsec.errors import ParsecError
@@ -215,13 +215,9 @@ def serve(
     if worker is None:  # before anything starts and logs (a worker's siblings share the port)
         with _start_errors(options):
             _check_listen(options)
-    level = options.log.level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        # httpx logs every request (JWKS, webhooks) at INFO, Alembic its plugins and
-        # dialect; parsec.db says what it migrated
-        for chatty in ("httpx", "alembic"):
-            logging.getLogger(chatty).setLevel(logging.WARNING)
+    from parsec.observability.logs import configure_logging
+
+    configure_logging(options)
     with _start_errors(options), contextlib.suppress(KeyboardInterrupt):
         run_async(_serve(options, worker, Banner(print_token, config)))
 
@@ -233,6 +229,8 @@ def _start_errors(options: Options) -> Iterator[None]:
     the OpenID provider of ``[auth.oidc]`` or ``[accounts.oidc]``), 1 for the rest."""
     try:
         yield
+    except ConfigError as e:  # found as the server starts (observability.otlp_endpoint)
+        fail(f"bad configuration: {e}", EXIT_USAGE)
     except ListenError as e:
         fail(f"{e}; {ADDR_HINT}", EXIT_USAGE)
     except BrokerUnreachable as e:
@@ -328,6 +326,11 @@ def _print_banner(options: Options, parsec: Parsec, shown: Banner) -> None:
         written: Path | str = f"cannot write {token_file}: {e.strerror or e}"
     else:
         written = token_file
+    if options.log.format == "json":  # one JSON line, as every other line on stderr
+        from parsec.observability.logs import log_listening
+
+        log_listening(options, written, rfc3339(issued.claims.exp))
+        return
     config = shown.config or (
         Path(os.environ["PARSEC_CONFIG"]) if os.environ.get("PARSEC_CONFIG") else None
     )

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from parsec.engine.aio import cancel_and_wait
+from parsec.engine.auth_log import AuthFailures
 from parsec.engine.authority import ChannelAuthority
 from parsec.engine.broker import Broker, HistoryFilter, HistoryResult, PublishOptions
 from parsec.engine.channel import (
@@ -111,6 +112,8 @@ class Node:
         self.published: dict[str, int] = {}
         """Publications this node accepted, by namespace (``""``: none), since it started."""
         """Problems clients caused, counted by reason (``client_faults.counts``)."""
+        self.auth_failures = AuthFailures()
+        """The ``auth_failure`` log lines of this node (:mod:`parsec.engine.auth_log`)."""
         self.broker = broker
         self.presence = presence
         self.controller = controller

@@ -11,10 +11,12 @@ that fails is answered, in :mod:`parsec.engine.token_checks`. Problems the clien
 causes are counted and logged within a budget (:mod:`parsec.engine.faults`); only the
 server's own faults are logged as errors.
 
-At DEBUG, logger ``parsec.session`` writes one line per connect, subscribe,
-unsubscribe and disconnect, with the client id and user (and the code and reason of
-unsubscribes and disconnects). The arguments are attributes already at hand, so with
-DEBUG off a line costs one level check.
+Logger ``parsec.session`` writes one line per ``connect`` and ``disconnect`` at INFO
+(the disconnect of a connection that never connected at DEBUG),
+per ``subscribe`` and ``unsubscribe`` at DEBUG, with structured fields (``event``,
+``client``, ``user``, ``transport``; ``channel`` for subscriptions; ``code`` and
+``reason`` for unsubscribes and disconnects). Each is guarded by a level check: with
+its level off a line costs that check and nothing else; nothing is logged per message.
 """
 
 from __future__ import annotations
@@ -129,6 +131,16 @@ class Session:
         self.state = advance(f"session {self.client_id}", self.state, to, _TRANSITIONS)
 
     # --- identity ---------------------------------------------------------------
+
+    def log_fields(self, event: str, **more: object) -> dict[str, object]:
+        """The structured fields of this connection's log lines (no secret)."""
+        return {
+            "event": event,
+            "client": self.client_id,
+            "user": self.user,
+            "transport": self.transport.name,
+            **more,
+        }
 
     def client_info(self, sub: Subscription | None = None) -> ClientInfo:
         chan_info = sub.chan_info if sub is not None else EMPTY_RAW
@@ -311,7 +323,8 @@ class Session:
         self._cancel(self._stale)
         self._stale = None
         node.hub.add_session(self)
-        log.debug("connect: client %s, user %r", self.client_id, self.user)
+        if log.isEnabledFor(logging.INFO):
+            log.info("connect", extra=self.log_fields("connect"))
         self.set_expiry(expires_at)
         copts = node.options.client
         if copts.ping_interval > 0:
@@ -405,15 +418,9 @@ class Session:
         if self.subs.get(sub.channel) is not sub:
             return False
         del self.subs[sub.channel]
-        if why is not None:
-            log.debug(
-                "unsubscribe: client %s, user %r, channel %r, code %d, reason %r",
-                self.client_id,
-                self.user,
-                sub.channel,
-                why.code,
-                why.reason,
-            )
+        if why is not None and log.isEnabledFor(logging.DEBUG):
+            fields = self.log_fields("unsubscribe", channel=sub.channel)
+            log.debug("unsubscribe", extra={**fields, "code": why.code, "reason": why.reason})
         sub.cancel_expiry()
         await self.node.remove_subscription(sub)
         announced, sub.announced = sub.announced, False
@@ -512,13 +519,10 @@ class Session:
         was_connected = self.state is SessionState.CONNECTED
         self._advance(SessionState.CLOSED)
         d = self.close_reason = self.close_reason or _PEER_CLOSED
-        log.debug(
-            "disconnect: client %s, user %r, code %d, reason %r",
-            self.client_id,
-            self.user,
-            d.code,
-            d.reason,
-        )
+        level = logging.INFO if was_connected else logging.DEBUG  # INFO: after a connect
+        if log.isEnabledFor(level):
+            fields = self.log_fields("disconnect")
+            log.log(level, "disconnect", extra={**fields, "code": d.code, "reason": d.reason})
         for handle in (self._stale, self._ping, self._pong, self._expire):
             self._cancel(handle)
         if was_connected:

@@ -78,13 +78,11 @@ async def subscribe_channel(
     if expires_at is not None:
         result.expires, result.ttl = True, ttl(expires_at)
     session.release_after_reply(sub)
-    log.debug(
-        "subscribe: client %s, user %r, channel %r%s",
-        session.client_id,
-        session.user,
-        channel,
-        ", server-side" if server_side else "",
-    )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "subscribe",
+            extra=session.log_fields("subscribe", channel=channel, server_side=server_side),
+        )
     await session.announce(sub)
     return result
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from parsec.engine import faults
+from parsec.engine.auth_log import reason_of
 from parsec.engine.codes import disconnects, errors
 from parsec.engine.revocation import TokenId
 from parsec.engine.tokens import (
@@ -176,7 +177,8 @@ def connection_token(
     node = session.node
     try:
         claims = node.verifier.verify_connection(token)
-    except TokenExpired:
+    except TokenExpired as exc:
+        _failed(session, "connection", reason_of(exc.code))
         raise refusals.expired from None
     except InvalidToken as exc:
         if refresh:
@@ -196,14 +198,17 @@ def connection_token(
                 session.client_id,
                 exc,
             )
+        _failed(session, "connection", reason_of(exc.code))
         raise refusals.invalid("") from None
     if user is not None and claims.user != user:
+        _failed(session, "connection", "mismatch")
         raise refusals.not_theirs
     token_id = TokenId(claims.user, claims.jti, claims.iat)
     revocations = node.revocations
     if revocations is not None and revocations.connection_revoked(token_id):
+        _failed(session, "connection", "revoked")
         raise refusals.revoked
-    _check_expiry(claims.expires_at, refusals)
+    _check_expiry(session, "connection", claims.expires_at, refusals)
     return claims, token_id
 
 
@@ -224,7 +229,8 @@ def subscription_token(
     node = session.node
     try:
         claims = node.verifier.verify_subscription(token)
-    except TokenExpired:
+    except TokenExpired as exc:
+        _failed(session, "subscription", reason_of(exc.code), channel)
         raise refusals.expired from None
     except InvalidToken as exc:
         if refresh:
@@ -245,22 +251,40 @@ def subscription_token(
                 session.client_id,
                 exc,
             )
+        _failed(session, "subscription", reason_of(exc.code), channel)
         raise refusals.invalid(channel) from None
-    if claims.channel != channel or claims.user != session.user:
-        raise refusals.not_theirs
-    if claims.client and claims.client != session.client_id:
+    if (
+        claims.channel != channel
+        or claims.user != session.user
+        or (claims.client and claims.client != session.client_id)
+    ):
+        _failed(session, "subscription", "mismatch", channel)
         raise refusals.not_theirs
     token_id = TokenId(claims.user, claims.jti, claims.iat)
     revocations = node.revocations
     if revocations is not None and revocations.subscription_revoked(token_id, channel):
+        _failed(session, "subscription", "revoked", channel)
         raise refusals.revoked
-    _check_expiry(claims.expires_at, refusals)
+    _check_expiry(session, "subscription", claims.expires_at, refusals, channel)
     return claims, token_id
 
 
-def _check_expiry(expires_at: int | None, refusals: Refusals) -> None:
+def _check_expiry(
+    session: Session, kind: str, expires_at: int | None, refusals: Refusals, channel: str = ""
+) -> None:
     if expires_at is not None and expires_at <= time.time():
+        _failed(session, kind, "expired", channel)
         raise refusals.lapsed
+
+
+def _failed(session: Session, kind: str, reason: str, channel: str = "") -> None:
+    """The ``auth_failure`` line of a token ``session`` presented (never the token)."""
+    fields: dict[str, object] = {"client": session.client_id, "transport": session.transport.name}
+    if session.user:
+        fields["user"] = session.user
+    if channel:
+        fields["channel"] = channel
+    session.node.auth_failures.report(kind, reason, **fields)
 
 
 def ttl(expires_at: int) -> int:

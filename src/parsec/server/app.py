@@ -35,6 +35,7 @@ from parsec.api.token_broker import TokenBrokerApi
 from parsec.api.twirp import BadRoute, error_response
 from parsec.auth.jwks import jwks
 from parsec.errors import ParsecError
+from parsec.observability.access_log import AccessLog
 from parsec.server.limits import BodyLimit
 from parsec.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
 from parsec.version import __version__
@@ -106,6 +107,8 @@ def build_app(parsec: Parsec) -> FastAPI:
     app.router.routes.append(Route("/twirp/{path:path}", BadRoute(), include_in_schema=False))
     app.include_router(_documents_router(parsec))
     app.add_middleware(BodyLimit, limit=parsec.options.server.max_request_body_size)
+    # outermost: every request, the body limit's 413 included, gets its line and span
+    app.add_middleware(AccessLog, trusted_proxies=parsec.options.observability.trusted_proxies)
     return app
 
 

@@ -51,7 +51,8 @@ def http_protocol_of(parsec: Parsec) -> type[asyncio.Protocol]:
     if not parsec.options.server.native_websocket:
         return http_protocol()
     path = WEBSOCKET_PATH
-    return http_protocol(path, native.protocol_factory(parsec.node, path))
+    proxies = parsec.options.observability.trusted_proxies
+    return http_protocol(path, native.protocol_factory(parsec.node, path, proxies))
 
 
 async def serve(
@@ -74,7 +75,10 @@ async def serve(
             ws_ping_interval=None,
             lifespan="off",
             log_level="warning",
-            access_log=False,
+            log_config=None,  # uvicorn's loggers propagate to the root's handler
+            access_log=False,  # parsec.observability.access_log writes one
+            # X-Forwarded-For is believed by the access log, from trusted proxies only
+            proxy_headers=False,
             backlog=BACKLOG,
             # a safety net: the drain cuts what is left at shutdown_timeout already
             timeout_graceful_shutdown=math.ceil(server_opts.shutdown_timeout),

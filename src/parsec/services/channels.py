@@ -26,8 +26,10 @@ from parsec.channels.events import EventSubscription
 from parsec.channels.manager import Channel, ChannelManager
 from parsec.channels.names import require_name
 from parsec.engine.aio import cancel_and_wait
+from parsec.engine.auth_log import reason_of
 from parsec.engine.node import Node
 from parsec.errors import ParsecError
+from parsec.observability import tracing
 
 if TYPE_CHECKING:
     from parsec.auth.oidc import OIDCBridge
@@ -187,17 +189,30 @@ class ChannelService:
         """A management token (default: full operator scopes, 24 h, clamped to 1 h .. 7 d)."""
         for scope in scopes or ():
             scope.validate()
-        return self.tokens.issue_mgmt(subject or "operator", ttl=ttl, scopes=scopes)
+        with tracing.tracer().span("token.issue", {"parsec.token_type": "management"}):
+            return self.tokens.issue_mgmt(subject or "operator", ttl=ttl, scopes=scopes)
 
     async def authenticate_mgmt(self, bearer: str) -> ParsecClaims:
         """The claims of a valid, unrevoked management token: a Parsec one, or a token
         of the OIDC bridge's provider mapped to Parsec scopes by its grants."""
         oidc = self.oidc
-        if oidc is not None and oidc.issued(bearer):
-            claims = await oidc.verify(bearer)
-        else:
-            claims = self.tokens.verify(bearer, MGMT)
-        self.revocations.check(claims, once=True)
+        try:
+            if oidc is not None and oidc.issued(bearer):
+                claims = await oidc.verify(bearer)
+            else:
+                claims = self.tokens.verify(bearer, MGMT)
+        except ParsecError as exc:
+            if exc.code.startswith("PARSEC_AUTH_"):
+                self.node.auth_failures.report(
+                    "management", reason_of(exc.code), detail=exc.message
+                )
+            raise
+        try:
+            self.revocations.check(claims, once=True)
+        except ParsecError as exc:
+            if exc.code.startswith("PARSEC_AUTH_"):
+                self.node.auth_failures.report("management", "revoked", user=claims.sub)
+            raise
         return claims
 
     async def revoke_token(self, jti: str, user: str = "", reason: str = "") -> None:

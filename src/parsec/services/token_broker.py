@@ -45,6 +45,7 @@ from parsec.engine.channel import ChannelResolver
 from parsec.engine.codes import ClientError, errors
 from parsec.engine.revocation import TokenId
 from parsec.errors import ParsecError
+from parsec.observability import tracing
 from parsec.options import TokenBrokerOptions
 from parsec.services.channels import ChannelService
 from parsec.services.token_authn import (
@@ -253,7 +254,8 @@ class TokenBroker:
         lifetime: float,
         remote_addr: str,
     ) -> IssuedConnection:
-        minted = self._issuer.mint_connection(user, ttl=lifetime, channels=decision.granted)
+        with tracing.tracer().span("token.issue", {"parsec.token_type": "connection"}):
+            minted = self._issuer.mint_connection(user, ttl=lifetime, channels=decision.granted)
         token_id = str(minted.claims["jti"])
         iat = _int_claim(minted.claims, "iat")
         exp = _int_claim(minted.claims, "exp")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from parsec.errors import ParsecError
+from parsec.observability import tracing
 from parsec.sinks.base import Message, Sink, SinkError, SinkRegistry, classify_error
 from parsec.sinks.dlq import DLQ
 from parsec.sinks.metrics import (
@@ -126,7 +127,8 @@ class RetryingSender:
         """
         target = self.registry.get(sink)
         encoded = target.encode_recipient(recipient)
-        return await self._deliver(target, encoded, message)
+        with tracing.tracer().span("sink.deliver", {"parsec.sink": sink}):
+            return await self._deliver(target, encoded, message)
 
     async def replay(self, id: str) -> DeliveryOutcome:
         """Send DLQ item ``id`` again through its sink (with retries). The item stays in
@@ -137,7 +139,9 @@ class RetryingSender:
         if item is None:
             raise ParsecError("PARSEC_SINK_DLQ_NOT_FOUND", f"no dead-letter item {id!r}")
         target = self.registry.get(item.sink)
-        return await self._deliver(target, target.encode_recipient(item.recipient), item.message)
+        with tracing.tracer().span("sink.replay", {"parsec.sink": item.sink}):
+            encoded = target.encode_recipient(item.recipient)
+            return await self._deliver(target, encoded, item.message)
 
     async def discard(self, id: str) -> bool:
         """Remove DLQ item ``id`` and report the sink's new DLQ size; False when there

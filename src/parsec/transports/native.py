@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from picows import (
@@ -42,6 +44,7 @@ from parsec.engine.codes import disconnects
 from parsec.engine.faults import ClientFaults
 from parsec.engine.node import Node
 from parsec.engine.session import Session
+from parsec.observability.access_log import NativeUpgrades, request_id_of
 from parsec.transports.websocket import log_refused_origin, origin_allowed
 
 __all__ = ["NativeTransport", "SessionListener", "listener_factory", "protocol_factory"]
@@ -177,13 +180,15 @@ class SessionListener(WSListener):
         "_inbox",
         "_max_frame",
         "_paused",
+        "_upgrade",
         "node",
         "session",
         "transport",
     )
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, upgrade: _Upgrade | None = None) -> None:
         self.node = node
+        self._upgrade = upgrade
         self.session: Session | None = None
         self.transport: NativeTransport | None = None
         self._inbox: deque[bytes] | None = None
@@ -198,6 +203,9 @@ class SessionListener(WSListener):
         queue_max = self.node.options.client.queue_max_size
         self.transport = NativeTransport(transport, queue_max, _flusher(loop))
         self.session = self.node.new_session(self.transport)
+        upgrade, self._upgrade = self._upgrade, None
+        if upgrade is not None:
+            upgrade.logged(transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if transport.is_close_frame_sent:
@@ -298,11 +306,12 @@ class SessionListener(WSListener):
                     raw.resume_reading()
 
 
-def listener_factory(node: Node, path: str) -> Any:
+def listener_factory(node: Node, path: str, trusted_proxies: Sequence[str] = ()) -> Any:
     """The picows listener factory: a SessionListener for an upgrade of ``path`` from
     an allowed origin; 403 for a refused origin, 404 for any other path."""
     allowed = node.options.server.allowed_origins
     target = path.encode()
+    upgrades = NativeUpgrades(trusted_proxies)
 
     def factory(request: WSUpgradeRequest) -> Any:
         if request.path.split(b"?", 1)[0] != target:
@@ -316,9 +325,33 @@ def listener_factory(node: Node, path: str) -> Any:
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_error_response(403, b"origin not allowed"), None
             )
-        return SessionListener(node)
+        upgrade = _Upgrade(upgrades, request)
+        response = WSUpgradeResponse.create_101_response({"X-Request-ID": upgrade.request_id})
+        return WSUpgradeResponseWithListener(response, SessionListener(node, upgrade))
 
     return factory
+
+
+class _Upgrade:
+    """An upgrade accepted, until its access-log line is written (once connected)."""
+
+    __slots__ = ("request", "request_id", "start", "upgrades")
+
+    def __init__(self, upgrades: NativeUpgrades, request: WSUpgradeRequest) -> None:
+        self.upgrades = upgrades
+        self.request = request
+        self.request_id = request_id_of(request.headers.get("x-request-id"))
+        self.start = time.perf_counter()
+
+    def logged(self, transport: WSTransport) -> None:
+        peer = transport.underlying_transport.get_extra_info("peername")
+        self.upgrades.log(
+            self.request.path.decode("latin-1"),
+            self.request_id,
+            str(peer[0]) if peer else "",
+            self.request.headers,
+            self.start,
+        )
 
 
 class _PicowsLog:
@@ -371,9 +404,10 @@ class _PicowsLog:
         log.exception(msg, *args, **kwargs)
 
 
-def protocol_factory(node: Node, path: str) -> Any:
-    """A picows server protocol for one connection (its handshake not yet read)."""
-    factory = listener_factory(node, path)
+def protocol_factory(node: Node, path: str, trusted_proxies: Sequence[str] = ()) -> Any:
+    """A picows server protocol for one connection (its handshake not yet read);
+    ``trusted_proxies``: the CIDRs whose ``X-Forwarded-For`` the access log believes."""
+    factory = listener_factory(node, path, trusted_proxies)
     max_frame = node.options.server.max_frame_size
     logger = _PicowsLog(node.client_faults)
 
