@@ -78,6 +78,8 @@ if TYPE_CHECKING:
     from parsec.auth.oidc import OIDCBridge
     from parsec.auth.remote_jwks import RemoteJWKS
     from parsec.backends.nats.connection import NatsUser
+    from parsec.observability.metrics import ParsecMetrics
+    from parsec.observability.runtime import MetricsService
     from parsec.services.accounts import AccountsService
 
 __all__ = ["Credentials", "Parsec", "ParsecState"]
@@ -184,6 +186,15 @@ class Parsec:
             version=__version__,
         )
         self.revocations.listeners.append(self.node.revocations_changed)
+        self.metrics: ParsecMetrics | None = None
+        """Prometheus metrics (:mod:`parsec.observability.metrics`); None when
+        ``[observability] metrics = false``."""
+        self.metrics_service: MetricsService | None = None
+        if self.options.observability.metrics:  # prometheus-client loads only then
+            from parsec.observability.runtime import observe
+
+            self.metrics_service = observe(self.node, self.options)
+            self.metrics = self.metrics_service.metrics
         self.channels = ChannelService(
             self.node,
             self.manager,
@@ -207,7 +218,7 @@ class Parsec:
             self.publish,
             self.options,
             dlq=dlq or built.dlq,
-            metrics=sink_metrics,
+            metrics=sink_metrics or self.metrics,
             settings=delivery,
         )
         self.accounts: AccountsService | None = None
@@ -309,6 +320,8 @@ class Parsec:
 
                 await instance.provision(self._operator_nats)
             await self._open(self.node.start, self.node.aclose)
+            if self.metrics_service is not None:
+                await self._open(self.metrics_service.start, self.metrics_service.aclose)
             await self._open(self._start_revocations, self.revocations.aclose)
             await self._open(self.manager.start, self.manager.aclose)
             await self._open(self.channels.start, self.channels.aclose)

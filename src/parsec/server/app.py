@@ -4,6 +4,7 @@
 ``/connection/websocket``          the Centrifugo client protocol (WebSocket)
 ``/api``, ``/api/<method>``        the Centrifugo server HTTP API
 ``/healthz``                       200 ``ok`` while the node runs, 503 otherwise
+``/metrics``                       Prometheus metrics (:mod:`parsec.observability.http`)
 ``/twirp/parsec.ParsecService/*``  the management API (:mod:`parsec.api.management`)
 ``/manifest``                      the ``parsec.manifest`` descriptor envelope
 ``/parsec/jwks.json``              the JWKS of the ring's asymmetric keys; 404 when none
@@ -32,6 +33,7 @@ from parsec.api.token_broker import TokenBrokerApi
 from parsec.api.twirp import BadRoute, error_response
 from parsec.auth.jwks import jwks
 from parsec.errors import ParsecError
+from parsec.observability import http as metrics
 from parsec.server.limits import BodyLimit
 from parsec.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
 from parsec.version import __version__
@@ -100,6 +102,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     app.router.routes.append(Route("/twirp/{path:path}", BadRoute(), include_in_schema=False))
     app.include_router(_documents_router(parsec))
     app.add_middleware(BodyLimit, limit=parsec.options.server.max_request_body_size)
+    metrics.install(app, parsec)  # /metrics and request counts, unless metrics = false
     return app
 
 
