@@ -8,10 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import websockets
-from compat.parsec_process import ParsecServer, ServerFactory
 from metrics_scrape import scrape, total
+
+import redis
+from compat.parsec_process import ParsecServer, ServerFactory
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CLIENTS = 8
