@@ -504,7 +504,13 @@ class Parsec:
 
     async def refresh_access(self, refresh_token: str) -> RotatedCredentials:
         """Redeem a refresh token (see :meth:`ChannelService.refresh_access`)."""
-        return await self.channels.refresh_access(refresh_token)
+        try:
+            rotated = await self.channels.refresh_access(refresh_token)
+        except Exception:
+            self._count("refresh_rotations", "error")
+            raise
+        self._count("refresh_rotations", "ok")
+        return rotated
 
     def issue_mgmt(
         self, subject: str, ttl: float | None = None, scopes: Sequence[Scope] | None = None
@@ -531,15 +537,24 @@ class Parsec:
 
     async def generate_key(self, alg: str = "HS256") -> Key:
         """A new verify-only key (promote it to sign with it)."""
-        return await self.keys.generate_key(alg)
+        key = await self.keys.generate_key(alg)
+        self._count("key_rotations", "generate")
+        return key
 
     async def promote_key(self, kid: str) -> None:
         """Make ``kid`` the signing key; the old active key stays verify-only."""
         await self.keys.promote_key(kid)
+        self._count("key_rotations", "promote")
 
     async def retire_key(self, kid: str) -> None:
         """Retire a key: tokens it signed are refused from now on."""
         await self.keys.retire_key(kid)
+        self._count("key_rotations", "retire")
+
+    def _count(self, counter: str, label: str) -> None:
+        """Count an event in the metrics, when there are metrics."""
+        if self.metrics is not None:
+            self.metrics.count(counter, label)
 
     async def reload_keys(self) -> None:
         """Re-read the keyring from its store (after another process changed it)."""

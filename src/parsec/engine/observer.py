@@ -53,3 +53,8 @@ class EngineObserver(Protocol):
     def unsubscribed(self, namespace: str) -> None:
         """A subscription in ``namespace`` was unregistered."""
         ...
+
+    def token_verified(self, kind: str, result: str) -> None:
+        """A client's token was checked: ``kind`` is ``connection`` or
+        ``subscription``, ``result`` ``ok``, ``expired`` or ``invalid``."""
+        ...

@@ -52,6 +52,7 @@ from parsec.engine.tokens import (
 )
 
 if TYPE_CHECKING:
+    from parsec.engine.node import Node
     from parsec.engine.session import Session
 
 __all__ = [
@@ -177,6 +178,7 @@ def connection_token(
     try:
         claims = node.verifier.verify_connection(token)
     except TokenExpired:
+        _verified(node, "connection", "expired")
         raise refusals.expired from None
     except InvalidToken as exc:
         if refresh:
@@ -188,6 +190,7 @@ def connection_token(
 
             _stale_keys(node.verifier, exc, again)
         _keys_unavailable(exc, fetched)
+        _verified(node, "connection", "invalid")
         if refusals.report_invalid:
             node.client_faults.report(
                 faults.INVALID_TOKEN,
@@ -197,6 +200,7 @@ def connection_token(
                 exc,
             )
         raise refusals.invalid("") from None
+    _verified(node, "connection", "ok")
     if user is not None and claims.user != user:
         raise refusals.not_theirs
     token_id = TokenId(claims.user, claims.jti, claims.iat)
@@ -225,6 +229,7 @@ def subscription_token(
     try:
         claims = node.verifier.verify_subscription(token)
     except TokenExpired:
+        _verified(node, "subscription", "expired")
         raise refusals.expired from None
     except InvalidToken as exc:
         if refresh:
@@ -236,6 +241,7 @@ def subscription_token(
 
             _stale_keys(node.verifier, exc, again)
         _keys_unavailable(exc, fetched)
+        _verified(node, "subscription", "invalid")
         if refusals.report_invalid:
             node.client_faults.report(
                 faults.INVALID_TOKEN,
@@ -246,6 +252,7 @@ def subscription_token(
                 exc,
             )
         raise refusals.invalid(channel) from None
+    _verified(node, "subscription", "ok")
     if claims.channel != channel or claims.user != session.user:
         raise refusals.not_theirs
     if claims.client and claims.client != session.client_id:
@@ -256,6 +263,11 @@ def subscription_token(
         raise refusals.revoked
     _check_expiry(claims.expires_at, refusals)
     return claims, token_id
+
+
+def _verified(node: Node, kind: str, result: str) -> None:
+    if node.observer is not None:
+        node.observer.token_verified(kind, result)
 
 
 def _check_expiry(expires_at: int | None, refusals: Refusals) -> None:

@@ -236,6 +236,7 @@ class ParsecMetrics:
         self._commands: dict[tuple[str, str], Counter] = {}
         self._namespaces: dict[str, Gauge] = {}
         self._codes: dict[int, Counter] = {}
+        self._verifications: dict[tuple[str, str], Counter] = {}
         self._delivered = 0
         """``node.hub.deliveries`` at the last :meth:`sync`."""
 
@@ -299,6 +300,23 @@ class ParsecMetrics:
 
     def dlq_size(self, sink: str, size: int) -> None:
         self.dlq.labels(sink).set(size)
+
+    # --- services -----------------------------------------------------------------
+
+    def count(self, counter: str, label: str) -> None:
+        """Count one event of a one-label counter of the services: ``key_rotations``
+        (``generate``, ``promote``, ``retire``), ``refresh_rotations`` (``ok``,
+        ``error``), ``rate_limit_decisions`` (``allowed``, ``limited``)."""
+        metric: Counter = getattr(self, counter)
+        metric.labels(label).inc()
+
+    def token_verified(self, kind: str, result: str) -> None:
+        child = self._verifications.get((kind, result))
+        if child is None:
+            child = self._verifications[kind, result] = self.token_verifications.labels(
+                kind, result
+            )
+        child.inc()
 
     # --- HTTP --------------------------------------------------------------------
 
