@@ -54,32 +54,38 @@ class MetricsService:
         self._addr = addr
         self._bearer = bearer
         self._sampler: asyncio.Task[None] | None = None
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
 
     @property
     def port(self) -> int | None:
         """The port ``addr`` serves on once started (useful with port 0)."""
-        if self._server is None or not self._server.sockets:
-            return None
-        return int(self._server.sockets[0].getsockname()[1])
+        for server in self._servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return None
 
     async def start(self) -> None:
+        """Listen on ``addr`` (every address its host resolves to; SO_REUSEPORT under
+        ``--workers``) and start sampling. Raises
+        :class:`parsec.server.listen.ListenError` when ``addr`` cannot be listened on."""
         if self._addr:
-            from parsec.server.listen import listen
+            from parsec.server.listen import ListenError, listen
 
             host, _, port = self._addr.rpartition(":")
-            sockets = listen(host, int(port), reuse_port=multiprocess())
-            self._server = await asyncio.start_server(self._serve, sock=sockets[0])
-            for extra in sockets[1:]:
-                extra.close()
+            try:
+                sockets = listen(host or "127.0.0.1", int(port), reuse_port=multiprocess())
+            except ListenError as e:  # named as configured
+                raise ListenError(self._addr, e.errno, e.why) from None
+            for sock in sockets:
+                self._servers.append(await asyncio.start_server(self._serve, sock=sock))
         self._sampler = asyncio.get_running_loop().create_task(self._sample())
 
     async def aclose(self) -> None:
         sampler, self._sampler = self._sampler, None
         if sampler is not None:
             await cancel_and_wait(sampler)
-        server, self._server = self._server, None
-        if server is not None:
+        servers, self._servers = self._servers, []
+        for server in servers:
             server.close()
             await server.wait_closed()
 
