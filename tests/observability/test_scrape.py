@@ -130,9 +130,14 @@ async def test_subscriptions_and_deliveries() -> None:
         finally:
             for client in clients:
                 await client.disconnect()
+        await until(lambda: server.parsec.node.hub.num_subs == 0)
+        gone = await scrape(http)
 
     assert total(subscribed, "parsec_subscriptions", {"namespace": "chat"}) == 2
     assert total(subscribed, "parsec_subscribers_active") == 2
+    assert total(subscribed, "parsec_channels_active", {"visibility": "public"}) == 1
+    for name in ("parsec_subscriptions", "parsec_subscribers_active", "parsec_channels_active"):
+        assert total(gone, name) == 0, name
     assert total(after, "parsec_deliveries_total") == 6
 
 

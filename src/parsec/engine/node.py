@@ -222,9 +222,9 @@ class Node:
 
     async def add_subscription(self, sub: Subscription) -> None:
         """Register a subscription; subscribe the node on its channel's first one."""
-        self.hub.add_subscription(sub)
+        first = self.hub.add_subscription(sub)
         if self.observer is not None:
-            self.observer.subscribed(sub.resolved.namespace)
+            self.observer.subscribed(sub.resolved, first)
         if sub.channel in self._broker_channels:
             return
         async with self._lock(sub.channel):
@@ -234,9 +234,11 @@ class Node:
 
     async def remove_subscription(self, sub: Subscription) -> None:
         """Unregister a subscription; unsubscribe the node after its channel's last."""
-        if self.observer is not None and self.hub.holds(sub):
-            self.observer.unsubscribed(sub.resolved.namespace)
-        if not self.hub.remove_subscription(sub):
+        observer = self.observer if self.hub.holds(sub) else None
+        last = self.hub.remove_subscription(sub)
+        if observer is not None:
+            observer.unsubscribed(sub.resolved, last)
+        if not last:
             return
         async with self._lock(sub.channel):
             if sub.channel in self._broker_channels and not self.hub.has_subscribers(sub.channel):

@@ -12,7 +12,10 @@ not raise or block.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from parsec.engine.channel import ResolvedChannel
 
 __all__ = ["EngineObserver"]
 
@@ -46,12 +49,14 @@ class EngineObserver(Protocol):
         """A connected client is gone, with disconnect ``code``."""
         ...
 
-    def subscribed(self, namespace: str) -> None:
-        """A subscription in ``namespace`` (``""``: none) was registered on this node."""
+    def subscribed(self, channel: ResolvedChannel, first: bool) -> None:
+        """A subscription to ``channel`` was registered on this node; ``first``: the
+        channel's first subscriber here."""
         ...
 
-    def unsubscribed(self, namespace: str) -> None:
-        """A subscription in ``namespace`` was unregistered."""
+    def unsubscribed(self, channel: ResolvedChannel, last: bool) -> None:
+        """A subscription to ``channel`` was unregistered; ``last``: the channel has no
+        subscriber left here."""
         ...
 
     def token_verified(self, kind: str, result: str) -> None:

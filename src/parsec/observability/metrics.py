@@ -5,7 +5,7 @@ one: an embedder may run several Parsec instances in one process) holding the Go
 Parsec's ``parsec_*`` set plus what a realtime server needs. It is the node's
 :class:`parsec.engine.observer.EngineObserver` and the delivery service's
 :class:`parsec.sinks.metrics.SinkMetrics`; counts the engine already keeps (the Hub's
-subscribers and deliveries, the broker's connection) are read by :meth:`sync`, at
+deliveries, the broker's connection) are read by :meth:`sync`, at
 scrape time and every second (:mod:`parsec.observability.runtime`), never per
 delivery.
 
@@ -34,6 +34,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 if TYPE_CHECKING:
+    from parsec.engine.channel import ResolvedChannel
     from parsec.engine.node import Node
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "ParsecMetrics", "multiprocess"]
@@ -238,6 +239,10 @@ class ParsecMetrics:
         self._codes: dict[int, Counter] = {}
         self._verifications: dict[tuple[str, str], Counter] = {}
         self._delivered = 0
+        self._channels = {
+            private: self.channels_active.labels("active", "private" if private else "public")
+            for private in (False, True)
+        }
         """``node.hub.deliveries`` at the last :meth:`sync`."""
 
     # --- EngineObserver ----------------------------------------------------------
@@ -271,11 +276,17 @@ class ParsecMetrics:
             child = self._codes[code] = self.disconnects.labels(str(code))
         child.inc()
 
-    def subscribed(self, namespace: str) -> None:
-        self._namespace(namespace).inc()
+    def subscribed(self, channel: ResolvedChannel, first: bool) -> None:
+        self._namespace(channel.namespace).inc()
+        self.subscribers_active.inc()
+        if first:
+            self._channels[channel.token_required].inc()
 
-    def unsubscribed(self, namespace: str) -> None:
-        self._namespace(namespace).dec()
+    def unsubscribed(self, channel: ResolvedChannel, last: bool) -> None:
+        self._namespace(channel.namespace).dec()
+        self.subscribers_active.dec()
+        if last:
+            self._channels[channel.token_required].dec()
 
     def _transport(self, transport: str) -> tuple[Gauge, Counter]:
         children = self._transports.get(transport)
@@ -332,28 +343,15 @@ class ParsecMetrics:
     # --- scrape ------------------------------------------------------------------
 
     def sync(self) -> None:
-        """Copy the counts the engine keeps into the metrics."""
+        """Copy the counts the engine keeps into the metrics: constant time."""
         hub = self.node.hub
         delivered = hub.deliveries
         if delivered > self._delivered:
             self.deliveries.inc(delivered - self._delivered)
         self._delivered = delivered
-        self.subscribers_active.set(hub.num_subs)
-        counts = {"public": 0, "private": 0}
-        for channel, _ in hub.channels():
-            counts[_channel_visibility(self.node, channel)] += 1
-        for visibility, count in counts.items():
-            self.channels_active.labels("active", visibility).set(count)
         self.broker_connected.set(1 if getattr(self.node.broker, "connected", True) else 0)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition (of every worker, under ``--workers``)."""
         self.sync()
         return generate_latest(self._scrape)
-
-
-def _channel_visibility(node: Node, channel: str) -> str:
-    try:
-        return "private" if node.rules.resolve(channel).token_required else "public"
-    except Exception:  # a channel that no longer resolves (the rules changed)
-        return "public"
