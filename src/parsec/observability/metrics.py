@@ -150,6 +150,12 @@ class ParsecMetrics:
             registry=r,
             multiprocess_mode="livemin",
         ).labels(backend)
+        self.broker_reconnects = Counter(
+            "parsec_broker_reconnects_total",
+            "Times the broker's subscription connection came back after it was lost (Redis).",
+            ["backend"],
+            registry=r,
+        ).labels(backend)
         self.loop_lag = Gauge(
             "parsec_event_loop_lag_seconds",
             "How late the event loop ran a timer, last sample.",
@@ -239,6 +245,8 @@ class ParsecMetrics:
         self._codes: dict[int, Counter] = {}
         self._verifications: dict[tuple[str, str], Counter] = {}
         self._delivered = 0
+        self._reconnects = 0
+        """``node.broker.reconnects`` at the last :meth:`sync`."""
         self._channels = {
             private: self.channels_active.labels("active", "private" if private else "public")
             for private in (False, True)
@@ -349,7 +357,12 @@ class ParsecMetrics:
         if delivered > self._delivered:
             self.deliveries.inc(delivered - self._delivered)
         self._delivered = delivered
-        self.broker_connected.set(1 if getattr(self.node.broker, "connected", True) else 0)
+        broker = self.node.broker
+        self.broker_connected.set(1 if getattr(broker, "connected", True) else 0)
+        reconnects = int(getattr(broker, "reconnects", 0))
+        if reconnects > self._reconnects:
+            self.broker_reconnects.inc(reconnects - self._reconnects)
+        self._reconnects = reconnects
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition (of every worker, under ``--workers``)."""
