@@ -218,7 +218,7 @@ class Parsec:
             self.publish,
             self.options,
             dlq=dlq or built.dlq,
-            metrics=sink_metrics or self.metrics,
+            metrics=sink_metrics if sink_metrics is not None else self.metrics,
             settings=delivery,
         )
         self.accounts: AccountsService | None = None

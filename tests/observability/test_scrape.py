@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import subprocess
+import sys
 from typing import Any
 
 import centrifuge
@@ -232,3 +234,26 @@ async def test_no_label_names_a_channel_user_client_or_path() -> None:
         name == "parsec_http_requests_total" and labels.get("route") == "unmatched"
         for name, labels, _ in samples
     )
+
+
+OFF_PROGRAM = """
+import asyncio, sys
+from parsec import Options, Parsec
+from parsec.options import ObservabilityOptions
+
+async def main():
+    async with Parsec(Options(observability=ObservabilityOptions(metrics=False))) as parsec:
+        parsec.asgi_app()
+        await parsec.publish("x", {})
+    print("prometheus_client" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_metrics_off_never_loads_prometheus_client() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", OFF_PROGRAM], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -19,12 +19,12 @@ from starlette.routing import Match, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parsec.observability.access import authorized
-from parsec.observability.metrics import CONTENT_TYPE, ParsecMetrics
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from parsec import Parsec
+    from parsec.observability.metrics import ParsecMetrics
 
 __all__ = ["METRICS_PATH", "HttpMetrics", "install"]
 
@@ -42,6 +42,8 @@ def install(app: FastAPI, parsec: Parsec) -> None:
         return
     options = parsec.options.observability
     if not options.metrics_addr:
+        from parsec.observability.metrics import CONTENT_TYPE
+
         bearer = options.metrics_bearer_token
 
         async def scrape(request: Request) -> Response:
