@@ -229,9 +229,18 @@ class Parsec:
             from parsec.services.accounts_broker import accept_accounts
             from parsec.services.tenancy import Tenants
 
-            self.accounts = AccountsService(self.options, tenants=Tenants(self.options, Parsec))
+            self.accounts = AccountsService(
+                self.options, tenants=Tenants(self.options, self._tenant)
+            )
             self._broker_audit = accept_accounts(self.token_broker, self.accounts)
         self._app: Starlette | None = None
+
+    def _tenant(self, options: Options, **parts: Any) -> Parsec:
+        """An org's Parsec (``[accounts]``): it keeps no metrics of its own, its engine
+        reports to this instance's (one scrape shows every org, no org label)."""
+        tenant = Parsec(options, **parts)
+        tenant.node.observer = self.node.observer
+        return tenant
 
     def _instance_user(self, node_id: str) -> NatsUser | None:
         if self._operator_nats is None:
