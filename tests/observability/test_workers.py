@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,9 @@ from compat.parsec_process import ParsecServer, ServerFactory
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CLIENTS = 8
+PUBLISHES = "parsec_publishes_total"
+SETTLE = 10.0
+"""Seconds the workers get to hand over their counts: a deadline, not a claim."""
 
 
 @pytest.fixture
@@ -42,10 +46,23 @@ async def _connect(server: ParsecServer, user: str) -> websockets.ClientConnecti
     return ws
 
 
+async def settled(http: httpx.AsyncClient) -> None:
+    """Return once a scrape counts everything: each worker hands its counts to the
+    shared directory at least once a second (``SAMPLE_INTERVAL``)."""
+    async with asyncio.timeout(SETTLE):
+        while True:
+            samples = await scrape(http)
+            connections = total(samples, "parsec_connections", {"transport": "websocket"})
+            if connections == CLIENTS and total(samples, PUBLISHES, {"result": "ok"}) == 6:
+                return
+            await asyncio.sleep(0.1)  # no event crosses the processes: look again
+
+
 async def test_one_scrape_sums_both_workers(factory: tuple[ServerFactory, str]) -> None:
     """Eight clients spread by SO_REUSEPORT over two workers and publications through
-    the API (each landing on either worker): one scrape counts them all and shows both
-    workers' ``parsec_node_info``."""
+    the API (each landing on either worker): once the workers have handed over their
+    counts (within a second), every scrape, whichever worker answers, counts them all
+    and shows both workers' ``parsec_node_info``."""
     made, broker = factory
     server = made.start(broker, args=["--workers", "2"])
     sockets = [await _connect(server, f"w{i}") for i in range(CLIENTS)]
@@ -58,6 +75,7 @@ async def test_one_scrape_sums_both_workers(factory: tuple[ServerFactory, str]) 
                     headers={"X-API-Key": server.api_key},
                 )
                 assert reply.status_code == 200, reply.text
+            await settled(http)
             scrapes = [await scrape(http) for _ in range(4)]
     finally:
         for ws in sockets:
@@ -65,6 +83,6 @@ async def test_one_scrape_sums_both_workers(factory: tuple[ServerFactory, str]) 
 
     for samples in scrapes:  # whichever worker answered
         assert total(samples, "parsec_connections", {"transport": "websocket"}) == CLIENTS
-        assert total(samples, "parsec_publishes_total", {"result": "ok"}) == 6
+        assert total(samples, PUBLISHES, {"result": "ok"}) == 6
         nodes = {labels["node"] for name, labels, _ in samples if name == "parsec_node_info"}
         assert len(nodes) == 2

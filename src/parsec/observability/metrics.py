@@ -4,10 +4,12 @@
 one: an embedder may run several Parsec instances in one process) holding the Go
 Parsec's ``parsec_*`` set plus what a realtime server needs. It is the node's
 :class:`parsec.engine.observer.EngineObserver` and the delivery service's
-:class:`parsec.sinks.metrics.SinkMetrics`; counts the engine already keeps (the Hub's
-deliveries, the broker's connection) are read by :meth:`sync`, at
-scrape time and every second (:mod:`parsec.observability.runtime`), never per
-delivery.
+:class:`parsec.sinks.metrics.SinkMetrics`. The engine's events (publications,
+commands, connections, subscriptions, token checks) are tallied in plain integers
+(:mod:`parsec.observability.tally`), never per delivery; :meth:`sync` hands the
+tallies and the counts the engine keeps (the Hub's deliveries, the broker's
+connection) to the metrics at scrape time and every second
+(:mod:`parsec.observability.runtime`).
 
 Under ``parsec serve --workers N`` the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
 for its workers: every worker writes its values there and a scrape of any worker
@@ -21,7 +23,7 @@ Labels are bounded: never a channel, user, client id or raw path.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -32,6 +34,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from parsec.observability.tally import CounterTally, GaugeTally, LatencyTally
 
 if TYPE_CHECKING:
     from parsec.engine.channel import ResolvedChannel
@@ -232,84 +236,71 @@ class ParsecMetrics:
             ["result"],
             registry=r,
         )
-        self._published = {
-            v: self.publishes.labels(v, "ok") for v in ("public", "private", "unknown")
-        }
-        self._refused = {
-            v: self.publishes.labels(v, "error") for v in ("public", "private", "unknown")
-        }
-        self._transports: dict[str, tuple[Gauge, Counter]] = {}
-        self._transport("websocket")
-        self._commands: dict[tuple[str, str], Counter] = {}
-        self._namespaces: dict[str, Gauge] = {}
-        self._codes: dict[int, Counter] = {}
-        self._verifications: dict[tuple[str, str], Counter] = {}
+        for visibility in ("public", "private"):  # exported from the start
+            self.publishes.labels(visibility, "ok")
+        self._publishes: CounterTally[tuple[str, str]] = CounterTally(self.publishes)
+        self._publish_latency = LatencyTally(self.publish_duration, _LATENCY)
+        self._broker_latency = LatencyTally(self.broker_publish_duration, _LATENCY)
+        self._commands: CounterTally[tuple[str, str]] = CounterTally(self.commands)
+        self._verifications: CounterTally[tuple[str, str]] = CounterTally(self.token_verifications)
+        self._connections: GaugeTally[tuple[str]] = GaugeTally(self.connections)
+        self._connections.add(("websocket",), 0)
+        self._connects: CounterTally[tuple[str, str]] = CounterTally(self.connects)
+        self._disconnects: CounterTally[tuple[str]] = CounterTally(self.disconnects)
+        self._subscriptions: GaugeTally[tuple[str]] = GaugeTally(self.subscriptions)
+        self._channels: GaugeTally[tuple[str, str]] = GaugeTally(self.channels_active)
+        for visibility in ("public", "private"):
+            self._channels.add(("active", visibility), 0)
+        self._tallies: tuple[CounterTally[Any] | GaugeTally[Any] | LatencyTally, ...] = (
+            self._publishes,
+            self._publish_latency,
+            self._broker_latency,
+            self._commands,
+            self._verifications,
+            self._connections,
+            self._connects,
+            self._disconnects,
+            self._subscriptions,
+            self._channels,
+        )
         self._delivered = 0
+        """``node.hub.deliveries`` at the last :meth:`sync`."""
         self._reconnects = 0
         """``node.broker.reconnects`` at the last :meth:`sync`."""
-        self._channels = {
-            private: self.channels_active.labels("active", "private" if private else "public")
-            for private in (False, True)
-        }
-        """``node.hub.deliveries`` at the last :meth:`sync`."""
 
     # --- EngineObserver ----------------------------------------------------------
 
     def published(self, visibility: str, seconds: float, broker_seconds: float) -> None:
-        self._published[visibility].inc()
-        self.publish_duration.observe(seconds)
-        self.broker_publish_duration.observe(broker_seconds)
+        self._publishes.add((visibility, "ok"))
+        self._publish_latency.observe(seconds)
+        self._broker_latency.observe(broker_seconds)
 
     def publish_failed(self, visibility: str) -> None:
-        self._refused[visibility].inc()
+        self._publishes.add((visibility, "error"))
 
     def command(self, method: str, result: str) -> None:
-        child = self._commands.get((method, result))
-        if child is None:
-            child = self._commands[method, result] = self.commands.labels(method, result)
-        child.inc()
+        self._commands.add((method, result))
 
     def connected(self, transport: str) -> None:
-        gauge, ok = self._transport(transport)
-        gauge.inc()
-        ok.inc()
+        self._connections.add((transport,), 1)
+        self._connects.add((transport, "ok"))
 
     def connect_failed(self, transport: str) -> None:
-        self.connects.labels(transport, "error").inc()
+        self._connects.add((transport, "error"))
 
     def disconnected(self, transport: str, code: int) -> None:
-        self._transport(transport)[0].dec()
-        child = self._codes.get(code)
-        if child is None:
-            child = self._codes[code] = self.disconnects.labels(str(code))
-        child.inc()
+        self._connections.add((transport,), -1)
+        self._disconnects.add((str(code),))
 
     def subscribed(self, channel: ResolvedChannel, first: bool) -> None:
-        self._namespace(channel.namespace).inc()
-        self.subscribers_active.inc()
+        self._subscriptions.add((channel.namespace,), 1)
         if first:
-            self._channels[channel.token_required].inc()
+            self._channels.add(("active", _visibility(channel)), 1)
 
     def unsubscribed(self, channel: ResolvedChannel, last: bool) -> None:
-        self._namespace(channel.namespace).dec()
-        self.subscribers_active.dec()
+        self._subscriptions.add((channel.namespace,), -1)
         if last:
-            self._channels[channel.token_required].dec()
-
-    def _transport(self, transport: str) -> tuple[Gauge, Counter]:
-        children = self._transports.get(transport)
-        if children is None:
-            children = self._transports[transport] = (
-                self.connections.labels(transport),
-                self.connects.labels(transport, "ok"),
-            )
-        return children
-
-    def _namespace(self, namespace: str) -> Gauge:
-        child = self._namespaces.get(namespace)
-        if child is None:
-            child = self._namespaces[namespace] = self.subscriptions.labels(namespace)
-        return child
+            self._channels.add(("active", _visibility(channel)), -1)
 
     # --- SinkMetrics -------------------------------------------------------------
 
@@ -330,12 +321,7 @@ class ParsecMetrics:
         metric.labels(label).inc()
 
     def token_verified(self, kind: str, result: str) -> None:
-        child = self._verifications.get((kind, result))
-        if child is None:
-            child = self._verifications[kind, result] = self.token_verifications.labels(
-                kind, result
-            )
-        child.inc()
+        self._verifications.add((kind, result))
 
     # --- HTTP --------------------------------------------------------------------
 
@@ -351,8 +337,12 @@ class ParsecMetrics:
     # --- scrape ------------------------------------------------------------------
 
     def sync(self) -> None:
-        """Copy the counts the engine keeps into the metrics: constant time."""
+        """Copy the counts the engine keeps, and those tallied since the last call, into
+        the metrics."""
+        for tally in self._tallies:
+            tally.flush()
         hub = self.node.hub
+        self.subscribers_active.set(sum(self._subscriptions.values.values()))
         delivered = hub.deliveries
         if delivered > self._delivered:
             self.deliveries.inc(delivered - self._delivered)
@@ -368,3 +358,7 @@ class ParsecMetrics:
         """The Prometheus text exposition (of every worker, under ``--workers``)."""
         self.sync()
         return generate_latest(self._scrape)
+
+
+def _visibility(channel: ResolvedChannel) -> str:
+    return "private" if channel.token_required else "public"
