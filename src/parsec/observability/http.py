@@ -30,6 +30,9 @@ __all__ = ["METRICS_PATH", "HttpMetrics", "install"]
 
 METRICS_PATH = "/metrics"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_KNOWN_PATHS = 4096
+"""Paths whose route template is remembered (a static route's path is one; paths with
+ids in them fill it up, then their template is found by matching each time)."""
 UNMATCHED = "unmatched"
 """The ``route`` label of a request no route matched (never its raw path)."""
 
@@ -65,6 +68,8 @@ class HttpMetrics:
         self.metrics = metrics
         self._routed = app_routes
         self._documented: list[tuple[re.Pattern[str], str]] | None = None
+        self._known: dict[tuple[str, str], str] = {}
+        """Route templates of (method, path) seen, up to ``_KNOWN_PATHS`` of them."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,8 +87,13 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sent)
         finally:
-            route = self._template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            key = (method, scope["path"])
+            route = self._known.get(key)
+            if route is None:
+                route = self._template(scope)
+                if route != UNMATCHED and len(self._known) < _KNOWN_PATHS:
+                    self._known[key] = route
             self.metrics.http_request(method, route, status, time.perf_counter() - started)
 
     def _template(self, scope: Scope) -> str:

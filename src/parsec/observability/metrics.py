@@ -263,6 +263,9 @@ class ParsecMetrics:
             self._subscriptions,
             self._channels,
         )
+        self._http_requests: CounterTally[tuple[str, str, str]] = CounterTally(self.http_requests)
+        self._http_latency: dict[str, LatencyTally] = {}
+        self._rpc_requests: CounterTally[tuple[str, str]] = CounterTally(self.rpc_requests)
         self._delivered = 0
         """``node.hub.deliveries`` at the last :meth:`sync`."""
         self._reconnects = 0
@@ -327,11 +330,16 @@ class ParsecMetrics:
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request ended; ``route`` is its route template, never a raw path."""
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(route).observe(seconds)
+        self._http_requests.add((method, route, str(status)))
+        latency = self._http_latency.get(route)
+        if latency is None:
+            latency = self._http_latency[route] = LatencyTally(
+                self.http_duration.labels(route), _SLOW
+            )
+        latency.observe(seconds)
         if route.startswith("/twirp/"):
             rpc = route.rsplit("/", 1)[-1]
-            self.rpc_requests.labels(rpc, str(status)).inc()
+            self._rpc_requests.add((rpc, str(status)))
             self.rpc_duration.labels(rpc).observe(seconds)
 
     # --- scrape ------------------------------------------------------------------
@@ -341,6 +349,10 @@ class ParsecMetrics:
         the metrics."""
         for tally in self._tallies:
             tally.flush()
+        self._http_requests.flush()
+        self._rpc_requests.flush()
+        for latency in self._http_latency.values():
+            latency.flush()
         hub = self.node.hub
         self.subscribers_active.set(sum(self._subscriptions.values.values()))
         delivered = hub.deliveries
