@@ -251,6 +251,10 @@ class ParsecMetrics:
         self._channels: GaugeTally[tuple[str, str]] = GaugeTally(self.channels_active)
         for visibility in ("public", "private"):
             self._channels.add(("active", visibility), 0)
+        self._http_requests: CounterTally[tuple[str, str, str]] = CounterTally(self.http_requests)
+        self._rpc_requests: CounterTally[tuple[str, str]] = CounterTally(self.rpc_requests)
+        self._http_latency: dict[str, LatencyTally] = {}
+        """Request durations by route template (flushed with the tallies)."""
         self._tallies: tuple[CounterTally[Any] | GaugeTally[Any] | LatencyTally, ...] = (
             self._publishes,
             self._publish_latency,
@@ -262,10 +266,9 @@ class ParsecMetrics:
             self._disconnects,
             self._subscriptions,
             self._channels,
+            self._http_requests,
+            self._rpc_requests,
         )
-        self._http_requests: CounterTally[tuple[str, str, str]] = CounterTally(self.http_requests)
-        self._http_latency: dict[str, LatencyTally] = {}
-        self._rpc_requests: CounterTally[tuple[str, str]] = CounterTally(self.rpc_requests)
         self._delivered = 0
         """``node.hub.deliveries`` at the last :meth:`sync`."""
         self._reconnects = 0
@@ -349,8 +352,6 @@ class ParsecMetrics:
         the metrics."""
         for tally in self._tallies:
             tally.flush()
-        self._http_requests.flush()
-        self._rpc_requests.flush()
         for latency in self._http_latency.values():
             latency.flush()
         hub = self.node.hub
