@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from parsec.observability.tally import CounterTally, GaugeTally, LatencyTally
+from parsec.observability.tally import CounterTally, LatencyTally
 
 if TYPE_CHECKING:
     from parsec.engine.channel import ResolvedChannel
@@ -243,29 +243,33 @@ class ParsecMetrics:
         self._broker_latency = LatencyTally(self.broker_publish_duration, _LATENCY)
         self._commands: CounterTally[tuple[str, str]] = CounterTally(self.commands)
         self._verifications: CounterTally[tuple[str, str]] = CounterTally(self.token_verifications)
-        self._connections: GaugeTally[tuple[str]] = GaugeTally(self.connections)
-        self._connections.add(("websocket",), 0)
+        self._commands_ok: dict[str, int] = {}
+        """Commands that succeeded since the last flush, by method (no tuple per event)."""
         self._connects: CounterTally[tuple[str, str]] = CounterTally(self.connects)
-        self._disconnects: CounterTally[tuple[str]] = CounterTally(self.disconnects)
-        self._subscriptions: GaugeTally[tuple[str]] = GaugeTally(self.subscriptions)
-        self._channels: GaugeTally[tuple[str, str]] = GaugeTally(self.channels_active)
-        for visibility in ("public", "private"):
-            self._channels.add(("active", visibility), 0)
+        self._connected: dict[str, int] = {"websocket": 0}
+        """Connects since the start, by transport; less ``_disconnected``: connections."""
+        self._disconnected: dict[str, int] = {}
+        self._codes: dict[int, int] = {}
+        """Disconnects since the last flush, by code."""
+        self._subscribed: dict[str, int] = {}
+        """Subscriptions since the start, by namespace; less ``_unsubscribed``: live ones."""
+        self._unsubscribed: dict[str, int] = {}
+        self._opened = [0, 0]
+        """Channels that got their first subscriber here, public [0] and private [1]."""
+        self._closed = [0, 0]
+        self._flushed: dict[str, int] = {}
+        """``_connected`` at the last flush."""
         self._http_requests: CounterTally[tuple[str, str, str]] = CounterTally(self.http_requests)
         self._rpc_requests: CounterTally[tuple[str, str]] = CounterTally(self.rpc_requests)
         self._http_latency: dict[str, LatencyTally] = {}
         """Request durations by route template (flushed with the tallies)."""
-        self._tallies: tuple[CounterTally[Any] | GaugeTally[Any] | LatencyTally, ...] = (
+        self._tallies: tuple[CounterTally[Any] | LatencyTally, ...] = (
             self._publishes,
             self._publish_latency,
             self._broker_latency,
             self._commands,
             self._verifications,
-            self._connections,
             self._connects,
-            self._disconnects,
-            self._subscriptions,
-            self._channels,
             self._http_requests,
             self._rpc_requests,
         )
@@ -285,28 +289,36 @@ class ParsecMetrics:
         self._publishes.add((visibility, "error"))
 
     def command(self, method: str, result: str) -> None:
-        self._commands.add((method, result))
+        if result == "ok":
+            ok = self._commands_ok
+            ok[method] = ok.get(method, 0) + 1
+        else:
+            self._commands.add((method, result))
 
     def connected(self, transport: str) -> None:
-        self._connections.add((transport,), 1)
-        self._connects.add((transport, "ok"))
+        counts = self._connected
+        counts[transport] = counts.get(transport, 0) + 1
 
     def connect_failed(self, transport: str) -> None:
         self._connects.add((transport, "error"))
 
     def disconnected(self, transport: str, code: int) -> None:
-        self._connections.add((transport,), -1)
-        self._disconnects.add((str(code),))
+        counts = self._disconnected
+        counts[transport] = counts.get(transport, 0) + 1
+        codes = self._codes
+        codes[code] = codes.get(code, 0) + 1
 
     def subscribed(self, channel: ResolvedChannel, first: bool) -> None:
-        self._subscriptions.add((channel.namespace,), 1)
+        counts = self._subscribed
+        counts[channel.namespace] = counts.get(channel.namespace, 0) + 1
         if first:
-            self._channels.add(("active", _visibility(channel)), 1)
+            self._opened[channel.token_required] += 1
 
     def unsubscribed(self, channel: ResolvedChannel, last: bool) -> None:
-        self._subscriptions.add((channel.namespace,), -1)
+        counts = self._unsubscribed
+        counts[channel.namespace] = counts.get(channel.namespace, 0) + 1
         if last:
-            self._channels.add(("active", _visibility(channel)), -1)
+            self._closed[channel.token_required] += 1
 
     # --- SinkMetrics -------------------------------------------------------------
 
@@ -354,8 +366,8 @@ class ParsecMetrics:
             tally.flush()
         for latency in self._http_latency.values():
             latency.flush()
+        self._flush_sessions()
         hub = self.node.hub
-        self.subscribers_active.set(sum(self._subscriptions.values.values()))
         delivered = hub.deliveries
         if delivered > self._delivered:
             self.deliveries.inc(delivered - self._delivered)
@@ -367,11 +379,31 @@ class ParsecMetrics:
             self.broker_reconnects.inc(reconnects - self._reconnects)
         self._reconnects = reconnects
 
+    def _flush_sessions(self) -> None:
+        """Connections, commands and subscriptions tallied since the last flush."""
+        for method, count in self._commands_ok.items():
+            self.commands.labels(method, "ok").inc(count)
+        self._commands_ok = {}
+        for transport, count in self._connected.items():
+            self.connections.labels(transport).set(count - self._disconnected.get(transport, 0))
+            new = count - self._flushed.get(transport, 0)
+            if new or transport not in self._flushed:
+                self.connects.labels(transport, "ok").inc(new)
+            self._flushed[transport] = count
+        codes, self._codes = self._codes, {}
+        for code, count in codes.items():
+            self.disconnects.labels(str(code)).inc(count)
+        live = 0
+        for namespace, count in self._subscribed.items():
+            now = count - self._unsubscribed.get(namespace, 0)
+            self.subscriptions.labels(namespace).set(now)
+            live += now
+        self.subscribers_active.set(live)
+        for private, visibility in enumerate(("public", "private")):
+            active = self._opened[private] - self._closed[private]
+            self.channels_active.labels("active", visibility).set(active)
+
     def exposition(self) -> bytes:
         """The Prometheus text exposition (of every worker, under ``--workers``)."""
         self.sync()
         return generate_latest(self._scrape)
-
-
-def _visibility(channel: ResolvedChannel) -> str:
-    return "private" if channel.token_required else "public"
