@@ -82,6 +82,8 @@ if TYPE_CHECKING:
     from parsec.auth.oidc import OIDCBridge
     from parsec.auth.remote_jwks import RemoteJWKS
     from parsec.backends.nats.connection import NatsUser
+    from parsec.observability.metrics import ParsecMetrics
+    from parsec.observability.runtime import MetricsService
     from parsec.services.accounts import AccountsService
 
 __all__ = ["Credentials", "Parsec", "ParsecState"]
@@ -196,6 +198,15 @@ class Parsec:
         """Spans over OTLP (``[observability] otlp_endpoint``), else a no-op."""
         if self.tracing.enabled:
             self.node.broker = traced_broker(self.node.broker, self.tracing)
+        self.metrics: ParsecMetrics | None = None
+        """Prometheus metrics (:mod:`parsec.observability.metrics`); None when
+        ``[observability] metrics = false``."""
+        self.metrics_service: MetricsService | None = None
+        if self.options.observability.metrics:  # prometheus-client loads only then
+            from parsec.observability.runtime import observe
+
+            self.metrics_service = observe(self.node, self.options)
+            self.metrics = self.metrics_service.metrics
         self.channels = ChannelService(
             self.node,
             self.manager,
@@ -219,7 +230,7 @@ class Parsec:
             self.publish,
             self.options,
             dlq=dlq or built.dlq,
-            metrics=sink_metrics,
+            metrics=sink_metrics if sink_metrics is not None else self.metrics,
             settings=delivery,
         )
         self.drainer = Drain(self.node, self.delivery.queue)
@@ -232,9 +243,18 @@ class Parsec:
             from parsec.services.accounts_broker import accept_accounts
             from parsec.services.tenancy import Tenants
 
-            self.accounts = AccountsService(self.options, tenants=Tenants(self.options, Parsec))
+            self.accounts = AccountsService(
+                self.options, tenants=Tenants(self.options, self._tenant)
+            )
             self._broker_audit = accept_accounts(self.token_broker, self.accounts)
         self._app: Starlette | None = None
+
+    def _tenant(self, options: Options, **parts: Any) -> Parsec:
+        """An org's Parsec (``[accounts]``): it keeps no metrics of its own, its engine
+        reports to this instance's (one scrape shows every org, no org label)."""
+        tenant = Parsec(options, **parts)
+        tenant.node.observer = self.node.observer
+        return tenant
 
     def _instance_user(self, node_id: str) -> NatsUser | None:
         if self._operator_nats is None:
@@ -325,6 +345,8 @@ class Parsec:
 
                 await instance.provision(self._operator_nats)
             await self._open(self.node.start, self.node.aclose)
+            if self.metrics_service is not None:
+                await self._open(self.metrics_service.start, self.metrics_service.aclose)
             await self._open(self._start_revocations, self.revocations.aclose)
             await self._open(self.manager.start, self.manager.aclose)
             await self._open(self.channels.start, self.channels.aclose)
@@ -534,7 +556,13 @@ class Parsec:
 
     async def refresh_access(self, refresh_token: str) -> RotatedCredentials:
         """Redeem a refresh token (see :meth:`ChannelService.refresh_access`)."""
-        return await self.channels.refresh_access(refresh_token)
+        try:
+            rotated = await self.channels.refresh_access(refresh_token)
+        except Exception:
+            self._count("refresh_rotations", "error")
+            raise
+        self._count("refresh_rotations", "ok")
+        return rotated
 
     def issue_mgmt(
         self, subject: str, ttl: float | None = None, scopes: Sequence[Scope] | None = None
@@ -561,15 +589,24 @@ class Parsec:
 
     async def generate_key(self, alg: str = "HS256") -> Key:
         """A new verify-only key (promote it to sign with it)."""
-        return await self.keys.generate_key(alg)
+        key = await self.keys.generate_key(alg)
+        self._count("key_rotations", "generate")
+        return key
 
     async def promote_key(self, kid: str) -> None:
         """Make ``kid`` the signing key; the old active key stays verify-only."""
         await self.keys.promote_key(kid)
+        self._count("key_rotations", "promote")
 
     async def retire_key(self, kid: str) -> None:
         """Retire a key: tokens it signed are refused from now on."""
         await self.keys.retire_key(kid)
+        self._count("key_rotations", "retire")
+
+    def _count(self, counter: str, label: str) -> None:
+        """Count an event in the metrics, when there are metrics."""
+        if self.metrics is not None:
+            self.metrics.count(counter, label)
 
     async def reload_keys(self) -> None:
         """Re-read the keyring from its store (after another process changed it)."""

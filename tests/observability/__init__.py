@@ -1,0 +1,1 @@
+"""Observability: metrics scraped from real servers."""

@@ -64,6 +64,7 @@ ADDR_HINT: Final = (
     "choose another address with --addr HOST:PORT (env PARSEC_ADDR, config [server] addr)"
 )
 """How to listen elsewhere: the end of the error for an address it cannot listen on."""
+METRICS_ADDR_HINT: Final = "choose another [observability] metrics_addr (env PARSEC_METRICS_ADDR)"
 
 
 class LogLevel(StrEnum):
@@ -233,7 +234,8 @@ def _start_errors(options: Options) -> Iterator[None]:
     except ConfigError as e:  # found as the server starts (observability.otlp_endpoint)
         fail(f"bad configuration: {e}", EXIT_USAGE)
     except ListenError as e:
-        fail(f"{e}; {ADDR_HINT}", EXIT_USAGE)
+        metrics = e.addr == options.observability.metrics_addr
+        fail(f"{e}; {METRICS_ADDR_HINT if metrics else ADDR_HINT}", EXIT_USAGE)
     except BrokerUnreachable as e:
         fail(str(e), EXIT_USAGE)
     except DiscoveryError as e:

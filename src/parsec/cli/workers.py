@@ -6,14 +6,20 @@ Every worker binds the port with SO_REUSEPORT and the kernel spreads connections
 them; they act as one server through the shared broker (Redis). SIGINT / SIGTERM are
 passed on to every worker; when one worker exits with an error the others are stopped
 and the supervisor exits with that code.
+
+Metrics: the supervisor gives its workers one private ``PROMETHEUS_MULTIPROC_DIR``
+(a temporary directory it removes when they have stopped), so that a scrape of
+``/metrics`` on any worker shows the whole server (:mod:`parsec.observability.metrics`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -22,6 +28,8 @@ from typing import Final
 __all__ = ["WORKER_ENV", "run_workers", "worker_index"]
 
 WORKER_ENV: Final = "PARSEC_WORKER"
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+"""Where workers' metric values meet (prometheus-client's multiprocess mode)."""
 _POLL: Final = 0.2
 _STOP_GRACE: Final = 10.0
 
@@ -35,11 +43,18 @@ def worker_index() -> int | None:
 def run_workers(count: int, serve_args: Sequence[str]) -> int:
     """Run ``count`` workers of ``parsec serve <serve_args>`` until they stop; the
     worst exit code."""
-    args = _without_workers(serve_args)
+    metrics_dir = tempfile.mkdtemp(prefix="parsec-metrics-")
+    try:
+        return _run(count, _without_workers(serve_args), metrics_dir)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(count: int, args: list[str], metrics_dir: str) -> int:
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "parsec", "serve", *args],
-            env={**os.environ, WORKER_ENV: str(index)},
+            env={**os.environ, WORKER_ENV: str(index), MULTIPROC_ENV: metrics_dir},
         )
         for index in range(count)
     ]

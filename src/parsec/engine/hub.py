@@ -24,6 +24,8 @@ class Hub:
         self._sessions: dict[str, Session] = {}
         self._users: dict[str, dict[str, Session]] = {}
         self._channels: dict[str, dict[str, Subscription]] = {}
+        self.deliveries = 0
+        """Publications handed to local subscribers since the start (metrics read it)."""
 
     # --- sessions ---------------------------------------------------------------
 
@@ -68,6 +70,11 @@ class Hub:
         del self._channels[sub.channel]
         return True
 
+    def holds(self, sub: Subscription) -> bool:
+        """Whether ``sub`` is registered."""
+        subs = self._channels.get(sub.channel)
+        return subs is not None and subs.get(sub.session.client_id) is sub
+
     def subscribers(self, channel: str) -> list[Subscription]:
         return list(self._channels.get(channel, {}).values())
 
@@ -89,6 +96,7 @@ class Hub:
             return
         message = protocol.encode_push(channel, "pub", pub)
         offset, epoch = pub.offset, position.epoch
+        self.deliveries += len(subs)
         for sub in list(subs.values()):
             sub.deliver(message, offset, epoch)
 

@@ -46,6 +46,7 @@ from parsec.engine.controller import (
 from parsec.engine.faults import ClientFaults
 from parsec.engine.hub import Hub
 from parsec.engine.lifecycle import RUN_TRANSITIONS, RunState, advance
+from parsec.engine.observer import EngineObserver
 from parsec.engine.presence import PresenceManager, PresenceStats
 from parsec.engine.revocation import REVOCATIONS_SURVEY, TokenRevocations
 from parsec.engine.session import Session
@@ -122,6 +123,9 @@ class Node:
         self.publish_gate: Callable[[], None] | None = None
         """Called before each publication this node accepts (from a client or an API);
         raises a ClientError (111 too many requests) to refuse it. None: no gate."""
+        self.observer: EngineObserver | None = None
+        """Told about publications, commands, connections and subscriptions (metrics);
+        None: nobody, at the cost of one test per event."""
         self._broker_channels: set[str] = set()
         self._channel_locks: dict[str, _ChannelLock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -223,7 +227,9 @@ class Node:
 
     async def add_subscription(self, sub: Subscription) -> None:
         """Register a subscription; subscribe the node on its channel's first one."""
-        self.hub.add_subscription(sub)
+        first = self.hub.add_subscription(sub)
+        if self.observer is not None:
+            self.observer.subscribed(sub.resolved, first)
         if sub.channel in self._broker_channels:
             return
         async with self._lock(sub.channel):
@@ -233,7 +239,11 @@ class Node:
 
     async def remove_subscription(self, sub: Subscription) -> None:
         """Unregister a subscription; unsubscribe the node after its channel's last."""
-        if not self.hub.remove_subscription(sub):
+        observer = self.observer if self.hub.holds(sub) else None
+        last = self.hub.remove_subscription(sub)
+        if observer is not None:
+            observer.unsubscribed(sub.resolved, last)
+        if not last:
             return
         async with self._lock(sub.channel):
             if sub.channel in self._broker_channels and not self.hub.has_subscribers(sub.channel):
@@ -267,30 +277,43 @@ class Node:
         and ``tags`` are over the channel's size limit, and whatever ``publish_gate``
         raises (111 too many requests) before anything else.
         """
-        if self.publish_gate is not None:
-            self.publish_gate()
-        resolved = resolved or self.rules.resolve(channel)
-        opts = resolved.options
-        if tags or len(data) > (opts.max_publication_size or self._max_publication_size):
-            self.check_publication_size(opts, data, tags)
-        if self.authority is not None and self.authority.manages(resolved):
-            await self.authority.check_publish(channel)
-        pub = Publication(data=msgspec.Raw(data), info=info, tags=tags or None)
-        if opts.history_enabled and not skip_history:
-            popts = PublishOptions(
-                history_size=opts.history_size,
-                history_ttl=opts.history_ttl,
-                history_meta_ttl=opts.history_meta_ttl,
-                idempotency_key=idempotency_key,
-            )
-        elif idempotency_key:
-            popts = PublishOptions(idempotency_key=idempotency_key)
-        else:
-            popts = _NO_HISTORY
-        position = await self.broker.publish(channel, pub, popts)
-        namespace = resolved.namespace
-        self.published[namespace] = self.published.get(namespace, 0) + 1
-        return position
+        observer = self.observer
+        started = time.perf_counter() if observer is not None else 0.0
+        try:
+            if self.publish_gate is not None:
+                self.publish_gate()
+            resolved = resolved or self.rules.resolve(channel)
+            opts = resolved.options
+            if tags or len(data) > (opts.max_publication_size or self._max_publication_size):
+                self.check_publication_size(opts, data, tags)
+            if self.authority is not None and self.authority.manages(resolved):
+                await self.authority.check_publish(channel)
+            pub = Publication(data=msgspec.Raw(data), info=info, tags=tags or None)
+            if opts.history_enabled and not skip_history:
+                popts = PublishOptions(
+                    history_size=opts.history_size,
+                    history_ttl=opts.history_ttl,
+                    history_meta_ttl=opts.history_meta_ttl,
+                    idempotency_key=idempotency_key,
+                )
+            elif idempotency_key:
+                popts = PublishOptions(idempotency_key=idempotency_key)
+            else:
+                popts = _NO_HISTORY
+            if observer is None:
+                position = await self.broker.publish(channel, pub, popts)
+            else:
+                sent = time.perf_counter()
+                position = await self.broker.publish(channel, pub, popts)
+                done = time.perf_counter()
+                observer.published(_visibility(resolved), done - started, done - sent)
+            namespace = resolved.namespace
+            self.published[namespace] = self.published.get(namespace, 0) + 1
+            return position
+        except Exception:
+            if observer is not None:
+                observer.publish_failed(_visibility(resolved))
+            raise
 
     def check_publication_size(
         self, options: ChannelOptions, data: bytes, tags: dict[str, str] | None = None
@@ -490,6 +513,13 @@ class Node:
                         await session.update_presence(sub)
                     except Exception:
                         log.exception("presence refresh failed for %r", sub.channel)
+
+
+def _visibility(resolved: ResolvedChannel | None) -> str:
+    """A publication's ``channel_visibility`` label."""
+    if resolved is None:
+        return "unknown"
+    return "private" if resolved.token_required else "public"
 
 
 def _channel_counts(reply: SurveyReply) -> dict[str, int]:

@@ -199,21 +199,30 @@ class Session:
                 "second connect" if method == "connect" else f"{method} before connect"
             )
         handler = _HANDLERS[method]
+        observer = self.node.observer
         try:
             result = await handler(self, getattr(cmd, method))
         except ClientError as exc:
             if method == "connect":
                 self._connect_failed = True
+                if observer is not None:
+                    observer.connect_failed(self.transport.name)
             if exc.detail:
                 self._log_refusal(method, exc)
+            if observer is not None:
+                observer.command(method, str(exc.code))
             self.write(protocol.encode_error(cmd.id, exc.code, exc.message, exc.temporary))
         except (Disconnect, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("command %s failed for client %s", method, self.client_id)
             e = errors.INTERNAL
+            if observer is not None:
+                observer.command(method, "internal")
             self.write(protocol.encode_error(cmd.id, e.code, e.message, e.temporary))
         else:
+            if observer is not None:
+                observer.command(method, "ok")
             if not self._try_write(protocol.encode_reply(cmd.id, method, result)):
                 await self._reply_lighter(cmd, method, result)
         self.release_pending()
@@ -323,6 +332,8 @@ class Session:
         self._cancel(self._stale)
         self._stale = None
         node.hub.add_session(self)
+        if node.observer is not None:
+            node.observer.connected(self.transport.name)
         if log.isEnabledFor(logging.INFO):
             log.info("connect", extra=self.log_fields("connect"))
         self.set_expiry(expires_at)
@@ -527,6 +538,8 @@ class Session:
             self._cancel(handle)
         if was_connected:
             self.node.hub.remove_session(self)
+            if self.node.observer is not None:
+                self.node.observer.disconnected(self.transport.name, d.code)
         if self.subs:
             self._cleanup = self.node.cleanups.submit(self._release_all(list(self.subs.values())))
 

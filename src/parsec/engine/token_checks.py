@@ -53,6 +53,7 @@ from parsec.engine.tokens import (
 )
 
 if TYPE_CHECKING:
+    from parsec.engine.node import Node
     from parsec.engine.session import Session
 
 __all__ = [
@@ -178,6 +179,7 @@ def connection_token(
     try:
         claims = node.verifier.verify_connection(token)
     except TokenExpired as exc:
+        _verified(node, "connection", "expired")
         _failed(session, "connection", reason_of(exc.code))
         raise refusals.expired from None
     except InvalidToken as exc:
@@ -190,6 +192,7 @@ def connection_token(
 
             _stale_keys(node.verifier, exc, again)
         _keys_unavailable(exc, fetched)
+        _verified(node, "connection", "invalid")
         if refusals.report_invalid:
             node.client_faults.report(
                 faults.INVALID_TOKEN,
@@ -200,6 +203,7 @@ def connection_token(
             )
         _failed(session, "connection", reason_of(exc.code))
         raise refusals.invalid("") from None
+    _verified(node, "connection", "ok")
     if user is not None and claims.user != user:
         _failed(session, "connection", "mismatch")
         raise refusals.not_theirs
@@ -230,6 +234,7 @@ def subscription_token(
     try:
         claims = node.verifier.verify_subscription(token)
     except TokenExpired as exc:
+        _verified(node, "subscription", "expired")
         _failed(session, "subscription", reason_of(exc.code), channel)
         raise refusals.expired from None
     except InvalidToken as exc:
@@ -242,6 +247,7 @@ def subscription_token(
 
             _stale_keys(node.verifier, exc, again)
         _keys_unavailable(exc, fetched)
+        _verified(node, "subscription", "invalid")
         if refusals.report_invalid:
             node.client_faults.report(
                 faults.INVALID_TOKEN,
@@ -253,6 +259,7 @@ def subscription_token(
             )
         _failed(session, "subscription", reason_of(exc.code), channel)
         raise refusals.invalid(channel) from None
+    _verified(node, "subscription", "ok")
     if (
         claims.channel != channel
         or claims.user != session.user
@@ -267,6 +274,11 @@ def subscription_token(
         raise refusals.revoked
     _check_expiry(session, "subscription", claims.expires_at, refusals, channel)
     return claims, token_id
+
+
+def _verified(node: Node, kind: str, result: str) -> None:
+    if node.observer is not None:
+        node.observer.token_verified(kind, result)
 
 
 def _check_expiry(

@@ -5,6 +5,7 @@
 ``/api``, ``/api/<method>``        the Centrifugo server HTTP API
 ``/healthz``                       200 ``ok`` while the node runs, 503 otherwise (``draining``
                                    from the moment ``Parsec.drain`` begins)
+``/metrics``                       Prometheus metrics (:mod:`parsec.observability.http`)
 ``/twirp/parsec.ParsecService/*``  the management API (:mod:`parsec.api.management`)
 ``/manifest``                      the ``parsec.manifest`` descriptor envelope
 ``/parsec/telemetry``              the telemetry snapshot (operator mgmt token)
@@ -35,6 +36,7 @@ from parsec.api.token_broker import TokenBrokerApi
 from parsec.api.twirp import BadRoute, error_response
 from parsec.auth.jwks import jwks
 from parsec.errors import ParsecError
+from parsec.observability import http as metrics
 from parsec.observability.access_log import AccessLog
 from parsec.server.limits import BodyLimit
 from parsec.transports.websocket import WEBSOCKET_PATH, WebSocketEndpoint
@@ -107,6 +109,7 @@ def build_app(parsec: Parsec) -> FastAPI:
     app.router.routes.append(Route("/twirp/{path:path}", BadRoute(), include_in_schema=False))
     app.include_router(_documents_router(parsec))
     app.add_middleware(BodyLimit, limit=parsec.options.server.max_request_body_size)
+    metrics.install(app, parsec)  # /metrics and request counts, unless metrics = false
     # outermost: every request, the body limit's 413 included, gets its line and span
     app.add_middleware(AccessLog, trusted_proxies=parsec.options.observability.trusted_proxies)
     return app

@@ -125,6 +125,8 @@ def tenant_options(
         nats=None,
         sinks=None,
         node_name=f"{base.node_name}{ORG_PREFIX_TAG}{org_id.hex[:8]}",
+        # the operator's instance has the metrics (and their address); see Parsec._tenant
+        observability=dataclasses.replace(base.observability, metrics=False),
     )
 
 

@@ -84,6 +84,11 @@ class RedisBroker:
         """Whether the node's pub/sub connection is up (for health checks)."""
         return self._subscriber.connected
 
+    @property
+    def reconnects(self) -> int:
+        """How many times the pub/sub connection came back after it was lost (metrics)."""
+        return self._subscriber.reconnects
+
     async def start(self, handler: BrokerEventHandler) -> None:
         """Start the supervised pub/sub listener. It connects in the background, so a
         node can start while Redis is down; ``subscribe`` waits for it."""

@@ -109,6 +109,10 @@ class Subscriber:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._started = False
+        self.reconnects = 0
+        """How many times the pub/sub connection came back after it was lost."""
+        self._was_ready = False
+        """Whether the connection was ever ready: a later connect is a reconnect."""
 
     @property
     def connected(self) -> bool:
@@ -234,7 +238,8 @@ class Subscriber:
                 await self._connect(pubsub)
                 if attempt:
                     log.info("redis pub/sub reconnected after %d attempt(s)", attempt)
-                attempt = 0
+                self.reconnects += self._was_ready
+                self._was_ready, attempt = True, 0
                 self._pubsub = pubsub
                 self._ready.set()
                 await self._listen(pubsub)
