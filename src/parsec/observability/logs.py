@@ -102,6 +102,10 @@ class TextFormatter(logging.Formatter):
         return line + " " + " ".join(f"{k}={_text(v)}" for k, v in fields.items())
 
 
+_HANDLER = "parsec"
+"""The name of the handler :func:`configure_logging` installs."""
+
+
 def _text(value: object) -> str:
     text = str(value)
     if not text or any(c.isspace() or c in '"=' for c in text):
@@ -109,21 +113,37 @@ def _text(value: object) -> str:
     return text
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on whatever ``sys.stderr`` is when a record is emitted (a process
+    that swaps it, as a test runner does, never leaves it writing to a closed file)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def configure_logging(options: Options, stream: TextIO | None = None) -> None:
-    """Route every logger (uvicorn's too) to one handler on ``stream`` (stderr) in
-    ``options.log.format``, at ``options.log.level``. Replaces the root logger's
-    handlers, so calling it again reconfigures."""
+    """Route every logger (uvicorn's too) to one handler on ``stream`` (default: the
+    current stderr) in ``options.log.format``, at ``options.log.level``. Replaces the
+    handler an earlier call installed (other handlers on the root logger stay), so
+    calling it again reconfigures."""
     level = options.log.level.upper()
     formatter: logging.Formatter = (
         JsonFormatter(options.region)
         if options.log.format == "json"
         else TextFormatter(options.region)
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _CurrentStderr() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    handler.set_name(_HANDLER)
     root = logging.getLogger()
     for old in root.handlers[:]:
-        root.removeHandler(old)
+        if old.get_name() == _HANDLER:
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     for name in UVICORN:
