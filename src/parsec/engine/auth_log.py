@@ -18,8 +18,9 @@ many were logged at DEBUG only.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Final
+
+from parsec.engine.bucket import TokenBucket
 
 __all__ = ["BURST", "LINES_PER_SECOND", "AuthFailures", "reason_of"]
 
@@ -32,11 +33,10 @@ LINES_PER_SECOND: Final = 1.0
 class AuthFailures:
     """A node's ``auth_failure`` lines and their budget (see the module docstring)."""
 
-    __slots__ = ("_checked", "_suppressed", "_tokens")
+    __slots__ = ("_bucket", "_suppressed")
 
     def __init__(self) -> None:
-        self._tokens = float(BURST)
-        self._checked = time.monotonic()
+        self._bucket = TokenBucket(BURST, LINES_PER_SECOND)
         self._suppressed = 0
 
     def report(self, token_type: str, reason: str, **fields: object) -> None:
@@ -45,7 +45,7 @@ class AuthFailures:
         if not log.isEnabledFor(logging.WARNING):
             return
         extra = {"event": "auth_failure", "token_type": token_type, "reason": reason, **fields}
-        if not self._take():
+        if not self._bucket.take():
             self._suppressed += 1
             log.debug("auth_failure", extra=extra)
             return
@@ -53,16 +53,6 @@ class AuthFailures:
             extra["suppressed"] = self._suppressed
             self._suppressed = 0
         log.warning("auth_failure", extra=extra)
-
-    def _take(self) -> bool:
-        now = time.monotonic()
-        tokens = min(BURST, self._tokens + (now - self._checked) * LINES_PER_SECOND)
-        self._checked = now
-        if tokens < 1:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - 1
-        return True
 
 
 def reason_of(code: str) -> str:

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from parsec.engine.bucket import TokenBucket
+
 __all__ = [
     "FRAME_TOO_BIG",
     "INVALID_TOKEN",
@@ -73,14 +75,12 @@ class Budgeted(Protocol):
 class ClientFaults:
     """A node's count of client-caused problems, by reason, and its log budget."""
 
-    __slots__ = ("_checked", "_clock", "_suppressed", "_tokens", "counts")
+    __slots__ = ("_bucket", "_suppressed", "counts")
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.counts: dict[str, int] = dict.fromkeys(REASONS, 0)
         """Problems seen since the node started, by reason (every reason present)."""
-        self._clock = clock
-        self._tokens = float(NODE_BURST)
-        self._checked = clock()
+        self._bucket = TokenBucket(NODE_BURST, NODE_LINES_PER_SECOND, clock=clock)
         self._suppressed = 0
 
     def report(self, reason: str, owner: Budgeted | None, msg: str, *args: object) -> None:
@@ -93,7 +93,7 @@ class ClientFaults:
                 self._quiet(msg, args)
                 return
             owner.fault_lines -= 1
-        if not self._take():
+        if not self._bucket.take():
             self._quiet(msg, args)
             return
         if self._suppressed:
@@ -105,14 +105,3 @@ class ClientFaults:
     def _quiet(self, msg: str, args: tuple[object, ...]) -> None:
         self._suppressed += 1
         log.debug(msg, *args)
-
-    def _take(self) -> bool:
-        """Take one line from the node's bucket; False when it is empty."""
-        now = self._clock()
-        tokens = min(NODE_BURST, self._tokens + (now - self._checked) * NODE_LINES_PER_SECOND)
-        self._checked = now
-        if tokens < 1:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - 1
-        return True
