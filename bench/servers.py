@@ -102,14 +102,18 @@ class ServerKind:
         script = Path(sys.executable).with_name("parsec")
         head = [str(script)] if script.exists() else [sys.executable, "-m", "parsec"]
         serve = [*head, "serve", "--config", str(PARSEC_CONFIG), "--addr", f"{HOST}:{port}"]
-        serve += ["--state-dir", str(workdir / "state"), "--log-level", "warning"]
+        serve += ["--state-dir", str(workdir / "state")]
         if cluster is not None:
             serve += ["--workers", str(cluster.workers), "--broker", cluster.redis_url]
         return serve
 
     def environment(self, cluster: ClusterRun | None) -> dict[str, str]:
-        """The server's environment: the runner's, plus Parsec's key prefix."""
+        """The server's environment: the runner's, plus Parsec's key prefix, and
+        Parsec's log level ``warning`` unless the runner sets ``PARSEC_LOG_LEVEL`` (a
+        logging pair: ``PARSEC_LOG_LEVEL=info python -m bench run …``)."""
         env = dict(os.environ)
+        if self.module is None:
+            env.setdefault("PARSEC_LOG_LEVEL", "warning")
         if cluster is not None and self.module is None:
             env["PARSEC_BROKER_KEY_PREFIX"] = cluster.prefix
         return env
