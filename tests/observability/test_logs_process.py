@@ -182,10 +182,10 @@ async def test_connection_lines_and_auth_failure_reason_codes(server: ParsecServ
     await until(lambda: '"path":"/manifest"' in server.log())
     lines = _lines(server)
     connect = next(line for line in lines if line["msg"] == "connect")
-    assert connect["level"] == "info"
+    assert connect["level"] == "debug"
     assert connect["user"] == "alice"
     assert connect["transport"] == "websocket"
-    assert _has(lines, msg="disconnect", client=connect["client"], level="info")
+    assert _has(lines, msg="disconnect", client=connect["client"], level="debug")
     failures = [line for line in lines if line["msg"] == "auth_failure"]
     assert all(line["level"] == "warning" for line in failures)
     assert _has(failures, token_type="connection", reason="expired")

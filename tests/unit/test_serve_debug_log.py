@@ -71,13 +71,13 @@ async def test_a_session_s_life_is_logged_line_by_line(server: ParsecServe) -> N
         await client.aclose()
     await until(lambda: len(session_lines(server, cid)) >= 8)
     assert session_lines(server, cid) == [
-        ("info", "connect", "alice", None, None, None),
+        ("debug", "connect", "alice", None, None, None),
         ("debug", "subscribe", "alice", "feed:a", None, None),
         ("debug", "unsubscribe", "alice", "feed:a", 0, "client unsubscribe"),
         ("debug", "subscribe", "alice", "feed:b", None, None),
         ("debug", "unsubscribe", "alice", "feed:b", 2000, "server unsubscribe"),
         ("debug", "subscribe", "alice", "feed:c", None, None),
-        ("info", "disconnect", "alice", None, 3000, "connection closed"),
+        ("debug", "disconnect", "alice", None, 3000, "connection closed"),
         ("debug", "unsubscribe", "alice", "feed:c", 1, "disconnect"),
     ]
 
@@ -94,7 +94,7 @@ async def test_a_disconnect_by_the_server_logs_its_code_and_reason(server: Parse
                 pass
     finally:
         await client.aclose()
-    expected = ("info", "disconnect", "bob", None, 4001, "maintenance")
+    expected = ("debug", "disconnect", "bob", None, 4001, "maintenance")
     await until(lambda: expected in session_lines(server, cid))
-    connect = ("info", "connect", "bob", None, None, None)
+    connect = ("debug", "connect", "bob", None, None, None)
     assert session_lines(server, cid) == [connect, expected]

@@ -334,8 +334,8 @@ class Session:
         node.hub.add_session(self)
         if node.observer is not None:
             node.observer.connected(self.transport.name)
-        if log.isEnabledFor(logging.INFO):
-            log.info("connect", extra=self.log_fields("connect"))
+        if log.isEnabledFor(logging.DEBUG):  # the upgrade's access line is the INFO one
+            log.debug("connect", extra=self.log_fields("connect"))
         self.set_expiry(expires_at)
         copts = node.options.client
         if copts.ping_interval > 0:
@@ -530,10 +530,9 @@ class Session:
         was_connected = self.state is SessionState.CONNECTED
         self._advance(SessionState.CLOSED)
         d = self.close_reason = self.close_reason or _PEER_CLOSED
-        level = logging.INFO if was_connected else logging.DEBUG  # INFO: after a connect
-        if log.isEnabledFor(level):
+        if log.isEnabledFor(logging.DEBUG):
             fields = self.log_fields("disconnect")
-            log.log(level, "disconnect", extra={**fields, "code": d.code, "reason": d.reason})
+            log.debug("disconnect", extra={**fields, "code": d.code, "reason": d.reason})
         for handle in (self._stale, self._ping, self._pong, self._expire):
             self._cancel(handle)
         if was_connected:
