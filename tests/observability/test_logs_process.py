@@ -10,6 +10,7 @@ request id, the connection lines and the ``auth_failure`` reason codes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import secrets
 import time
@@ -43,13 +44,29 @@ def _hs256(claims: dict[str, Any], key: str = HMAC_SECRET) -> str:
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-GOOD_CONNECTION = _hs256({"sub": "alice", "exp": int(time.time()) + 600})
-EXPIRED_CONNECTION = _hs256({"sub": "bob", "exp": int(time.time()) - 600})
-FORGED_CONNECTION = _hs256({"sub": "mallory", "exp": int(time.time()) + 600}, _secret("other"))
-FORGED_SUBSCRIPTION = _hs256(
-    {"sub": "alice", "channel": "news", "exp": int(time.time()) + 600}, _secret("other")
-)
-FORGED_MGMT = _hs256({"sub": "operator", "typ": "mgmt"}, _secret("other"))
+@dataclasses.dataclass(frozen=True)
+class Jwts:
+    """The tokens a scenario presents, made when the test runs (not at collection: a
+    long run would let the good ones expire first)."""
+
+    good_connection: str
+    expired_connection: str
+    forged_connection: str
+    forged_subscription: str
+    forged_mgmt: str
+
+    @classmethod
+    def now(cls) -> Jwts:
+        soon, past = int(time.time()) + 600, int(time.time()) - 600
+        return cls(
+            good_connection=_hs256({"sub": "alice", "exp": soon}),
+            expired_connection=_hs256({"sub": "bob", "exp": past}),
+            forged_connection=_hs256({"sub": "mallory", "exp": soon}, _secret("other")),
+            forged_subscription=_hs256(
+                {"sub": "alice", "channel": "news", "exp": soon}, _secret("other")
+            ),
+            forged_mgmt=_hs256({"sub": "operator", "typ": "mgmt"}, _secret("other")),
+        )
 
 
 @pytest.fixture
@@ -74,19 +91,19 @@ async def _command(ws: Any, command: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-async def _scenario(server: ParsecServe) -> tuple[httpx.Response, str]:
+async def _scenario(server: ParsecServe, jwts: Jwts) -> tuple[httpx.Response, str]:
     """Present every secret, good and bad; the response to a request sent with an
     ``X-Request-ID``, and the good management token."""
     mgmt = (server.state_dir / "operator.token").read_text().strip()
     ws_url = server.url.replace("http://", "ws://") + WS_PATH
     async with websockets.connect(ws_url) as ws:  # alice connects, then fails a subscribe
-        reply = await _command(ws, {"id": 1, "connect": {"token": GOOD_CONNECTION}})
+        reply = await _command(ws, {"id": 1, "connect": {"token": jwts.good_connection}})
         assert reply["connect"]["client"], reply
         reply = await _command(
-            ws, {"id": 2, "subscribe": {"channel": "news", "token": FORGED_SUBSCRIPTION}}
+            ws, {"id": 2, "subscribe": {"channel": "news", "token": jwts.forged_subscription}}
         )
         assert "error" in reply, reply
-    for token in (EXPIRED_CONNECTION, FORGED_CONNECTION):
+    for token in (jwts.expired_connection, jwts.forged_connection):
         async with websockets.connect(ws_url) as ws:
             await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
             await _drain(ws)
@@ -94,7 +111,9 @@ async def _scenario(server: ParsecServe) -> tuple[httpx.Response, str]:
         twirp = "/twirp/parsec.ParsecService/ListChannels"
         ok = await http.post(twirp, json={}, headers={"Authorization": f"Bearer {mgmt}"})
         assert ok.status_code == 200, ok.text
-        bad = await http.post(twirp, json={}, headers={"Authorization": f"Bearer {FORGED_MGMT}"})
+        bad = await http.post(
+            twirp, json={}, headers={"Authorization": f"Bearer {jwts.forged_mgmt}"}
+        )
         assert bad.status_code == 401, bad.text
         for key in (API_KEY, WRONG_API_KEY):
             await http.post("/api/info", json={}, headers={"X-API-Key": key})
@@ -126,7 +145,8 @@ def _has(lines: list[dict[str, Any]], **fields: object) -> bool:
 
 
 async def test_json_logs_parse_line_by_line_and_hold_no_secret(server: ParsecServe) -> None:
-    traced, mgmt = await _scenario(server)
+    jwts = Jwts.now()
+    traced, mgmt = await _scenario(server, jwts)
     await until(lambda: '"path":"/manifest"' in server.log())
     await server.stop()
     text = server.log()
@@ -146,11 +166,7 @@ async def test_json_logs_parse_line_by_line_and_hold_no_secret(server: ParsecSer
         URL_PASSWORD,
         basic,
         mgmt,
-        GOOD_CONNECTION,
-        EXPIRED_CONNECTION,
-        FORGED_CONNECTION,
-        FORGED_SUBSCRIPTION,
-        FORGED_MGMT,
+        *dataclasses.astuple(jwts),
     ):
         assert secret not in text
         assert secret.split(".")[-1] not in text  # a JWT's signature alone neither
@@ -178,7 +194,7 @@ async def test_the_access_log_line_carries_the_request_id(server: ParsecServe) -
 
 
 async def test_connection_lines_and_auth_failure_reason_codes(server: ParsecServe) -> None:
-    await _scenario(server)
+    await _scenario(server, Jwts.now())
     await until(lambda: '"path":"/manifest"' in server.log())
     lines = _lines(server)
     connect = next(line for line in lines if line["msg"] == "connect")
