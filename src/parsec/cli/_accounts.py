@@ -10,13 +10,13 @@ exits 2 before any request.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from parsec.cli._common import EXIT_USAGE, credentials_file, fail
+from parsec.cli._common import EXIT_USAGE, credentials_file, emit, fail, print_table
 from parsec.client import user_logins
 from parsec.client.accounts import AccountsApiError, AccountsClient, AccountsTransportError
 from parsec.client.credentials import CredentialsError
@@ -104,3 +104,25 @@ def accounts_client(server: str, token: str | None) -> Iterator[AccountsClient]:
         fail(f"{exc.code}: {exc.message}")
     except AccountsTransportError as exc:
         fail(str(exc))
+
+
+def list_org(
+    kind: str,
+    org: str | None,
+    server: str,
+    token: str | None,
+    as_json: bool,
+    headers: Sequence[str],
+    row: Callable[[dict[str, Any]], list[Any]],
+) -> None:
+    """``parsec <kind> list``: GET ``/orgs/{slug}/<kind>`` of the org (``--org``, else the
+    caller's default) and print it as a table, or as JSON ``{"org", "<kind>": [...]}``."""
+    with accounts_client(server, token) as api:
+        slug = org_slug(api, org)
+        items: list[dict[str, Any]] = api.get(f"/orgs/{slug}/{kind}")
+    emit(
+        as_json,
+        f"parsec.{kind}.list",
+        {"org": slug, kind: items},
+        lambda: print_table(list(headers), [row(item) for item in items]),
+    )

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final
 import typer
 
 from parsec.accounts.access import SCOPES
-from parsec.cli._accounts import ApiToken, OrgOption, accounts_client, org_slug
+from parsec.cli._accounts import ApiToken, OrgOption, accounts_client, list_org, org_slug
 from parsec.cli._common import (
     DEFAULT_SERVER,
     EXIT_USAGE,
@@ -21,7 +21,6 @@ from parsec.cli._common import (
     emit,
     fail,
     print_fields,
-    print_table,
     ttl_seconds,
 )
 
@@ -110,29 +109,23 @@ def list_keys(
     as_json: JsonFlag = False,
 ) -> None:
     """List the organisation's API keys (never the keys themselves)."""
-    with accounts_client(server, token) as api:
-        slug = org_slug(api, org)
-        keys: list[dict[str, Any]] = api.get(f"/orgs/{slug}/apikeys")
-    emit(
+    list_org(
+        "apikeys",
+        org,
+        server,
+        token,
         as_json,
-        "parsec.apikeys.list",
-        {"org": slug, "apikeys": keys},
-        lambda: print_table(
-            ["ID", "NAME", "PREFIX", "SCOPES", "CREATED BY", "EXPIRES", "LAST USED", "REVOKED"],
-            [
-                [
-                    k["id"],
-                    k["name"],
-                    k["prefix"],
-                    " ".join(k["scopes"]) or "-",
-                    k["created_by"] or "-",
-                    k["expires_at"] or "never",
-                    k["last_used_at"] or "-",
-                    k["revoked_at"] or "-",
-                ]
-                for k in keys
-            ],
-        ),
+        ["ID", "NAME", "PREFIX", "SCOPES", "CREATED BY", "EXPIRES", "LAST USED", "REVOKED"],
+        lambda k: [
+            k["id"],
+            k["name"],
+            k["prefix"],
+            " ".join(k["scopes"]) or "-",
+            k["created_by"] or "-",
+            k["expires_at"] or "never",
+            k["last_used_at"] or "-",
+            k["revoked_at"] or "-",
+        ],
     )
 
 

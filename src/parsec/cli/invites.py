@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from parsec.cli._accounts import ApiToken, OrgOption, accounts_client, org_slug
+from parsec.cli._accounts import ApiToken, OrgOption, accounts_client, list_org, org_slug
 from parsec.cli._common import (
     DEFAULT_SERVER,
     EXIT_USAGE,
@@ -98,17 +98,14 @@ def list_invites(
     as_json: JsonFlag = False,
 ) -> None:
     """List an organisation's open invites (admins and the owner)."""
-    with accounts_client(server, token) as api:
-        slug = org_slug(api, org)
-        invites: list[dict[str, Any]] = api.get(f"/orgs/{slug}/invites")
-    emit(
+    list_org(
+        "invites",
+        org,
+        server,
+        token,
         as_json,
-        "parsec.invites.list",
-        {"org": slug, "invites": invites},
-        lambda: print_table(
-            ["ID", "TO", "ROLE", "EXPIRES"],
-            [[i["id"], _to(i), i["role"], i["expires_at"]] for i in invites],
-        ),
+        ["ID", "TO", "ROLE", "EXPIRES"],
+        lambda i: [i["id"], _to(i), i["role"], i["expires_at"]],
     )
 
 

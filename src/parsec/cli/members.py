@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from parsec.cli._accounts import ApiToken, OrgOption, accounts_client, org_slug
-from parsec.cli._common import DEFAULT_SERVER, JsonFlag, ServerUrl, emit, print_table
+from parsec.cli._accounts import ApiToken, OrgOption, accounts_client, list_org, org_slug
+from parsec.cli._common import DEFAULT_SERVER, JsonFlag, ServerUrl, emit
 
 __all__ = ["app"]
 
@@ -24,17 +24,14 @@ def list_members(
     as_json: JsonFlag = False,
 ) -> None:
     """List the members of an organisation with their roles."""
-    with accounts_client(server, token) as api:
-        slug = org_slug(api, org)
-        members: list[dict[str, Any]] = api.get(f"/orgs/{slug}/members")
-    emit(
+    list_org(
+        "members",
+        org,
+        server,
+        token,
         as_json,
-        "parsec.members.list",
-        {"org": slug, "members": members},
-        lambda: print_table(
-            ["USERNAME", "NAME", "ROLE", "JOINED"],
-            [[m["username"], m["name"] or "", m["role"], m["joined_at"]] for m in members],
-        ),
+        ["USERNAME", "NAME", "ROLE", "JOINED"],
+        lambda m: [m["username"], m["name"] or "", m["role"], m["joined_at"]],
     )
 
 

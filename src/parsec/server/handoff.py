@@ -228,10 +228,8 @@ def _is_upgrade(head: bytes, target: bytes) -> bool:
 
 
 def _uvicorn_http() -> Callable[..., asyncio.Protocol]:
-    try:
-        from parsec.server._http import LimitedHttpProtocol
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
-        from uvicorn.protocols.http.h11_impl import H11Protocol
+    # httptools comes with uvicorn[standard]; no fallback to h11, which would serve
+    # without the head limits (431) LimitedHttpProtocol enforces
+    from parsec.server._http import LimitedHttpProtocol
 
-        return H11Protocol
     return LimitedHttpProtocol
